@@ -1,0 +1,7 @@
+export * from './baggage.js';
+export * from './errors.js';
+export * from './lane.js';
+export * from './route-table/load.js';
+export * from './route-table/schema.js';
+export * from './route-table/validate.js';
+export * from './tag.js';

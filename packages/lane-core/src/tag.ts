@@ -1,5 +1,5 @@
 import { getBaggageValue, joinHeaderValues, setBaggageValue } from './baggage.js';
-import { isValidLaneName, STABLE } from './lane.js';
+import { isStable, isValidLaneName, STABLE } from './lane.js';
 
 export const DEFAULT_LANE_HEADER = 'x-lane';
 export const DEFAULT_BAGGAGE_KEY = 'lane';
@@ -83,7 +83,7 @@ export function writeLaneTag(
   options: TagOptions = defaultTagOptions,
 ): void {
   const baggage = joinHeaderValues(carrier.get(BAGGAGE_HEADER));
-  const tagged = lane !== STABLE;
+  const tagged = !isStable(lane);
   const nextBaggage = setBaggageValue(baggage, options.baggageKey, tagged ? lane : undefined);
   if (tagged) carrier.set(options.laneHeader, lane);
   else carrier.delete(options.laneHeader);

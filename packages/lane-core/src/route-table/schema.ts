@@ -53,9 +53,15 @@ export const ServiceSchema = z
 
 export const StringMatchSchema = z
   .union([
-    z.object({ exact: z.string() }).strict(),
-    z.object({ prefix: z.string() }).strict(),
-    z.object({ regex: z.string() }).strict(),
+    z.object({ exact: z.string().describe('The whole value equals this.') }).strict(),
+    z.object({ prefix: z.string().describe('The value starts with this.') }).strict(),
+    z
+      .object({
+        regex: z
+          .string()
+          .describe('A JavaScript regular expression, unanchored, that the value matches.'),
+      })
+      .strict(),
   ])
   .describe('Exactly one of `exact`, `prefix` or `regex` (JavaScript syntax, unanchored).');
 
@@ -116,7 +122,8 @@ export const EntrypointSchema = z
           .describe('Path prefix to match; the longest matching prefix wins.'),
       })
       .strict()
-      .default({ pathPrefix: '/' }),
+      .default({ pathPrefix: '/' })
+      .describe('Which requests this entrypoint takes; every request when absent.'),
     service: z.string().describe('The service the gateway forwards this entrypoint to.'),
     clientLanes: ClientLanesSchema.default('known'),
     clientLanesSecret: z

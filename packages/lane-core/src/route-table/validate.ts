@@ -51,13 +51,13 @@ function fallbackProblems(serviceName: string, service: Service): Problem[] {
     const at = `services.${serviceName}.lanes.${lane}.fallback`;
     const target = set.fallback;
     if (target === STABLE || target === 'none') continue;
-    if (!(target in service.lanes)) {
+    if (!Object.hasOwn(service.lanes, target)) {
       problems.push({ path: at, message: `fallback to unknown lane "${target}"` });
       continue;
     }
     const chain = [lane];
     let next: string = target;
-    while (next !== STABLE && next !== 'none' && next in service.lanes) {
+    while (next !== STABLE && next !== 'none' && Object.hasOwn(service.lanes, next)) {
       if (chain.includes(next)) {
         if (next === lane)
           problems.push({ path: at, message: `cycle ${[...chain, next].join(' -> ')}` });
@@ -96,7 +96,7 @@ function entrypointProblems(table: RouteTable, definedLanes: Set<string>): Probl
     if (names.has(entry.name))
       problems.push({ path: `${at}.name`, message: `duplicate entrypoint "${entry.name}"` });
     names.add(entry.name);
-    if (!(entry.service in table.services)) {
+    if (!Object.hasOwn(table.services, entry.service)) {
       problems.push({ path: `${at}.service`, message: `unknown service "${entry.service}"` });
     }
     entry.assign.forEach((rule, j) => {

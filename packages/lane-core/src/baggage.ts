@@ -112,7 +112,24 @@ export function setBaggageValue(
       ? []
       : splitMembers(header).filter((m) => memberKey(m) !== key);
   if (others.length > BAGGAGE_MAX_MEMBERS) others.length = 0;
-  const members =
-    value === undefined ? others : [...others, serializeBaggageMember({ key, value })];
+  const own = value === undefined ? [] : [serializeBaggageMember({ key, value })];
+  dropOldestToFit(others, own);
+  const members = [...others, ...own];
   return members.length === 0 ? undefined : members.join(',');
+}
+
+/**
+ * Adding our entry to a header just under the limits would push it over them, and the next hop would
+ * then drop the whole header, our entry included. The oldest members give way instead.
+ */
+function dropOldestToFit(others: string[], own: readonly string[]): void {
+  const bytesOf = (list: readonly string[]) =>
+    list.reduce((sum, m) => sum + Buffer.byteLength(m) + 1, 0);
+  let bytes = bytesOf(others) + bytesOf(own) - 1;
+  while (
+    others.length > 0 &&
+    (others.length + own.length > BAGGAGE_MAX_MEMBERS || bytes > BAGGAGE_MAX_BYTES)
+  ) {
+    bytes -= Buffer.byteLength(others.shift()!) + 1;
+  }
 }

@@ -1,1 +1,29 @@
-export {};
+export {
+  ConfigError,
+  type ProxyConfig,
+  ProxyConfigSchema,
+  parseCli,
+  proxyOptionsFrom,
+} from './config.js';
+export { ProxyErrorCodes } from './listeners/respond.js';
+export { LANE_SERVED_HEADER, provenance } from './listeners/service-route.js';
+export { createLogger } from './logger.js';
+export { ProxyMetrics } from './metrics.js';
+export {
+  type GraylaneProxy as Proxy,
+  GraylaneProxy,
+  type ListenAddress,
+  type ProxyOptions,
+} from './proxy.js';
+export { type Assignment, type AssignmentInput, assignLane } from './routing/assign.js';
+export { type CompiledTable, compileTable } from './routing/compiled-table.js';
+export {
+  hostWithoutPort,
+  matchEntrypoint,
+  pathHasPrefix,
+  serviceFromHost,
+} from './routing/entrypoint.js';
+export { type FallbackStep, type Resolution, resolveRoute } from './routing/resolve.js';
+export { BUCKETS, inWeight, stickyBucket, WeightedSplitter } from './routing/sticky.js';
+export { defaultRuntimeOptions, type RuntimeOptions } from './runtime.js';
+export { FileRouteTableSource } from './sources/file.js';

@@ -1,0 +1,163 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { formatPath, GraylaneError, parseDocumentText } from '@graylane/lane-core';
+import { z } from 'zod';
+import type { ListenAddress, ProxyOptions } from './proxy.js';
+import { defaultRuntimeOptions } from './runtime.js';
+
+export const USAGE = `Usage: graylane-proxy --route-table <file> [options]
+
+  --route-table FILE     route table (JSON or YAML), watched for changes
+  --gateway HOST:PORT    gateway (entry) listener
+  --outbound HOST:PORT   outbound (sidecar) listener: the app's HTTP_PROXY, or Host-addressed calls
+  --admin HOST:PORT      admin listener: /metrics /healthz /readyz /routetable (127.0.0.1:15000)
+  --config FILE          proxy settings (YAML or JSON); flags win over it
+  --log-level LEVEL      fatal | error | warn | info | debug | trace | silent (info)
+  -h, --help             this text
+
+Every flag is also read from the environment as GRAYLANE_<FLAG>, e.g. GRAYLANE_ROUTE_TABLE.`;
+
+export class ConfigError extends GraylaneError {
+  constructor(message: string) {
+    super('GRAYLANE_ERR_CONFIG', message);
+    this.name = 'ConfigError';
+  }
+}
+
+const address = z.string().describe('HOST:PORT, :PORT or PORT');
+
+/** The config file: the flags plus settings too detailed for flags. */
+export const ProxyConfigSchema = z
+  .object({
+    routeTable: z.string().optional(),
+    gateway: address.optional(),
+    outbound: address.optional(),
+    admin: address.optional(),
+    adminAllowRemote: z.boolean().default(false),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
+    proxyId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/)
+      .optional(),
+    loopLimit: z.number().int().min(1).default(8),
+    unknownHosts: z.enum(['passthrough', 'refuse']).default('passthrough'),
+    drainTimeoutMs: z.number().int().min(0).default(10_000),
+    server: z
+      .object({
+        headersTimeoutMs: z.number().int().min(1).default(10_000),
+        keepAliveTimeoutMs: z.number().int().min(1).default(5_000),
+      })
+      .strict()
+      .default({ headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000 }),
+    upstream: z
+      .object({
+        connectTimeoutMs: z.number().int().min(1).optional(),
+        headersTimeoutMs: z.number().int().min(1).optional(),
+        bodyTimeoutMs: z.number().int().min(1).optional(),
+        keepAliveTimeoutMs: z.number().int().min(1).optional(),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type ProxyConfig = z.output<typeof ProxyConfigSchema>;
+
+const FLAGS = ['route-table', 'gateway', 'outbound', 'admin', 'config', 'log-level'] as const;
+type Flag = (typeof FLAGS)[number];
+
+const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+const envName = (flag: string) => `GRAYLANE_${flag.toUpperCase().replace(/-/g, '_')}`;
+
+export function parseAddress(value: string, what: string): ListenAddress {
+  const match = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/.exec(value.trim());
+  const port = Number(match?.[2]);
+  if (!match || port > 65535)
+    throw new ConfigError(`${what}: expected HOST:PORT, got ${JSON.stringify(value)}`);
+  const host = (match[1] || '127.0.0.1').replace(/^\[|\]$/g, '');
+  return { host, port };
+}
+
+function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${path}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+  }
+  try {
+    return parseDocumentText(text, path) ?? {};
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+}
+
+export type CliResult = { help: true } | { help: false; config: ProxyConfig };
+
+/** Flags win over the environment, which wins over the config file. */
+export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliResult {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        ...Object.fromEntries(FLAGS.map((flag) => [flag, { type: 'string' as const }])),
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  if (parsed.values.help) return { help: true };
+  const pick = (flag: Flag): string | undefined => {
+    const value = parsed.values[flag];
+    return typeof value === 'string' ? value : env[envName(flag)] || undefined;
+  };
+  const configPath = pick('config');
+  const fromFile = configPath ? readConfigFile(configPath) : {};
+  const overrides: Record<string, string> = {};
+  for (const flag of FLAGS) {
+    const value = pick(flag);
+    if (flag !== 'config' && value !== undefined) overrides[camel(flag)] = value;
+  }
+  const merged = { ...(fromFile as object), ...overrides };
+  const result = ProxyConfigSchema.safeParse(merged);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = configPath ? `${configPath}: ` : '';
+    throw new ConfigError(`${where}${formatPath(issue.path)}: ${issue.message}`);
+  }
+  const config = result.data;
+  if (!config.routeTable) throw new ConfigError('--route-table is required');
+  if (!config.gateway && !config.outbound) {
+    throw new ConfigError('nothing to serve: give --gateway and/or --outbound');
+  }
+  return { help: false, config };
+}
+
+export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
+  const runtime = defaultRuntimeOptions();
+  const upstream = Object.fromEntries(
+    Object.entries(config.upstream).filter(([, v]) => v !== undefined),
+  ) as Partial<typeof runtime.upstream>;
+  return {
+    ...(config.routeTable ? { routeTable: config.routeTable } : {}),
+    ...(config.gateway ? { gateway: parseAddress(config.gateway, 'gateway') } : {}),
+    ...(config.outbound ? { outbound: parseAddress(config.outbound, 'outbound') } : {}),
+    admin: parseAddress(config.admin ?? '127.0.0.1:15000', 'admin'),
+    adminAllowRemote: config.adminAllowRemote,
+    drainTimeoutMs: config.drainTimeoutMs,
+    server: config.server,
+    runtime: {
+      ...runtime,
+      ...(config.proxyId ? { proxyId: config.proxyId } : {}),
+      loopLimit: config.loopLimit,
+      unknownHosts: config.unknownHosts,
+      upstream: { ...runtime.upstream, ...upstream },
+    },
+  };
+}

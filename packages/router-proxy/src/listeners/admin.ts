@@ -1,0 +1,61 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ProxyRuntime } from '../runtime.js';
+
+export interface AdminOptions {
+  /** The admin listener answers loopback clients only unless this is set. */
+  allowRemote: boolean;
+  isDraining(): boolean;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/** `/metrics`, `/healthz`, `/readyz` and `/routetable`: what operators and the controller read. */
+export function createAdminHandler(runtime: ProxyRuntime, options: AdminOptions) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    if (!options.allowRemote && !LOOPBACK.test(req.socket.remoteAddress ?? '')) {
+      json(res, 403, { error: 'the admin listener answers loopback clients only' });
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      json(res, 405, { error: 'admin endpoints are read-only' });
+      return;
+    }
+    const path = (req.url ?? '/').split('?')[0];
+    switch (path) {
+      case '/healthz':
+        return json(res, 200, { status: 'ok' });
+      case '/readyz': {
+        const loaded = runtime.tables.loaded;
+        if (options.isDraining()) return json(res, 503, { status: 'draining' });
+        if (!loaded) return json(res, 503, { status: 'no route table loaded' });
+        return json(res, 200, { status: 'ready', revision: loaded.revision });
+      }
+      case '/routetable': {
+        const current = runtime.tables.current;
+        if (!current) return json(res, 503, { error: 'no route table loaded' });
+        return json(res, 200, { ...runtime.tables.loaded, table: current.table });
+      }
+      case '/metrics': {
+        runtime.metrics.registry
+          .metrics()
+          .then((text) => {
+            res.writeHead(200, { 'content-type': runtime.metrics.registry.contentType });
+            res.end(text);
+          })
+          .catch((error: unknown) => json(res, 500, { error: String(error) }));
+        return;
+      }
+      default:
+        return json(res, 404, { error: `no admin endpoint ${path}` });
+    }
+  };
+}

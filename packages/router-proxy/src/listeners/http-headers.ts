@@ -1,0 +1,78 @@
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+
+/** RFC 9110 §7.6.1 connection-specific headers, plus the ones undici refuses or a proxy must consume. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'http2-settings',
+]);
+
+function connectionNamed(headers: IncomingHttpHeaders): Set<string> {
+  const named = new Set<string>();
+  const value = headers.connection;
+  if (!value) return named;
+  for (const token of String(value).split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name) named.add(name);
+  }
+  return named;
+}
+
+/** A copy of `headers` without hop-by-hop headers, including those the Connection header names. */
+export function endToEndHeaders(
+  headers: IncomingHttpHeaders,
+  drop?: ReadonlySet<string>,
+): Record<string, string | string[]> {
+  const named = connectionNamed(headers);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || drop?.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Response headers from upstream, without hop-by-hop ones, ready for `res.writeHead`. */
+export function responseHeaders(
+  headers: Record<string, string | string[] | undefined>,
+): OutgoingHttpHeaders {
+  const named = connectionNamed(headers as IncomingHttpHeaders);
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * Appends the client to x-forwarded-for (as nginx and Envoy do, so a load balancer in front keeps its
+ * entries); the gateway is the edge and overwrites what a client claims of proto and host.
+ */
+export function setForwardedHeaders(
+  headers: Record<string, string | string[]>,
+  req: IncomingMessage,
+  edge: boolean,
+): void {
+  const client = req.socket.remoteAddress ?? 'unknown';
+  const previous = headers['x-forwarded-for'];
+  const prior = Array.isArray(previous) ? previous.join(', ') : previous;
+  headers['x-forwarded-for'] = prior ? `${prior}, ${client}` : client;
+  const proto = 'encrypted' in req.socket ? 'https' : 'http';
+  if (edge || !headers['x-forwarded-proto']) headers['x-forwarded-proto'] = proto;
+  if (req.headers.host && (edge || !headers['x-forwarded-host'])) {
+    headers['x-forwarded-host'] = req.headers.host;
+  }
+}
+
+export function singleHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

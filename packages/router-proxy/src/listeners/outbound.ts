@@ -1,0 +1,157 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { recordCarrier, removeLaneTag } from '@graylane/lane-core';
+import { serviceFromHost } from '../routing/entrypoint.js';
+import type { ProxyRuntime } from '../runtime.js';
+import { forwardOnce } from '../upstream/forward.js';
+import { guarded, passVia, readRequestLane, tableOrRespond } from './common.js';
+import { endToEndHeaders, setForwardedHeaders } from './http-headers.js';
+import { ProxyErrorCodes, respondError } from './respond.js';
+import { forwardToService } from './service-route.js';
+
+interface OutboundTarget {
+  /** `http:` or `https:`; origin-form requests are plain http. */
+  protocol: string;
+  host: string;
+  path: string;
+}
+
+/** Absolute-form (`GET http://backend:8080/x`, an app's HTTP_PROXY) or origin-form with `Host`. */
+function targetOf(req: IncomingMessage): OutboundTarget | undefined {
+  const url = req.url ?? '/';
+  if (url.startsWith('/')) {
+    return req.headers.host ? { protocol: 'http:', host: req.headers.host, path: url } : undefined;
+  }
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return undefined;
+    return {
+      protocol: parsed.protocol,
+      host: parsed.host,
+      path: `${parsed.pathname}${parsed.search}`,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The sidecar listener: routes calls to services by lane, and passes other hosts through untagged. */
+export function createOutboundHandler(runtime: ProxyRuntime) {
+  return guarded(runtime, async (req: IncomingMessage, res: ServerResponse) => {
+    const table = tableOrRespond(runtime, res);
+    if (!table) return;
+    const target = targetOf(req);
+    if (!target) {
+      respondError(res, 400, ProxyErrorCodes.badRequest, 'request has no target host');
+      return;
+    }
+    const via = passVia(runtime, req, res);
+    if (via === undefined) return;
+    const serviceName = serviceFromHost(target.host);
+    const service = serviceName === undefined ? undefined : table.services.get(serviceName);
+    const tag = readRequestLane(runtime, table, req, 'outbound');
+    const headers = endToEndHeaders(req.headers);
+    setForwardedHeaders(headers, req, false);
+    headers.via = via;
+    if (service) {
+      headers.host = target.host;
+      await forwardToService(runtime, req, res, {
+        listener: 'outbound',
+        table,
+        service,
+        lane: tag.lane,
+        path: target.path,
+        headers,
+      });
+      return;
+    }
+    await passThrough(runtime, req, res, target, headers);
+  });
+}
+
+async function passThrough(
+  runtime: ProxyRuntime,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: OutboundTarget,
+  headers: Record<string, string | string[]>,
+): Promise<void> {
+  if (runtime.options.unknownHosts === 'refuse') {
+    runtime.metrics.passthrough.inc({ kind: 'http', outcome: 'refused' });
+    respondError(
+      res,
+      502,
+      ProxyErrorCodes.unknownHost,
+      `${target.host} is not a service in the route table`,
+    );
+    return;
+  }
+  const table = runtime.tables.current!;
+  // A tag never leaves the mesh.
+  removeLaneTag(recordCarrier(headers), {
+    laneHeader: table.table.laneHeader,
+    baggageKey: table.table.baggageKey,
+  });
+  headers.host = target.host;
+  runtime.metrics.passthrough.inc({ kind: 'http', outcome: 'passed' });
+  const abort = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) abort.abort();
+  });
+  const outcome = await forwardOnce(
+    runtime.dispatcher,
+    req,
+    res,
+    {
+      origin: `${target.protocol}//${target.host}`,
+      path: target.path,
+      method: req.method ?? 'GET',
+      headers,
+    },
+    () => {},
+    abort.signal,
+  );
+  if (!outcome.ok && !outcome.responded && outcome.failure !== 'aborted') {
+    respondError(res, 502, ProxyErrorCodes.upstream, `could not reach ${target.host}`);
+  }
+}
+
+/** `CONNECT host:port`: a blind tunnel, so an app's HTTPS calls through HTTP_PROXY keep working. */
+export function createConnectHandler(runtime: ProxyRuntime) {
+  return (req: IncomingMessage, client: Duplex, head: Buffer): void => {
+    const authority = req.url ?? '';
+    const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(authority);
+    const table = runtime.tables.current;
+    const refuse = (status: string, reason: string) => {
+      client.end(
+        `HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${reason}\n`,
+      );
+    };
+    if (!match) return refuse('400 Bad Request', 'CONNECT needs host:port');
+    const host = match[1]!.replace(/^\[|\]$/g, '');
+    const isService = table?.services.has(serviceFromHost(match[1]) ?? '') ?? false;
+    if (!isService && runtime.options.unknownHosts === 'refuse') {
+      runtime.metrics.passthrough.inc({ kind: 'connect', outcome: 'refused' });
+      return refuse('502 Bad Gateway', `${authority} is not a service in the route table`);
+    }
+    runtime.metrics.passthrough.inc({ kind: 'connect', outcome: 'passed' });
+    const upstream: Socket = connect({ host, port: Number(match[2]) });
+    let established = false;
+    upstream.once('error', () => {
+      if (established) client.destroy();
+      else refuse('502 Bad Gateway', `could not reach ${authority}`);
+    });
+    client.once('error', () => upstream.destroy());
+    upstream.once('connect', () => {
+      established = true;
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+      upstream.once('close', () => client.destroy());
+    });
+    client.once('close', () => upstream.destroy());
+    upstream.once('close', () => client.destroy());
+  };
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+import { GraylaneError } from '@graylane/lane-core';
+import { parseCli, proxyOptionsFrom, USAGE } from './config.js';
+import { createLogger } from './logger.js';
+import { GraylaneProxy } from './proxy.js';
+
+function fail(message: string): never {
+  process.stderr.write(`graylane-proxy: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  let cli: ReturnType<typeof parseCli>;
+  try {
+    cli = parseCli(process.argv.slice(2), process.env);
+  } catch (error) {
+    fail(`${(error as Error).message}\n${USAGE.split('\n')[0]} (see --help)`);
+  }
+  if (cli.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const logger = createLogger(cli.config.logLevel);
+  const proxy = new GraylaneProxy({ ...proxyOptionsFrom(cli.config), logger });
+  try {
+    await proxy.start();
+  } catch (error) {
+    const problems = (error as { problems?: { path: string; message: string }[] }).problems;
+    const detail = problems?.length
+      ? problems.map((p) => `${p.path}: ${p.message}`).join('; ')
+      : '';
+    const base = error instanceof GraylaneError ? error.message.split('\n')[0] : String(error);
+    fail(problems && problems.length > 1 ? `${base}: ${detail}` : (base ?? 'failed to start'));
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    proxy.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

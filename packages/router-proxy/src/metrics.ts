@@ -1,0 +1,73 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The Prometheus names are a contract (DESIGN.md "Metrics"): dashboards and analysis query them. */
+export class ProxyMetrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'graylane_requests_total',
+    help: 'Requests answered, by listener, service, the lane and version that served them, and status code.',
+    labelNames: ['listener', 'service', 'lane', 'version', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly duration = new Histogram({
+    name: 'graylane_request_duration_seconds',
+    help: 'Time from request start to response end, by listener, service, lane and version.',
+    labelNames: ['listener', 'service', 'lane', 'version'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly fallbacks = new Counter({
+    name: 'graylane_fallbacks_total',
+    help: 'Requests served by another lane than the one they asked for, by reason.',
+    labelNames: ['service', 'from_lane', 'to_lane', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly laneAssignments = new Counter({
+    name: 'graylane_lane_assignments_total',
+    help: 'Lanes given to requests at the gateway, by entrypoint and reason.',
+    labelNames: ['entrypoint', 'lane', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly invalidLane = new Counter({
+    name: 'graylane_invalid_lane_total',
+    help: 'Requests whose lane tag was invalid and dropped.',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
+
+  readonly routeTableRevision = new Gauge({
+    name: 'graylane_routetable_revision',
+    help: 'Revision of the route table being served (-1 before one is loaded).',
+    registers: [this.registry],
+  });
+
+  readonly routeTableErrors = new Counter({
+    name: 'graylane_routetable_errors_total',
+    help: 'Route tables refused (unreadable or invalid); the last good one keeps serving.',
+    registers: [this.registry],
+  });
+
+  readonly endpointEjected = new Gauge({
+    name: 'graylane_endpoint_ejected',
+    help: '1 while an endpoint is ejected from its set, else 0.',
+    labelNames: ['service', 'lane', 'endpoint'] as const,
+    registers: [this.registry],
+  });
+
+  readonly passthrough = new Counter({
+    name: 'graylane_passthrough_requests_total',
+    help: 'Outbound requests to hosts outside the route table, by whether they were passed or refused.',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    this.routeTableRevision.set(-1);
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

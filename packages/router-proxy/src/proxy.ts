@@ -1,0 +1,179 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { RouteTable } from '@graylane/lane-core';
+import { createAdminHandler } from './listeners/admin.js';
+import { createGatewayHandler } from './listeners/gateway.js';
+import { createConnectHandler, createOutboundHandler } from './listeners/outbound.js';
+import { createLogger, type Logger } from './logger.js';
+import { ProxyMetrics } from './metrics.js';
+import { TableHolder } from './routing/table-holder.js';
+import { ProxyRuntime, type RuntimeOptions } from './runtime.js';
+import { FileRouteTableSource, type RouteTableSource } from './sources/file.js';
+
+export type ListenerKind = 'gateway' | 'outbound' | 'admin';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface ProxyOptions {
+  /** A route table file (JSON or YAML), watched for changes. */
+  routeTable?: string;
+  /** A table given in code instead of a file (tests, embedding). */
+  initialTable?: RouteTable;
+  gateway?: ListenAddress;
+  outbound?: ListenAddress;
+  admin?: ListenAddress;
+  adminAllowRemote?: boolean;
+  drainTimeoutMs: number;
+  server: { headersTimeoutMs: number; keepAliveTimeoutMs: number };
+  runtime: RuntimeOptions;
+  logger?: Logger;
+}
+
+/**
+ * One proxy process: up to three listeners over one runtime. Built apart from listening (the fastify
+ * way): `buildProxy` makes everything, `start` loads the table and binds the ports.
+ */
+export class GraylaneProxy {
+  readonly runtime: ProxyRuntime;
+  readonly logger: Logger;
+  private readonly servers = new Map<ListenerKind, Server>();
+  private readonly active = new Set<ServerResponse>();
+  private source: RouteTableSource | undefined;
+  private draining = false;
+
+  constructor(private readonly options: ProxyOptions) {
+    this.logger = options.logger ?? createLogger();
+    this.runtime = new ProxyRuntime(
+      options.runtime,
+      new TableHolder(),
+      new ProxyMetrics(),
+      this.logger,
+    );
+    if (options.gateway) this.addServer('gateway', createGatewayHandler(this.runtime));
+    if (options.outbound) {
+      const server = this.addServer('outbound', createOutboundHandler(this.runtime));
+      server.on('connect', createConnectHandler(this.runtime));
+    }
+    if (options.admin) {
+      const handler = createAdminHandler(this.runtime, {
+        allowRemote: options.adminAllowRemote ?? false,
+        isDraining: () => this.draining,
+      });
+      this.servers.set('admin', createServer(handler));
+    }
+  }
+
+  private addServer(
+    kind: ListenerKind,
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+  ) {
+    const server = createServer(
+      {
+        headersTimeout: this.options.server.headersTimeoutMs,
+        keepAliveTimeout: this.options.server.keepAliveTimeoutMs,
+        requestTimeout: 0,
+      },
+      (req, res) => {
+        this.active.add(res);
+        res.once('close', () => this.active.delete(res));
+        if (this.draining) res.shouldKeepAlive = false;
+        handler(req, res);
+      },
+    );
+    server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable || error.code === 'ECONNRESET') return socket.destroy();
+      const status =
+        error.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    });
+    this.servers.set(kind, server);
+    return server;
+  }
+
+  get tables() {
+    return this.runtime.tables;
+  }
+
+  get metrics() {
+    return this.runtime.metrics;
+  }
+
+  /** Loads the route table, then binds every listener. Rejects with the reason when either fails. */
+  async start(): Promise<void> {
+    if (this.options.initialTable) this.tables.set(this.options.initialTable, 'inline');
+    if (this.options.routeTable) {
+      const source = new FileRouteTableSource(this.options.routeTable, {
+        onTable: (table) => {
+          this.tables.set(table, this.options.routeTable!);
+          this.logger.info({ revision: table.revision }, 'route table applied');
+        },
+        onError: (error) => {
+          this.metrics.routeTableErrors.inc();
+          const problems = 'problems' in error ? error.problems : undefined;
+          this.logger.error(
+            { err: error, code: error.code, problems },
+            'route table refused; keeping the last good one',
+          );
+        },
+      });
+      this.tables.set(await source.start(), this.options.routeTable);
+      this.source = source;
+    }
+    for (const [kind, server] of this.servers) {
+      const address = this.options[kind]!;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(address.port, address.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      this.logger.info({ listener: kind, address: this.address(kind) }, 'listening');
+    }
+  }
+
+  /** The bound address of a listener (the real port when 0 was asked for). */
+  address(kind: ListenerKind): ListenAddress | undefined {
+    const info = this.servers.get(kind)?.address() as AddressInfo | null | undefined;
+    return info ? { host: info.address, port: info.port } : undefined;
+  }
+
+  url(kind: ListenerKind): string {
+    const address = this.address(kind);
+    if (!address) throw new Error(`listener ${kind} is not running`);
+    const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+    return `http://${host}:${address.port}`;
+  }
+
+  /**
+   * Graceful stop: refuse new connections, let in-flight requests finish for up to `drainTimeoutMs`,
+   * then cut what is left. The admin listener stays up meanwhile so `/readyz` reports draining.
+   */
+  async close(drainTimeoutMs = this.options.drainTimeoutMs): Promise<void> {
+    this.draining = true;
+    this.source?.stop();
+    const traffic = [...this.servers].filter(([kind]) => kind !== 'admin').map(([, s]) => s);
+    const closed = traffic.map(
+      (server) => new Promise<void>((resolve) => server.close(() => resolve())),
+    );
+    for (const server of traffic) server.closeIdleConnections();
+    const deadline = Date.now() + drainTimeoutMs;
+    while (this.active.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      for (const server of traffic) server.closeIdleConnections();
+    }
+    for (const server of traffic) server.closeAllConnections();
+    await Promise.all(closed);
+    const admin = this.servers.get('admin');
+    if (admin) {
+      admin.closeAllConnections();
+      await new Promise<void>((resolve) => admin.close(() => resolve()));
+    }
+    await this.runtime.close();
+  }
+}

@@ -1,0 +1,125 @@
+import type {
+  AssignRule,
+  Entrypoint,
+  LoadBalancing,
+  RouteTable,
+  StringMatch,
+} from '@graylane/lane-core';
+import { STABLE } from '@graylane/lane-core';
+
+/**
+ * A route table prepared for the hot path: regexes compiled, entrypoints ordered, endpoint sets keyed
+ * by lane. Built once per revision; requests hold the snapshot they started with, so a reload never
+ * changes the routing of a request in flight.
+ */
+
+export interface EndpointSetView {
+  lane: string;
+  version: string | undefined;
+  endpoints: readonly string[];
+  /** `stable`, another lane, or `none`; the stable set's own fallback is always `none`. */
+  fallback: string;
+}
+
+export interface ServiceView {
+  name: string;
+  sets: ReadonlyMap<string, EndpointSetView>;
+  loadBalancing: LoadBalancing;
+}
+
+export type HeaderMatcher = (value: string | undefined) => boolean;
+
+export interface CompiledRule {
+  lane: string;
+  headers: ReadonlyArray<readonly [name: string, match: HeaderMatcher]>;
+  weight: number | undefined;
+  sticky: { kind: 'cookie' | 'header'; name: string } | undefined;
+}
+
+export interface CompiledEntrypoint {
+  name: string;
+  host: string | undefined;
+  pathPrefix: string;
+  service: string;
+  clientLanes: Entrypoint['clientLanes'];
+  clientLanesSecret: Entrypoint['clientLanesSecret'];
+  rules: readonly CompiledRule[];
+}
+
+export interface CompiledTable {
+  table: RouteTable;
+  revision: number;
+  services: ReadonlyMap<string, ServiceView>;
+  /** Lanes that at least one service defines: what `clientLanes: known` accepts. */
+  knownLanes: ReadonlySet<string>;
+  /** Longest path prefix first; at equal length, host-specific before any-host. */
+  entrypoints: readonly CompiledEntrypoint[];
+  /** Every endpoint origin in the table, for pool lifecycle. */
+  origins: ReadonlySet<string>;
+}
+
+function compileMatch(match: StringMatch): HeaderMatcher {
+  if ('exact' in match) return (v) => v === match.exact;
+  if ('prefix' in match) return (v) => v?.startsWith(match.prefix) ?? false;
+  const regex = new RegExp(match.regex);
+  return (v) => v !== undefined && regex.test(v);
+}
+
+function compileRule(rule: AssignRule): CompiledRule {
+  const headers = Object.entries(rule.when?.headers ?? {}).map(
+    ([name, match]) => [name, compileMatch(match)] as const,
+  );
+  let sticky: CompiledRule['sticky'];
+  if (rule.sticky) {
+    const [kind, name] = rule.sticky.split(':', 2) as ['cookie' | 'header', string];
+    sticky = { kind, name: kind === 'header' ? name.toLowerCase() : name };
+  }
+  return { lane: rule.lane, headers, weight: rule.weight, sticky };
+}
+
+function compileEntrypoint(entry: Entrypoint): CompiledEntrypoint {
+  return {
+    name: entry.name,
+    host: entry.match.host?.toLowerCase(),
+    pathPrefix: entry.match.pathPrefix,
+    service: entry.service,
+    clientLanes: entry.clientLanes,
+    clientLanesSecret: entry.clientLanesSecret,
+    rules: entry.assign.map(compileRule),
+  };
+}
+
+function byMatchPriority(a: CompiledEntrypoint, b: CompiledEntrypoint): number {
+  const byLength = b.pathPrefix.length - a.pathPrefix.length;
+  if (byLength !== 0) return byLength;
+  return Number(b.host !== undefined) - Number(a.host !== undefined);
+}
+
+export function compileTable(table: RouteTable): CompiledTable {
+  const services = new Map<string, ServiceView>();
+  const knownLanes = new Set<string>();
+  const origins = new Set<string>();
+  for (const [name, service] of Object.entries(table.services)) {
+    const sets = new Map<string, EndpointSetView>();
+    const normalise = (endpoints: readonly string[]) => endpoints.map((e) => new URL(e).origin);
+    sets.set(STABLE, {
+      lane: STABLE,
+      version: service.stable.version,
+      endpoints: normalise(service.stable.endpoints),
+      fallback: 'none',
+    });
+    for (const [lane, set] of Object.entries(service.lanes)) {
+      knownLanes.add(lane);
+      sets.set(lane, {
+        lane,
+        version: set.version,
+        endpoints: normalise(set.endpoints),
+        fallback: set.fallback,
+      });
+    }
+    for (const set of sets.values()) for (const origin of set.endpoints) origins.add(origin);
+    services.set(name, { name, sets, loadBalancing: service.loadBalancing });
+  }
+  const entrypoints = table.entrypoints.map(compileEntrypoint).sort(byMatchPriority);
+  return { table, revision: table.revision, services, knownLanes, entrypoints, origins };
+}

@@ -1,0 +1,44 @@
+import type { CompiledEntrypoint, CompiledTable } from './compiled-table.js';
+
+/** `/api` matches `/api`, `/api/x` and `/api?q`, but not `/apix`: prefixes match whole path segments. */
+export function pathHasPrefix(path: string, prefix: string): boolean {
+  if (prefix === '/' || prefix === '') return true;
+  if (!path.startsWith(prefix)) return false;
+  if (prefix.endsWith('/')) return true;
+  const next = path.charAt(prefix.length);
+  return next === '' || next === '/' || next === '?';
+}
+
+/** The host without port, lower case; `[::1]:80` keeps its brackets. */
+export function hostWithoutPort(host: string | undefined): string | undefined {
+  if (!host) return undefined;
+  const lower = host.toLowerCase();
+  if (lower.startsWith('[')) {
+    const end = lower.indexOf(']');
+    return end === -1 ? lower : lower.slice(0, end + 1);
+  }
+  const colon = lower.indexOf(':');
+  return colon === -1 ? lower : lower.slice(0, colon);
+}
+
+export function matchEntrypoint(
+  table: CompiledTable,
+  host: string | undefined,
+  path: string,
+): CompiledEntrypoint | undefined {
+  const bareHost = hostWithoutPort(host);
+  return table.entrypoints.find(
+    (entry) =>
+      (entry.host === undefined || entry.host === bareHost) &&
+      pathHasPrefix(path, entry.pathPrefix),
+  );
+}
+
+/** The service a host names: its first DNS label (`backend`, `backend.shop.svc.cluster.local:8080`). */
+export function serviceFromHost(host: string | undefined): string | undefined {
+  const bare = hostWithoutPort(host);
+  if (!bare || bare.startsWith('[')) return undefined;
+  const dot = bare.indexOf('.');
+  const label = dot === -1 ? bare : bare.slice(0, dot);
+  return label === '' ? undefined : label;
+}

@@ -31,18 +31,31 @@ export function createAdminHandler(runtime: ProxyRuntime, options: AdminOptions)
     }
     const path = (req.url ?? '/').split('?')[0];
     switch (path) {
-      case '/healthz':
-        return json(res, 200, { status: 'ok' });
+      case '/healthz': {
+        json(res, 200, { status: 'ok' });
+        return;
+      }
       case '/readyz': {
         const loaded = runtime.tables.loaded;
-        if (options.isDraining()) return json(res, 503, { status: 'draining' });
-        if (!loaded) return json(res, 503, { status: 'no route table loaded' });
-        return json(res, 200, { status: 'ready', revision: loaded.revision });
+        if (options.isDraining()) {
+          json(res, 503, { status: 'draining' });
+          return;
+        }
+        if (!loaded) {
+          json(res, 503, { status: 'no route table loaded' });
+          return;
+        }
+        json(res, 200, { status: 'ready', revision: loaded.revision });
+        return;
       }
       case '/routetable': {
         const current = runtime.tables.current;
-        if (!current) return json(res, 503, { error: 'no route table loaded' });
-        return json(res, 200, { ...runtime.tables.loaded, table: current.table });
+        if (!current) {
+          json(res, 503, { error: 'no route table loaded' });
+          return;
+        }
+        json(res, 200, { ...runtime.tables.loaded, table: current.table });
+        return;
       }
       case '/metrics': {
         runtime.metrics.registry
@@ -54,8 +67,10 @@ export function createAdminHandler(runtime: ProxyRuntime, options: AdminOptions)
           .catch((error: unknown) => json(res, 500, { error: String(error) }));
         return;
       }
-      default:
-        return json(res, 404, { error: `no admin endpoint ${path}` });
+      default: {
+        json(res, 404, { error: `no admin endpoint ${path}` });
+        return;
+      }
     }
   };
 }

@@ -23,8 +23,10 @@ export function createGatewayHandler(runtime: ProxyRuntime) {
       splitterRevision = table.revision;
     }
     const key = `${entrypoint}#${index}`;
-    let splitter = splitters.get(key);
-    if (!splitter) splitters.set(key, (splitter = new WeightedSplitter()));
+    const existing = splitters.get(key);
+    if (existing) return existing;
+    const splitter = new WeightedSplitter();
+    splitters.set(key, splitter);
     return splitter;
   };
 

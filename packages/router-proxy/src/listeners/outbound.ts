@@ -128,12 +128,16 @@ export function createConnectHandler(runtime: ProxyRuntime) {
         `HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${reason}\n`,
       );
     };
-    if (!match) return refuse('400 Bad Request', 'CONNECT needs host:port');
+    if (!match) {
+      refuse('400 Bad Request', 'CONNECT needs host:port');
+      return;
+    }
     const host = match[1]!.replace(/^\[|\]$/g, '');
     const isService = table?.services.has(serviceFromHost(match[1]) ?? '') ?? false;
     if (!isService && runtime.options.unknownHosts === 'refuse') {
       runtime.metrics.passthrough.inc({ kind: 'connect', outcome: 'refused' });
-      return refuse('502 Bad Gateway', `${authority} is not a service in the route table`);
+      refuse('502 Bad Gateway', `${authority} is not a service in the route table`);
+      return;
     }
     runtime.metrics.passthrough.inc({ kind: 'connect', outcome: 'passed' });
     const upstream: Socket = connect({ host, port: Number(match[2]) });

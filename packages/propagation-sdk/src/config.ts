@@ -1,0 +1,74 @@
+import { DEFAULT_BAGGAGE_KEY, DEFAULT_LANE_HEADER, type TagOptions } from '@graylane/lane-core';
+import { SdkConfigError } from './errors.js';
+import { type SdkLogger, setLogger } from './log.js';
+
+export interface SdkOptions extends TagOptions {
+  /** Throw `LaneLeakError` on a detected lane leak instead of counting and warning. For tests. */
+  strict: boolean;
+  /** Count and warn about outbound calls that lost the request context. On by default. */
+  leakDetection: boolean;
+}
+
+export type SdkOptionsInput = Partial<SdkOptions> & { logger?: SdkLogger };
+
+const HEADER_TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+const BAGGAGE_KEY = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+const defaults: SdkOptions = {
+  laneHeader: DEFAULT_LANE_HEADER,
+  baggageKey: DEFAULT_BAGGAGE_KEY,
+  strict: false,
+  leakDetection: true,
+};
+
+let current: SdkOptions = { ...defaults };
+
+/** The options every hook reads on each call, so `configure()` applies to hooks already installed. */
+export function getConfig(): SdkOptions {
+  return current;
+}
+
+/** Sets options; an explicit call with a bad header name or key throws `SdkConfigError`. */
+export function configure(input: SdkOptionsInput = {}): SdkOptions {
+  const { logger, ...options } = input;
+  const next: SdkOptions = { ...current };
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== undefined) Object.assign(next, { [key]: value });
+  }
+  next.laneHeader = next.laneHeader.toLowerCase();
+  if (!HEADER_TOKEN.test(next.laneHeader)) {
+    throw new SdkConfigError(`laneHeader ${JSON.stringify(next.laneHeader)} is not a header name`);
+  }
+  if (next.laneHeader === 'baggage') throw new SdkConfigError('laneHeader cannot be "baggage"');
+  if (!BAGGAGE_KEY.test(next.baggageKey)) {
+    throw new SdkConfigError(`baggageKey ${JSON.stringify(next.baggageKey)} is not a baggage key`);
+  }
+  if (logger) setLogger(logger);
+  current = next;
+  return current;
+}
+
+/** For tests: back to the defaults. */
+export function resetConfig(): void {
+  current = { ...defaults };
+}
+
+function flag(value: string | undefined): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  return !['0', 'false', 'no', 'off'].includes(value.toLowerCase());
+}
+
+/**
+ * Options from the environment (`GRAYLANE_LANE_HEADER`, `GRAYLANE_BAGGAGE_KEY`, `GRAYLANE_STRICT`,
+ * `GRAYLANE_LEAK_DETECTION`); unset variables keep the defaults.
+ */
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): SdkOptionsInput {
+  const options: SdkOptionsInput = {};
+  if (env.GRAYLANE_LANE_HEADER) options.laneHeader = env.GRAYLANE_LANE_HEADER;
+  if (env.GRAYLANE_BAGGAGE_KEY) options.baggageKey = env.GRAYLANE_BAGGAGE_KEY;
+  const strict = flag(env.GRAYLANE_STRICT);
+  if (strict !== undefined) options.strict = strict;
+  const leakDetection = flag(env.GRAYLANE_LEAK_DETECTION);
+  if (leakDetection !== undefined) options.leakDetection = leakDetection;
+  return options;
+}

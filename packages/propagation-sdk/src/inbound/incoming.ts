@@ -1,0 +1,60 @@
+import type { EventEmitter } from 'node:events';
+import { BAGGAGE_HEADER, readLaneTag, STABLE } from '@graylane/lane-core';
+import { getConfig } from '../config.js';
+import { bindEmitterTo, type LaneContext, runInContext } from '../context.js';
+import { trackTaggedRequest, trackTaggedResult } from '../leak.js';
+import { internalError } from '../log.js';
+import { countInvalidLane } from '../metrics.js';
+
+/** The part of a `node:http` `IncomingMessage` the SDK reads (also Fastify's `request.raw`, Koa's `ctx.req`). */
+export interface IncomingLike {
+  headers: Record<string, string | string[] | undefined>;
+  emit?: EventEmitter['emit'];
+}
+
+/** The part of a `ServerResponse` the SDK uses: its `close` ends the request for leak detection. */
+export interface OutgoingLike {
+  once(event: 'close', listener: () => void): unknown;
+}
+
+const entered = Symbol('graylane.context');
+type Marked = IncomingLike & { [entered]?: LaneContext };
+
+/**
+ * Reads the lane from an incoming request and runs `fn` in it. Any framework: call it from the
+ * earliest hook with the raw Node request, and pass the response so leak detection knows when the
+ * request ends (without one, the end is when `fn`'s result settles).
+ *
+ * A malformed tag is dropped and counted (the request runs in the stable lane); an internal error is
+ * logged once and `fn` runs with no lane. Calling it twice for one request (a global hook and a
+ * middleware) reuses the first context.
+ */
+export function runWithIncoming<T>(req: IncomingLike, fn: () => T, res?: OutgoingLike): T {
+  const marked = req as Marked;
+  const existing = marked[entered];
+  if (existing !== undefined) return runInContext(existing, fn);
+  let store: LaneContext;
+  try {
+    store = enterRequest(marked, res);
+  } catch (err) {
+    internalError('inbound', err);
+    return fn();
+  }
+  const result = runInContext(store, fn);
+  if (store.lane !== STABLE && res === undefined) trackTaggedResult(result);
+  return result;
+}
+
+function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
+  const options = getConfig();
+  const tag = readLaneTag(req.headers[options.laneHeader], req.headers[BAGGAGE_HEADER], options);
+  if (tag.invalid) countInvalidLane('inbound');
+  const store: LaneContext = { lane: tag.lane, source: tag.source, request: true };
+  req[entered] = store;
+  // Body events are emitted from the connection's context; bind them to the request's.
+  if (typeof req.emit === 'function') bindEmitterTo(req as Pick<EventEmitter, 'emit'>, store);
+  if (store.lane !== STABLE && res !== undefined && typeof res.once === 'function') {
+    trackTaggedRequest(res);
+  }
+  return store;
+}

@@ -1,0 +1,44 @@
+import { configure, type SdkOptionsInput } from './config.js';
+import { installServerHooks } from './inbound/http.js';
+import { internalError } from './log.js';
+import { installFetch } from './outbound/fetch.js';
+import { installHttpClient } from './outbound/http.js';
+import { installGlobalDispatcher } from './outbound/undici.js';
+
+export interface InstallOptions extends SdkOptionsInput {
+  /** Every `http`/`https` server's requests run in their lane. Default true. */
+  inbound?: boolean;
+  /** `http.request/get`, `https.request/get`. Default true. */
+  http?: boolean;
+  /** `globalThis.fetch`. Default true. */
+  fetch?: boolean;
+  /** undici's global dispatcher (undici.request/fetch/stream…, and Node's fetch). Default true. */
+  undici?: boolean;
+}
+
+/**
+ * Installs the hooks the zero-code setup uses. Each hook is installed at most once per process;
+ * a hook that fails to install is logged and skipped, never thrown. Returns an uninstall function.
+ */
+export function install(options: InstallOptions = {}): () => void {
+  const { inbound = true, http = true, fetch = true, undici = true, ...config } = options;
+  configure(config);
+  const undo: Array<() => void> = [];
+  const hooks: Array<[boolean, string, () => () => void]> = [
+    [inbound, 'inbound', installServerHooks],
+    [http, 'http', installHttpClient],
+    [fetch, 'fetch', installFetch],
+    [undici, 'undici', installGlobalDispatcher],
+  ];
+  for (const [enabled, name, installHook] of hooks) {
+    if (!enabled) continue;
+    try {
+      undo.push(installHook());
+    } catch (err) {
+      internalError(`install:${name}`, err);
+    }
+  }
+  return () => {
+    for (const fn of undo.reverse()) fn();
+  };
+}

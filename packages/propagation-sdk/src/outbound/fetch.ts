@@ -1,0 +1,48 @@
+import type { HeaderCarrier } from '@graylane/lane-core';
+import { headersCarrier } from '../carriers.js';
+import { tagOutbound } from './tag.js';
+
+type Fetch = typeof globalThis.fetch;
+
+const wrappedMark = Symbol.for('graylane.sdk.fetch');
+type MarkedFetch = Fetch & { [wrappedMark]?: Fetch };
+
+/**
+ * Returns a `fetch` that tags each call with the current lane. Headers given in `init` (or on a
+ * `Request`) are copied, never mutated; an explicit lane header or baggage entry on the call wins.
+ * In strict mode a detected lane leak rejects with `LaneLeakError`.
+ */
+export function wrapFetch(fetchImpl: Fetch): Fetch {
+  if ((fetchImpl as MarkedFetch)[wrappedMark]) return fetchImpl;
+  const wrapped: MarkedFetch = function graylaneFetch(input, init) {
+    let headers: Headers | undefined;
+    const carrierOf = (): HeaderCarrier => {
+      headers = new Headers(
+        init?.headers ?? (input instanceof Request ? input.headers : undefined),
+      );
+      return headersCarrier(headers);
+    };
+    try {
+      if (!tagOutbound(carrierOf, 'fetch') || headers === undefined) {
+        return fetchImpl(input, init);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return fetchImpl(input, { ...init, headers });
+  };
+  wrapped[wrappedMark] = fetchImpl;
+  return wrapped;
+}
+
+/** Replaces `globalThis.fetch` with the tagging wrapper. Returns a function that restores it. */
+export function installFetch(): () => void {
+  const original = globalThis.fetch;
+  if (typeof original !== 'function') return () => {};
+  const wrapped = wrapFetch(original);
+  if (wrapped === original) return () => {};
+  globalThis.fetch = wrapped;
+  return () => {
+    if (globalThis.fetch === wrapped) globalThis.fetch = original;
+  };
+}

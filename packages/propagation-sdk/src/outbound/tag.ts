@@ -1,0 +1,44 @@
+import { type HeaderCarrier, readLaneTagFrom, STABLE, writeLaneTag } from '@graylane/lane-core';
+import { getConfig } from '../config.js';
+import { currentContext } from '../context.js';
+import { LaneLeakError } from '../errors.js';
+import { leakDetectionActive, reportLeak } from '../leak.js';
+import { internalError } from '../log.js';
+import { countInvalidLane, type OutboundClient } from '../metrics.js';
+
+/**
+ * The one decision every outbound hook makes. The carrier is built lazily: most calls in a stable
+ * context need no header work at all, and the hook then passes the caller's options through
+ * untouched.
+ *
+ * - An explicit, valid tag on the call (lane header or baggage entry) wins over the context, and is
+ *   rewritten so that header and baggage agree.
+ * - Otherwise a tagged context writes its lane to the header and merges it into `baggage`.
+ * - With no context at all while tagged requests are in flight, the call is a possible leak.
+ *
+ * Returns whether the carrier was touched. Never throws, except `LaneLeakError` in strict mode.
+ */
+export function tagOutbound(carrierOf: () => HeaderCarrier, client: OutboundClient): boolean {
+  try {
+    const ctx = currentContext();
+    if (ctx === undefined) {
+      if (leakDetectionActive() && !hasExplicitTag(carrierOf())) reportLeak(client);
+      return false;
+    }
+    if (ctx.lane === STABLE) return false;
+    const options = getConfig();
+    const carrier = carrierOf();
+    const tag = readLaneTagFrom(carrier, options);
+    if (tag.invalid) countInvalidLane('outbound');
+    writeLaneTag(carrier, tag.source === 'none' ? ctx.lane : tag.lane, options);
+    return true;
+  } catch (err) {
+    if (err instanceof LaneLeakError) throw err;
+    internalError(`outbound:${client}`, err);
+    return false;
+  }
+}
+
+function hasExplicitTag(carrier: HeaderCarrier): boolean {
+  return readLaneTagFrom(carrier, getConfig()).source !== 'none';
+}

@@ -175,6 +175,19 @@ describe('setBaggageValue', () => {
     expect(setBaggageValue(many, 'lane', undefined)).toBeUndefined();
   });
 
+  it('drops the oldest members rather than push a header over the limits', () => {
+    const full = Array.from({ length: BAGGAGE_MAX_MEMBERS }, (_, i) => `k${i}=v`).join(',');
+    const byCount = setBaggageValue(full, 'lane', 'gray')!;
+    expect(members(byCount)).toHaveLength(BAGGAGE_MAX_MEMBERS);
+    expect(byCount.startsWith('k1=v,')).toBe(true);
+    expect(getBaggageValue(byCount, 'lane')).toBe('gray');
+
+    const nearlyFull = headerOfBytes(BAGGAGE_MAX_BYTES).replace('lane=gray,', 'a=1,');
+    const bySize = setBaggageValue(nearlyFull, 'lane', 'gray')!;
+    expect(Buffer.byteLength(bySize)).toBeLessThanOrEqual(BAGGAGE_MAX_BYTES);
+    expect(getBaggageValue(bySize, 'lane')).toBe('gray');
+  });
+
   /** A member as someone else wrote it: any key but `key`, inner whitespace, properties. */
   const rawMember = (key: string) =>
     fc

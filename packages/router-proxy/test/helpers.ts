@@ -1,11 +1,19 @@
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  type Agent,
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RouteTableInput } from '@graylane/lane-core';
 import { parseRouteTable } from '@graylane/lane-core';
+import { request as undiciRequest } from 'undici';
 import { defaultRuntimeOptions, GraylaneProxy, type ProxyOptions } from '../src/index.js';
 import { createLogger } from '../src/logger.js';
 
@@ -109,4 +117,86 @@ export async function metricValue(
     if (matches) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
+}
+
+/**
+ * An app that calls the next service through the sidecar and forwards the lane header, as a service
+ * with the propagation SDK does; it answers with its own name and what the next hop answered.
+ */
+export async function startChainApp(
+  name: string,
+  next: string | undefined,
+  outbound: () => string,
+) {
+  return startUpstream(name, (req, res) => {
+    const lane = req.headers['x-lane'];
+    if (!next) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ path: [name], lane: lane ?? null }));
+      return;
+    }
+    // undici (unlike fetch) may set Host: the app addresses the sidecar by service name.
+    undiciRequest(`${outbound()}${req.url}`, {
+      headers: { host: next, ...(typeof lane === 'string' ? { 'x-lane': lane } : {}) },
+    })
+      .then(async (r) => {
+        const text = await r.body.text();
+        const served = r.headers['x-lane-served'];
+        if (r.statusCode !== 200) {
+          res.writeHead(r.statusCode, served ? { 'x-lane-served': served } : {});
+          res.end(text);
+          return;
+        }
+        const downstream = JSON.parse(text) as { path: string[] };
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          ...(served ? { 'x-lane-served': served } : {}),
+        });
+        res.end(JSON.stringify({ path: [name, ...downstream.path], lane: lane ?? null }));
+      })
+      .catch((error: Error) => {
+        res.writeHead(500);
+        res.end(error.message);
+      });
+  });
+}
+
+export interface Sent {
+  status: number;
+  headers: IncomingMessage['headers'];
+  text: string;
+  json<T = Record<string, unknown>>(): T;
+}
+
+/** A request over node:http, which (unlike fetch) may send any header: Host, Connection, TE. */
+export function send(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string; agent?: Agent } = {},
+): Promise<Sent> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      {
+        method: options.method ?? 'GET',
+        headers: options.headers ?? {},
+        agent: options.agent ?? false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text,
+            json: <T>() => JSON.parse(text) as T,
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
 }

@@ -1,69 +1,52 @@
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GraylaneProxy } from '../src/index.js';
 import {
   getJson,
   metricValue,
+  startChainApp,
   startProxy,
-  startUpstream,
   table,
   type Upstream,
 } from './helpers.js';
 
 /**
- * The swimlane across two hops: gateway → frontend (v1|v2) → outbound sidecar → backend (v1|v2).
- * The frontend is a real server that calls the backend through the sidecar, forwarding the lane header
- * as an app with the SDK would, and echoes what it got.
+ * The swimlane across three hops: gateway → frontend → sidecar → middle → sidecar → backend. The
+ * middle service has no gray version: gray traffic runs on its stable version and is gray again at
+ * the backend, because the tag itself is kept.
  */
-describe('two-hop swimlane', () => {
+describe('swimlane across hops', () => {
   let proxy: GraylaneProxy;
-  const upstreams: Record<string, Upstream> = {};
-
-  async function frontend(name: string) {
-    return startUpstream(name, (req, res) => {
-      const lane = req.headers['x-lane'];
-      // undici (unlike fetch) may set Host: the app addresses the sidecar by service name.
-      request(`${proxy.url('outbound')}/api`, {
-        headers: { host: 'backend', ...(typeof lane === 'string' ? { 'x-lane': lane } : {}) },
-      })
-        .then(async (r) => {
-          const backend = (await r.body.json()) as { upstream: string };
-          const served = r.headers['x-lane-served'];
-          res.writeHead(200, {
-            'content-type': 'application/json',
-            ...(served ? { 'x-lane-served': served } : {}),
-          });
-          res.end(
-            JSON.stringify({ upstream: name, lane: lane ?? null, backend: backend.upstream }),
-          );
-        })
-        .catch((error: Error) => {
-          res.writeHead(500);
-          res.end(error.message);
-        });
-    });
-  }
+  const apps: Upstream[] = [];
+  const outbound = () => proxy.url('outbound');
+  const app = async (name: string, next?: string) => {
+    const started = await startChainApp(name, next, outbound);
+    apps.push(started);
+    return started.url;
+  };
 
   beforeAll(async () => {
-    upstreams.backendV1 = await startUpstream('backend-v1');
-    upstreams.backendV2 = await startUpstream('backend-v2');
-    upstreams.frontendV1 = await frontend('frontend-v1');
-    upstreams.frontendV2 = await frontend('frontend-v2');
-    upstreams.onlyV1 = await startUpstream('only-v1');
+    const [frontendV1, frontendV2, middleV1, backendV1, backendV2] = [
+      await app('frontend-v1', 'middle'),
+      await app('frontend-v2', 'middle'),
+      await app('middle-v1', 'backend'),
+      await app('backend-v1'),
+      await app('backend-v2'),
+    ];
     proxy = await startProxy({
       initialTable: table({
         revision: 1,
         services: {
           frontend: {
-            stable: { version: 'v1', endpoints: [upstreams.frontendV1.url] },
-            lanes: { gray: { version: 'v2', endpoints: [upstreams.frontendV2.url] } },
+            stable: { version: 'v1', endpoints: [frontendV1] },
+            lanes: { gray: { version: 'v2', endpoints: [frontendV2] } },
+          },
+          middle: {
+            stable: { version: 'v1', endpoints: [middleV1] },
+            lanes: { strict: { endpoints: [], fallback: 'none' } },
           },
           backend: {
-            stable: { version: 'v1', endpoints: [upstreams.backendV1.url] },
-            lanes: {
-              gray: { version: 'v2', endpoints: [upstreams.backendV2.url] },
-              strict: { endpoints: [], fallback: 'none' },
-            },
+            stable: { version: 'v1', endpoints: [backendV1] },
+            lanes: { gray: { version: 'v2', endpoints: [backendV2] } },
           },
         },
         entrypoints: [{ name: 'shop', service: 'frontend', clientLanes: 'known' }],
@@ -73,40 +56,61 @@ describe('two-hop swimlane', () => {
 
   afterAll(async () => {
     await proxy.close();
-    await Promise.all(Object.values(upstreams).map((u) => u.close()));
+    await Promise.all(apps.map((u) => u.close()));
   });
 
   it('keeps untagged traffic on stable at every hop', async () => {
     const { res, body } = await getJson(`${proxy.url('gateway')}/`);
     expect(res.status).toBe(200);
-    expect(body).toMatchObject({ upstream: 'frontend-v1', lane: null, backend: 'backend-v1' });
-    expect(res.headers.get('x-lane-served')).toBe('frontend=stable, backend=stable');
+    expect(body).toEqual({ path: ['frontend-v1', 'middle-v1', 'backend-v1'], lane: null });
+    expect(res.headers.get('x-lane-served')).toBe('frontend=stable, middle=stable, backend=stable');
   });
 
-  it('routes a gray request to gray at every hop that has it', async () => {
+  it('serves gray where a service has it, stable where it has not, and gray again after', async () => {
     const { res, body } = await getJson(`${proxy.url('gateway')}/`, {
       headers: { 'x-lane': 'gray' },
     });
-    expect(body).toMatchObject({ upstream: 'frontend-v2', lane: 'gray', backend: 'backend-v2' });
-    expect(res.headers.get('x-lane-served')).toBe('frontend=gray, backend=gray');
+    expect(body).toEqual({ path: ['frontend-v2', 'middle-v1', 'backend-v2'], lane: 'gray' });
+    expect(res.headers.get('x-lane-served')).toBe(
+      'frontend=gray, middle=stable;fallback=absent, backend=gray',
+    );
+  });
+
+  it('counts the fallback where the lane is absent', async () => {
+    const labels = { service: 'middle', from_lane: 'gray', to_lane: 'stable', reason: 'absent' };
+    const before = await metricValue(proxy, 'graylane_fallbacks_total', labels);
+    await getJson(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'gray' } });
+    expect((await metricValue(proxy, 'graylane_fallbacks_total', labels)) - before).toBe(1);
+  });
+
+  it('answers 503 naming service and lane when a strict lane has no endpoint', async () => {
+    const res = await fetch(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'strict' } });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('x-lane-served')).toBe('frontend=stable;fallback=absent, middle=none');
+    expect(await res.text()).toMatch(/lane strict of service middle/);
+  });
+
+  it('drops an invalid tag, counts it, and serves the request as stable', async () => {
+    const before = await metricValue(proxy, 'graylane_invalid_lane_total', { listener: 'gateway' });
+    const { res, body } = await getJson(`${proxy.url('gateway')}/`, {
+      headers: { 'x-lane': 'Gray,blue' },
+    });
+    expect(res.status).toBe(200);
+    expect(body).toEqual({ path: ['frontend-v1', 'middle-v1', 'backend-v1'], lane: null });
+    const after = await metricValue(proxy, 'graylane_invalid_lane_total', { listener: 'gateway' });
+    expect(after - before).toBe(1);
   });
 
   it('counts requests by listener, service, lane and version', async () => {
-    const before = await metricValue(proxy, 'graylane_requests_total', {
+    const labels = {
       listener: 'outbound',
       service: 'backend',
       lane: 'gray',
       version: 'v2',
       code: '200',
-    });
+    };
+    const before = await metricValue(proxy, 'graylane_requests_total', labels);
     await getJson(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'gray' } });
-    const after = await metricValue(proxy, 'graylane_requests_total', {
-      listener: 'outbound',
-      service: 'backend',
-      lane: 'gray',
-      version: 'v2',
-      code: '200',
-    });
-    expect(after - before).toBe(1);
+    expect((await metricValue(proxy, 'graylane_requests_total', labels)) - before).toBe(1);
   });
 });

@@ -1,0 +1,101 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { close, getJson, listen } from './helpers.js';
+
+/**
+ * Zero-code setup in a child process: the fixture apps contain no graylane code. Needs the built
+ * dist (`pnpm build`), as a deployed service would.
+ */
+
+const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+let upstream: http.Server;
+let upstreamUrl: string;
+
+beforeAll(async () => {
+  // Echoes every tag-related header it received.
+  upstream = http.createServer((req, res) => {
+    const pick = (name: string) => req.headers[name] ?? null;
+    res.end(
+      JSON.stringify({
+        lane: pick('x-lane'),
+        swimlane: pick('x-swimlane'),
+        baggage: pick('baggage'),
+      }),
+    );
+  });
+  upstreamUrl = await listen(upstream);
+});
+afterAll(() => close(upstream));
+
+async function startApp(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, args, {
+    cwd: packageDir,
+    env: { ...process.env, ...env, UPSTREAM: upstreamUrl },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`app did not start: ${stderr}`)), 10_000);
+    child.stdout?.once('data', (d: Buffer) => {
+      clearTimeout(timer);
+      resolve((JSON.parse(d.toString()) as { port: number }).port);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`app exited with ${code}: ${stderr}`));
+    });
+  });
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill();
+  });
+}
+
+const cases = [
+  ['ESM, --import', ['--import', '@graylane/sdk/register', 'test/fixtures/app.mjs']],
+  ['CommonJS, -r', ['-r', '@graylane/sdk/register', 'test/fixtures/app.cjs']],
+] as const;
+
+describe.each(cases)('zero-code setup (%s)', (_, args) => {
+  let app: { child: ChildProcess; url: string };
+  beforeAll(async () => {
+    app = await startApp([...args]);
+  });
+  afterAll(() => stop(app.child));
+
+  it.each(['fetch', 'undici', 'http'])('carries the lane through %s', async (client) => {
+    const seen = await getJson(`${app.url}/?client=${client}`, { 'x-lane': 'gray' });
+    expect(seen).toMatchObject({ lane: 'gray', baggage: 'lane=gray' });
+    const untagged = await getJson(`${app.url}/?client=${client}`);
+    expect(untagged).toMatchObject({ lane: null, baggage: null });
+  });
+});
+
+describe('zero-code setup configured by env', () => {
+  it('uses GRAYLANE_LANE_HEADER and GRAYLANE_BAGGAGE_KEY', async () => {
+    const app = await startApp(['--import', '@graylane/sdk/register', 'test/fixtures/app.mjs'], {
+      GRAYLANE_LANE_HEADER: 'x-swimlane',
+      GRAYLANE_BAGGAGE_KEY: 'sl',
+    });
+    try {
+      const seen = await getJson(`${app.url}/?client=fetch`, { 'x-swimlane': 'blue' });
+      expect(seen).toEqual({ lane: null, swimlane: 'blue', baggage: 'sl=blue' });
+    } finally {
+      await stop(app.child);
+    }
+  });
+});

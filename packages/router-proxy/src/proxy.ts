@@ -54,8 +54,9 @@ export class GraylaneProxy {
     );
     if (options.gateway) this.addServer('gateway', createGatewayHandler(this.runtime));
     if (options.outbound) {
-      const server = this.addServer('outbound', createOutboundHandler(this.runtime));
-      server.on('connect', createConnectHandler(this.runtime));
+      const self = () => this.servers.get('outbound')?.address() as AddressInfo | undefined;
+      const server = this.addServer('outbound', createOutboundHandler(this.runtime, self));
+      server.on('connect', createConnectHandler(this.runtime, server));
     }
     if (options.admin) {
       const handler = createAdminHandler(this.runtime, {

@@ -1,8 +1,8 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { recordCarrier, removeLaneTag } from '@graylane/lane-core';
-import { serviceFromHost } from '../routing/entrypoint.js';
+import { hostWithoutPort, serviceFromHost } from '../routing/entrypoint.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { forwardOnce } from '../upstream/forward.js';
 import { guarded, passVia, readRequestLane, tableOrRespond } from './common.js';
@@ -36,8 +36,18 @@ function targetOf(req: IncomingMessage): OutboundTarget | undefined {
   }
 }
 
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '0.0.0.0', '[::]']);
+
+/** A call addressed to the sidecar itself (no Host, or its own address) would loop through it. */
+function addressesItself(host: string, self: AddressInfo | undefined): boolean {
+  if (!self) return false;
+  const bare = hostWithoutPort(host) ?? '';
+  const port = Number(host.slice(host.lastIndexOf(':') + 1)) || 80;
+  return port === self.port && (LOCAL_HOSTS.has(bare) || bare === self.address);
+}
+
 /** The sidecar listener: routes calls to services by lane, and passes other hosts through untagged. */
-export function createOutboundHandler(runtime: ProxyRuntime) {
+export function createOutboundHandler(runtime: ProxyRuntime, self: () => AddressInfo | undefined) {
   return guarded(runtime, async (req: IncomingMessage, res: ServerResponse) => {
     const table = tableOrRespond(runtime, res);
     if (!table) return;
@@ -48,6 +58,15 @@ export function createOutboundHandler(runtime: ProxyRuntime) {
     }
     const via = passVia(runtime, req, res);
     if (via === undefined) return;
+    if (addressesItself(target.host, self())) {
+      respondError(
+        res,
+        400,
+        ProxyErrorCodes.badRequest,
+        `${target.host} is this proxy: name the service in Host or the URL`,
+      );
+      return;
+    }
     const serviceName = serviceFromHost(target.host);
     const service = serviceName === undefined ? undefined : table.services.get(serviceName);
     const tag = readRequestLane(runtime, table, req, 'outbound');
@@ -117,12 +136,42 @@ async function passThrough(
   }
 }
 
-/** `CONNECT host:port`: a blind tunnel, so an app's HTTPS calls through HTTP_PROXY keep working. */
-export function createConnectHandler(runtime: ProxyRuntime) {
+function tunnel(
+  client: Duplex,
+  head: Buffer,
+  host: string,
+  port: number,
+  authority: string,
+  refuse: (status: string, reason: string) => void,
+) {
+  const upstream: Socket = connect({ host, port });
+  let established = false;
+  upstream.once('error', () => {
+    if (established) client.destroy();
+    else refuse('502 Bad Gateway', `could not reach ${authority}`);
+  });
+  client.once('error', () => upstream.destroy());
+  upstream.once('connect', () => {
+    established = true;
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) upstream.write(head);
+    upstream.pipe(client);
+    client.pipe(upstream);
+    upstream.once('close', () => client.destroy());
+  });
+  client.once('close', () => upstream.destroy());
+}
+
+/**
+ * `CONNECT host:port`. A tunnel to any host outside the mesh is blind, so an app's HTTPS calls through
+ * HTTPS_PROXY keep working. A tunnel to a service (undici's ProxyAgent tunnels even plain-http calls
+ * by default) is joined to this listener itself, so the HTTP inside is routed by lane like any other
+ * call; TLS inside cannot be, and fails there as a bad request.
+ */
+export function createConnectHandler(runtime: ProxyRuntime, server: Server) {
   return (req: IncomingMessage, client: Duplex, head: Buffer): void => {
     const authority = req.url ?? '';
     const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(authority);
-    const table = runtime.tables.current;
     const refuse = (status: string, reason: string) => {
       client.end(
         `HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${reason}\n`,
@@ -132,30 +181,18 @@ export function createConnectHandler(runtime: ProxyRuntime) {
       refuse('400 Bad Request', 'CONNECT needs host:port');
       return;
     }
-    const host = match[1]!.replace(/^\[|\]$/g, '');
-    const isService = table?.services.has(serviceFromHost(match[1]) ?? '') ?? false;
-    if (!isService && runtime.options.unknownHosts === 'refuse') {
+    const service = serviceFromHost(match[1]);
+    if (service !== undefined && runtime.tables.current?.services.has(service)) {
+      const self = server.address() as AddressInfo;
+      tunnel(client, head, self.address, self.port, authority, refuse);
+      return;
+    }
+    if (runtime.options.unknownHosts === 'refuse') {
       runtime.metrics.passthrough.inc({ kind: 'connect', outcome: 'refused' });
       refuse('502 Bad Gateway', `${authority} is not a service in the route table`);
       return;
     }
     runtime.metrics.passthrough.inc({ kind: 'connect', outcome: 'passed' });
-    const upstream: Socket = connect({ host, port: Number(match[2]) });
-    let established = false;
-    upstream.once('error', () => {
-      if (established) client.destroy();
-      else refuse('502 Bad Gateway', `could not reach ${authority}`);
-    });
-    client.once('error', () => upstream.destroy());
-    upstream.once('connect', () => {
-      established = true;
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-      upstream.once('close', () => client.destroy());
-    });
-    client.once('close', () => upstream.destroy());
-    upstream.once('close', () => client.destroy());
+    tunnel(client, head, match[1]!.replace(/^\[|\]$/g, ''), Number(match[2]), authority, refuse);
   };
 }

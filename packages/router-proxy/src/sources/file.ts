@@ -92,7 +92,8 @@ export class FileRouteTableSource implements RouteTableSource {
       this.events.onError(error as GraylaneError);
       return;
     }
-    if (text === this.lastText) return;
+    // An in-place write truncates first; the write that follows brings another event.
+    if (text === this.lastText || text.trim() === '') return;
     this.lastText = text;
     try {
       this.events.onTable(parseRouteTableText(text, this.path));

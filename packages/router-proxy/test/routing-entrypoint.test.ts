@@ -1,0 +1,261 @@
+import type { RouteTableInput } from '@graylane/lane-core';
+import { parseRouteTable } from '@graylane/lane-core';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { compileTable } from '../src/routing/compiled-table.js';
+import {
+  hostWithoutPort,
+  matchEntrypoint,
+  pathHasPrefix,
+  serviceFromHost,
+} from '../src/routing/entrypoint.js';
+
+type EntrypointInput = NonNullable<RouteTableInput['entrypoints']>[number];
+
+function tableOf(entrypoints: Array<{ name: string; host?: string; pathPrefix?: string }>) {
+  return compileTable(
+    parseRouteTable({
+      apiVersion: 'graylane/v1',
+      revision: 1,
+      services: { web: { stable: { endpoints: ['http://127.0.0.1:8000'] } } },
+      entrypoints: entrypoints.map(
+        ({ name, host, pathPrefix }): EntrypointInput => ({
+          name,
+          service: 'web',
+          match: {
+            ...(host === undefined ? {} : { host }),
+            ...(pathPrefix === undefined ? {} : { pathPrefix }),
+          },
+        }),
+      ),
+    }),
+  );
+}
+
+const match = (table: ReturnType<typeof tableOf>, host: string | undefined, path: string) =>
+  matchEntrypoint(table, host, path)?.name;
+
+describe('matchEntrypoint', () => {
+  const table = tableOf([
+    { name: 'root' },
+    { name: 'api', pathPrefix: '/api' },
+    { name: 'api-v2', pathPrefix: '/api/v2' },
+    { name: 'admin-host', host: 'Admin.Example.com', pathPrefix: '/api' },
+    { name: 'shop-host', host: 'shop.example.com' },
+  ]);
+
+  it('takes the longest path prefix', () => {
+    expect(match(table, 'x', '/')).toBe('root');
+    expect(match(table, 'x', '/api')).toBe('api');
+    expect(match(table, 'x', '/api/v1/items')).toBe('api');
+    expect(match(table, 'x', '/api/v2')).toBe('api-v2');
+    expect(match(table, 'x', '/api/v2/items?q=1')).toBe('api-v2');
+    expect(match(table, 'x', '/other')).toBe('root');
+  });
+
+  it('is independent of the order the entrypoints are written in', () => {
+    const shuffled = tableOf([
+      { name: 'api-v2', pathPrefix: '/api/v2' },
+      { name: 'shop-host', host: 'shop.example.com' },
+      { name: 'root' },
+      { name: 'admin-host', host: 'admin.example.com', pathPrefix: '/api' },
+      { name: 'api', pathPrefix: '/api' },
+    ]);
+    for (const [host, path] of [
+      ['x', '/api/v2/a'],
+      ['x', '/api/v1'],
+      ['admin.example.com', '/api/x'],
+      ['shop.example.com', '/'],
+      ['shop.example.com', '/api'],
+      [undefined, '/'],
+    ] as const)
+      expect(match(shuffled, host, path)).toBe(match(table, host, path));
+  });
+
+  it('prefers a host-specific entrypoint at equal prefix length', () => {
+    expect(match(table, 'admin.example.com', '/api/x')).toBe('admin-host');
+    expect(match(table, 'shop.example.com', '/x')).toBe('shop-host');
+    expect(match(table, 'other.example.com', '/api/x')).toBe('api');
+  });
+
+  it('still prefers a longer prefix over a host-specific shorter one', () => {
+    expect(match(table, 'shop.example.com', '/api/x')).toBe('api');
+    expect(match(table, 'admin.example.com', '/api/v2/x')).toBe('api-v2');
+  });
+
+  it('matches the host case-insensitively and whatever the port', () => {
+    for (const host of [
+      'admin.example.com',
+      'ADMIN.EXAMPLE.COM',
+      'Admin.Example.Com:8443',
+      'admin.example.com:80',
+    ])
+      expect(match(table, host, '/api')).toBe('admin-host');
+    expect(match(table, 'admin.example.com.evil', '/api')).toBe('api');
+    expect(match(table, 'xadmin.example.com', '/api')).toBe('api');
+  });
+
+  it('a request without a Host header only matches any-host entrypoints', () => {
+    expect(match(table, undefined, '/api/x')).toBe('api');
+    expect(match(table, '', '/x')).toBe('root');
+  });
+
+  it('matches prefixes on whole path segments', () => {
+    const only = tableOf([{ name: 'api', pathPrefix: '/api' }]);
+    expect(match(only, 'x', '/api')).toBe('api');
+    expect(match(only, 'x', '/api/')).toBe('api');
+    expect(match(only, 'x', '/api/x')).toBe('api');
+    expect(match(only, 'x', '/api?q=1')).toBe('api');
+    expect(match(only, 'x', '/apix')).toBeUndefined();
+    expect(match(only, 'x', '/ap')).toBeUndefined();
+    expect(match(only, 'x', '/')).toBeUndefined();
+    expect(match(only, 'x', '/v1/api')).toBeUndefined();
+  });
+
+  it('a prefix written with a trailing slash matches below it', () => {
+    const only = tableOf([{ name: 'api', pathPrefix: '/api/' }]);
+    expect(match(only, 'x', '/api/x')).toBe('api');
+    expect(match(only, 'x', '/api/')).toBe('api');
+    expect(match(only, 'x', '/apix')).toBeUndefined();
+  });
+
+  it('returns undefined when nothing matches', () => {
+    const hostOnly = tableOf([{ name: 'shop', host: 'shop.example.com' }]);
+    expect(match(hostOnly, 'other.example.com', '/')).toBeUndefined();
+    expect(match(hostOnly, undefined, '/')).toBeUndefined();
+    expect(match(tableOf([]), 'x', '/')).toBeUndefined();
+  });
+
+  it('property: the match has the longest matching prefix, host-specific first', () => {
+    const segment = fc.constantFrom('a', 'ab', 'b', 'api', 'v1');
+    const prefix = fc.array(segment, { maxLength: 3 }).map((parts) => `/${parts.join('/')}`);
+    const host = fc.option(fc.constantFrom('h1.test', 'h2.test'), { nil: undefined });
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.tuple(prefix, host), {
+          minLength: 1,
+          maxLength: 6,
+          selector: ([p, h]) => `${h}|${p}`,
+        }),
+        fc.array(segment, { maxLength: 4 }),
+        fc.constantFrom('h1.test', 'H2.TEST:8080', 'other'),
+        (entries, pathParts, reqHost) => {
+          const t = tableOf(
+            entries.map(([p, h], i) => ({ name: `e${i}`, pathPrefix: p, host: h })),
+          );
+          const path = `/${pathParts.join('/')}`;
+          const got = matchEntrypoint(t, reqHost, path);
+          const bare = reqHost.split(':')[0]!.toLowerCase();
+          const candidates = entries.filter(
+            ([p, h]) => (h === undefined || h === bare) && pathHasPrefix(path, p),
+          );
+          if (candidates.length === 0) {
+            expect(got).toBeUndefined();
+            return;
+          }
+          expect(got).toBeDefined();
+          expect(pathHasPrefix(path, got!.pathPrefix)).toBe(true);
+          const longest = Math.max(...candidates.map(([p]) => p.length));
+          expect(got!.pathPrefix.length).toBe(longest);
+          if (candidates.some(([p, h]) => p.length === longest && h !== undefined))
+            expect(got!.host).toBe(bare);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('pathHasPrefix', () => {
+  it('`/` and the empty prefix match everything', () => {
+    for (const path of ['/', '/x', '/x/y?z', '']) {
+      expect(pathHasPrefix(path, '/')).toBe(true);
+      expect(pathHasPrefix(path, '')).toBe(true);
+    }
+  });
+
+  it('matches whole segments', () => {
+    expect(pathHasPrefix('/api', '/api')).toBe(true);
+    expect(pathHasPrefix('/api/x', '/api')).toBe(true);
+    expect(pathHasPrefix('/api?q=1', '/api')).toBe(true);
+    expect(pathHasPrefix('/apix', '/api')).toBe(false);
+    expect(pathHasPrefix('/api-v2', '/api')).toBe(false);
+    expect(pathHasPrefix('/API', '/api')).toBe(false);
+  });
+
+  it('property: a path built as prefix + (nothing | /rest | ?query) matches', () => {
+    const seg = fc.stringMatching(/^[a-z0-9_-]{1,6}$/);
+    fc.assert(
+      fc.property(
+        fc.array(seg, { minLength: 1, maxLength: 3 }),
+        fc.constantFrom('', '/', '/more', '?q=1', '/a?b'),
+        seg,
+        (parts, tail, extra) => {
+          const prefix = `/${parts.join('/')}`;
+          expect(pathHasPrefix(prefix + tail, prefix)).toBe(true);
+          // Extending the last segment is a different segment.
+          expect(pathHasPrefix(prefix + extra, prefix)).toBe(false);
+        },
+      ),
+    );
+  });
+});
+
+describe('hostWithoutPort', () => {
+  it('drops the port and lower-cases', () => {
+    expect(hostWithoutPort('backend')).toBe('backend');
+    expect(hostWithoutPort('backend:8080')).toBe('backend');
+    expect(hostWithoutPort('BackEnd.Shop:80')).toBe('backend.shop');
+    expect(hostWithoutPort('127.0.0.1:9001')).toBe('127.0.0.1');
+  });
+
+  it('keeps an IPv6 literal in its brackets', () => {
+    expect(hostWithoutPort('[::1]:8080')).toBe('[::1]');
+    expect(hostWithoutPort('[::1]')).toBe('[::1]');
+    expect(hostWithoutPort('[FE80::1]:80')).toBe('[fe80::1]');
+  });
+
+  it('returns undefined for a missing or empty host', () => {
+    expect(hostWithoutPort(undefined)).toBeUndefined();
+    expect(hostWithoutPort('')).toBeUndefined();
+  });
+});
+
+describe('serviceFromHost', () => {
+  it('takes the first DNS label, lower case, without port', () => {
+    expect(serviceFromHost('backend')).toBe('backend');
+    expect(serviceFromHost('backend:8080')).toBe('backend');
+    expect(serviceFromHost('backend.shop.svc.cluster.local')).toBe('backend');
+    expect(serviceFromHost('backend.shop.svc.cluster.local:8080')).toBe('backend');
+    expect(serviceFromHost('BACKEND')).toBe('backend');
+    expect(serviceFromHost('Backend.Shop:80')).toBe('backend');
+  });
+
+  it('returns undefined for an IPv6 literal, an empty label or no host', () => {
+    expect(serviceFromHost('[::1]')).toBeUndefined();
+    expect(serviceFromHost('[::1]:8080')).toBeUndefined();
+    expect(serviceFromHost('[2001:db8::1]:443')).toBeUndefined();
+    expect(serviceFromHost('.backend')).toBeUndefined();
+    expect(serviceFromHost(':8080')).toBeUndefined();
+    expect(serviceFromHost('')).toBeUndefined();
+    expect(serviceFromHost(undefined)).toBeUndefined();
+  });
+
+  it('property: any label with any suffix and port names that label', () => {
+    const label = fc.stringMatching(/^[a-z]([-a-z0-9]{0,20}[a-z0-9])?$/);
+    fc.assert(
+      fc.property(
+        label,
+        fc.array(label, { maxLength: 4 }),
+        fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
+        fc.boolean(),
+        (first, rest, port, upper) => {
+          let host = [first, ...rest].join('.');
+          if (upper) host = host.toUpperCase();
+          if (port !== undefined) host += `:${port}`;
+          expect(serviceFromHost(host)).toBe(first);
+        },
+      ),
+    );
+  });
+});

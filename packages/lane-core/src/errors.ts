@@ -44,6 +44,8 @@ export function formatProblems(problems: readonly Problem[]): string {
 /** A route table (or other config) refused as a whole; `problems` lists every reason with its path. */
 export class RouteTableError extends GraylaneError {
   readonly problems: readonly Problem[];
+  /** The file or other origin of the document, when known. */
+  readonly source: string | undefined;
 
   constructor(problems: readonly Problem[], options?: ErrorOptions & { source?: string }) {
     const where = options?.source ? `${options.source}: ` : '';
@@ -52,6 +54,7 @@ export class RouteTableError extends GraylaneError {
     super(ErrorCodes.routeTable, `${where}${first}${more}`, options);
     this.name = 'RouteTableError';
     this.problems = problems;
+    this.source = options?.source;
   }
 }
 

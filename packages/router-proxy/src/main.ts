@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { GraylaneError } from '@graylane/lane-core';
+import { formatProblems, RouteTableError } from '@graylane/lane-core';
 import { parseCli, proxyOptionsFrom, USAGE } from './config.js';
 import { createLogger } from './logger.js';
 import { GraylaneProxy } from './proxy.js';

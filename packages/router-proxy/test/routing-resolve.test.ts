@@ -211,7 +211,11 @@ describe('resolveRoute', () => {
           ),
         ),
         stable: fc.record({ endpoints: fc.integer({ min: 0, max: 2 }), health }),
-        requested: fc.constantFrom('stable', 'absent', ...Array.from({ length: n }, (_, i) => `l${i}`)),
+        requested: fc.constantFrom(
+          'stable',
+          'absent',
+          ...Array.from({ length: n }, (_, i) => `l${i}`),
+        ),
       }),
     );
     fc.assert(
@@ -221,7 +225,10 @@ describe('resolveRoute', () => {
         const input: ServiceInput = {
           stable: { endpoints: endpoints(stable.endpoints) },
           lanes: Object.fromEntries(
-            lanes.map((l, i) => [`l${i}`, { endpoints: endpoints(l.endpoints), fallback: l.fallback }]),
+            lanes.map((l, i) => [
+              `l${i}`,
+              { endpoints: endpoints(l.endpoints), fallback: l.fallback },
+            ]),
           ),
         };
         const model = new Map<string, { endpoints: number; health: Health; fallback: string }>([

@@ -25,12 +25,11 @@ async function main(): Promise<void> {
   try {
     await proxy.start();
   } catch (error) {
-    const problems = (error as { problems?: { path: string; message: string }[] }).problems;
-    const detail = problems?.length
-      ? problems.map((p) => `${p.path}: ${p.message}`).join('; ')
-      : '';
-    const base = error instanceof GraylaneError ? error.message.split('\n')[0] : String(error);
-    fail(problems && problems.length > 1 ? `${base}: ${detail}` : (base ?? 'failed to start'));
+    if (error instanceof RouteTableError) {
+      const where = error.source ? `${error.source}: ` : '';
+      fail(`${where}${error.problems.map((p) => formatProblems([p])).join('; ')}`);
+    }
+    fail(error instanceof Error ? (error.message.split('\n')[0] ?? error.name) : String(error));
   }
   let stopping = false;
   const stop = (signal: string) => {

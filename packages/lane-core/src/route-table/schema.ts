@@ -40,6 +40,34 @@ export const LoadBalancingSchema = z
     'How an endpoint is picked within a set: least-request with two random choices, or round robin.',
   );
 
+export const HealthCheckSchema = z
+  .object({
+    path: z
+      .string()
+      .startsWith('/', 'path starts with /')
+      .describe('Path to GET; a 2xx or 3xx is healthy.'),
+    intervalMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(5000)
+      .describe('Time between checks of an endpoint.'),
+    timeoutMs: z.number().int().min(10).default(1000).describe('A check that takes longer fails.'),
+    unhealthyThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .default(2)
+      .describe('Consecutive failed checks that make an endpoint unhealthy.'),
+    healthyThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .default(1)
+      .describe('Consecutive passed checks that make an unhealthy endpoint healthy again.'),
+  })
+  .strict();
+
 export const ServiceSchema = z
   .object({
     stable: EndpointSetSchema.describe('The stable (default) endpoints.'),
@@ -48,6 +76,15 @@ export const ServiceSchema = z
       .default({})
       .describe('Canary endpoints by lane name (a DNS label, not `stable`).'),
     loadBalancing: LoadBalancingSchema.default('least-request'),
+    healthCheck: HealthCheckSchema.optional().describe(
+      'Active health checks of every endpoint of the service. A lane whose endpoints all fail them falls back, and returns when they pass again.',
+    ),
+    retryNonIdempotent: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Also retry POST, PATCH and other non-idempotent requests that were sent but got no response (connect failures are always retried).',
+      ),
   })
   .strict();
 
@@ -185,3 +222,4 @@ export type AssignRule = z.output<typeof AssignRuleSchema>;
 export type StringMatch = z.output<typeof StringMatchSchema>;
 export type ClientLanes = z.output<typeof ClientLanesSchema>;
 export type LoadBalancing = z.output<typeof LoadBalancingSchema>;
+export type HealthCheck = z.output<typeof HealthCheckSchema>;

@@ -1,0 +1,36 @@
+// One bench target per process, so the SDK's process-wide hooks never touch the baseline variants.
+// Usage: node bench/sdk-overhead-server.mjs <upstream|hello|hello-sdk|fetch|fetch-sdk> [upstreamUrl]
+import http from 'node:http';
+import { createRequire } from 'node:module';
+
+const sdkRequire = createRequire(
+  new URL('../packages/propagation-sdk/package.json', import.meta.url),
+);
+const express = sdkRequire('express');
+const [variant, upstream] = process.argv.slice(2);
+
+async function build() {
+  if (variant === 'upstream') return http.createServer((_req, res) => res.end('upstream'));
+  const app = express();
+  if (variant.endsWith('-sdk')) {
+    const sdk = await import('../packages/propagation-sdk/dist/index.js');
+    // What a service using the SDK runs: every hook of the zero-code setup, plus the middleware.
+    sdk.install();
+    app.use(sdk.laneMiddleware());
+  }
+  if (variant.startsWith('hello')) app.get('/', (_req, res) => res.send('hello world'));
+  else {
+    app.get('/', async (_req, res) => {
+      const body = await (await fetch(upstream)).text();
+      res.send(body);
+    });
+  }
+  return http.createServer(app);
+}
+
+const server = await build();
+server.keepAliveTimeout = 60_000;
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { configure, resetConfig } from '../src/config.js';
 import { withLane } from '../src/context.js';
 import { laneHandler } from '../src/inbound/http.js';
+import { install } from '../src/install.js';
 import { taggedRequestsInFlight } from '../src/leak.js';
 import { resetWarnings, type SdkLogger } from '../src/log.js';
 import { sdkRegistry } from '../src/metrics.js';
@@ -64,9 +65,9 @@ afterEach(() => {
   warnings.length = 0;
 });
 
-async function untagged(): Promise<number> {
+async function untagged(client = 'fetch'): Promise<number> {
   const metric = await sdkRegistry.getSingleMetric('graylane_sdk_untagged_outbound_total')?.get();
-  return metric?.values.find((v) => v.labels.client === 'fetch')?.value ?? 0;
+  return metric?.values.find((v) => v.labels.client === client)?.value ?? 0;
 }
 
 describe('lane-leak detection', () => {
@@ -102,6 +103,18 @@ describe('lane-leak detection', () => {
     await inFlight;
     // Only the in-flight request's own queued call counts.
     expect(await untagged()).toBe(before + 1);
+  });
+
+  it('counts a leaking fetch once when both fetch and the undici global dispatcher are hooked', async () => {
+    const uninstall = install({ inbound: false, http: false, logger });
+    try {
+      const [fetches, dispatches] = [await untagged('fetch'), await untagged('undici')];
+      await getJson(service, { 'x-lane': 'gray' });
+      expect(await untagged('fetch')).toBe(fetches + 1);
+      expect(await untagged('undici')).toBe(dispatches);
+    } finally {
+      uninstall();
+    }
   });
 
   it('in strict mode rejects the leaking call with GRAYLANE_ERR_LANE_LEAK', async () => {

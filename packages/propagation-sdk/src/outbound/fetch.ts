@@ -1,11 +1,18 @@
-import type { HeaderCarrier } from '@graylane/lane-core';
+import { type HeaderCarrier, STABLE } from '@graylane/lane-core';
 import { headersCarrier } from '../carriers.js';
+import { type LaneContext, runInContext } from '../context.js';
 import { tagOutbound } from './tag.js';
 
 type Fetch = typeof globalThis.fetch;
 
 const wrappedMark = Symbol.for('graylane.sdk.fetch');
 type MarkedFetch = Fetch & { [wrappedMark]?: Fetch };
+
+/**
+ * A leak already reported here runs the real fetch in this (stable) context, so that the undici
+ * dispatcher hook underneath, which Node's fetch also goes through, does not count it twice.
+ */
+const reported: LaneContext = { lane: STABLE, source: 'none', request: false };
 
 /**
  * Returns a `fetch` that tags each call with the current lane. Headers given in `init` (or on a
@@ -22,13 +29,14 @@ export function wrapFetch(fetchImpl: Fetch): Fetch {
       );
       return headersCarrier(headers);
     };
+    let outcome: ReturnType<typeof tagOutbound>;
     try {
-      if (!tagOutbound(carrierOf, 'fetch') || headers === undefined) {
-        return fetchImpl(input, init);
-      }
+      outcome = tagOutbound(carrierOf, 'fetch');
     } catch (err) {
       return Promise.reject(err);
     }
+    if (outcome === 'leak') return runInContext(reported, () => fetchImpl(input, init));
+    if (outcome === 'untouched' || headers === undefined) return fetchImpl(input, init);
     return fetchImpl(input, { ...init, headers });
   };
   wrapped[wrappedMark] = fetchImpl;

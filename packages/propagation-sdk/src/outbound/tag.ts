@@ -16,26 +16,30 @@ import { countInvalidLane, type OutboundClient } from '../metrics.js';
  * - Otherwise a tagged context writes its lane to the header and merges it into `baggage`.
  * - With no context at all while tagged requests are in flight, the call is a possible leak.
  *
- * Returns whether the carrier was touched. Never throws, except `LaneLeakError` in strict mode.
+ * Returns `tagged` when the carrier was written, `leak` when a leak was reported (the call goes on
+ * untagged), else `untouched`. Never throws, except `LaneLeakError` in strict mode.
  */
-export function tagOutbound(carrierOf: () => HeaderCarrier, client: OutboundClient): boolean {
+export type TagOutcome = 'tagged' | 'untouched' | 'leak';
+
+export function tagOutbound(carrierOf: () => HeaderCarrier, client: OutboundClient): TagOutcome {
   try {
     const ctx = currentContext();
     if (ctx === undefined) {
-      if (leakDetectionActive() && !hasExplicitTag(carrierOf())) reportLeak(client);
-      return false;
+      if (!leakDetectionActive() || hasExplicitTag(carrierOf())) return 'untouched';
+      reportLeak(client);
+      return 'leak';
     }
-    if (ctx.lane === STABLE) return false;
+    if (ctx.lane === STABLE) return 'untouched';
     const options = getConfig();
     const carrier = carrierOf();
     const tag = readLaneTagFrom(carrier, options);
     if (tag.invalid) countInvalidLane('outbound');
     writeLaneTag(carrier, tag.source === 'none' ? ctx.lane : tag.lane, options);
-    return true;
+    return 'tagged';
   } catch (err) {
     if (err instanceof LaneLeakError) throw err;
     internalError(`outbound:${client}`, err);
-    return false;
+    return 'untouched';
   }
 }
 

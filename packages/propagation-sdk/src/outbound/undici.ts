@@ -18,8 +18,8 @@ export function laneInterceptor(): Dispatcher.DispatcherComposeInterceptor {
         headers = headersToRecord(opts.headers);
         return objectCarrier(headers);
       };
-      if (!tagOutbound(carrierOf, 'undici') || headers === undefined)
-        return dispatch(opts, handler);
+      const outcome = tagOutbound(carrierOf, 'undici');
+      if (outcome !== 'tagged' || headers === undefined) return dispatch(opts, handler);
       return dispatch({ ...opts, headers: headers as Record<string, string | string[]> }, handler);
     };
 }

@@ -59,7 +59,10 @@ function harness(compiled: { entry: CompiledEntrypoint; knownLanes: ReadonlySet<
         const id = `${entrypointName}#${index}`;
         splitterCalls.push(id);
         let splitter = splitters.get(id);
-        if (!splitter) splitters.set(id, (splitter = new WeightedSplitter(0)));
+        if (!splitter) {
+          splitter = new WeightedSplitter(0);
+          splitters.set(id, splitter);
+        }
         return splitter;
       },
       newStickyKey: () => {

@@ -241,6 +241,14 @@ describe('serviceFromHost', () => {
     expect(serviceFromHost(undefined)).toBeUndefined();
   });
 
+  it('returns undefined for an IPv4 literal (10.0.0.1 is not service `10`)', () => {
+    expect(serviceFromHost('10.0.0.1')).toBeUndefined();
+    expect(serviceFromHost('127.0.0.1:9001')).toBeUndefined();
+    // A name that merely starts with digits is still a label.
+    expect(serviceFromHost('123abc.shop:80')).toBe('123abc');
+    expect(serviceFromHost('web1.shop')).toBe('web1');
+  });
+
   it('property: any label with any suffix and port names that label', () => {
     const label = fc.stringMatching(/^[a-z]([-a-z0-9]{0,20}[a-z0-9])?$/);
     fc.assert(

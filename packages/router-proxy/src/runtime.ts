@@ -4,6 +4,10 @@ import type { Logger } from './logger.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { TableHolder } from './routing/table-holder.js';
 import { Balancer } from './upstream/balancer.js';
+import { EndpointHealth } from './upstream/endpoint-health.js';
+import { ActiveHealthChecker } from './upstream/health-check.js';
+import { OutlierDetector, type OutlierOptions } from './upstream/outlier.js';
+import { RetryBudget, type RetryBudgetOptions } from './upstream/retry-budget.js';
 
 export interface RuntimeOptions {
   /** Names this proxy in `Via`, for loop detection; random per process unless set. */
@@ -14,11 +18,19 @@ export interface RuntimeOptions {
   unknownHosts: 'passthrough' | 'refuse';
   upstream: {
     connectTimeoutMs: number;
+    /** Time for an upstream to start its response; past it the attempt fails as a timeout. */
     headersTimeoutMs: number;
     bodyTimeoutMs: number;
+    /** Whole request, retries included; past it the client gets 504. */
+    requestTimeoutMs: number;
     /** Kept shorter than common upstream servers' idle timeout (Node: 5 s) to avoid reusing a closing socket. */
     keepAliveTimeoutMs: number;
   };
+  retry: RetryBudgetOptions & {
+    /** Request bodies up to this size are kept so that a retry can send them again. */
+    bufferBytes: number;
+  };
+  outlier: OutlierOptions;
 }
 
 export const defaultRuntimeOptions = (): RuntimeOptions => ({
@@ -27,9 +39,17 @@ export const defaultRuntimeOptions = (): RuntimeOptions => ({
   unknownHosts: 'passthrough',
   upstream: {
     connectTimeoutMs: 2_000,
-    headersTimeoutMs: 30_000,
+    headersTimeoutMs: 15_000,
     bodyTimeoutMs: 60_000,
+    requestTimeoutMs: 30_000,
     keepAliveTimeoutMs: 4_000,
+  },
+  retry: { ratio: 0.2, windowMs: 10_000, minRetries: 10, bufferBytes: 64 * 1024 },
+  outlier: {
+    consecutiveFailures: 5,
+    baseEjectionMs: 30_000,
+    maxEjectionMs: 300_000,
+    maxEjectionPercent: 50,
   },
 });
 
@@ -38,6 +58,10 @@ export class ProxyRuntime {
   readonly dispatcher: Agent;
   readonly balancer = new Balancer();
   readonly viaToken: string;
+  readonly budget: RetryBudget;
+  readonly outliers: OutlierDetector;
+  readonly healthChecks: ActiveHealthChecker;
+  readonly health: EndpointHealth;
 
   constructor(
     readonly options: RuntimeOptions,
@@ -54,10 +78,29 @@ export class ProxyRuntime {
       keepAliveTimeout: upstream.keepAliveTimeoutMs,
       keepAliveMaxTimeout: upstream.keepAliveTimeoutMs,
     });
-    tables.onChange((next) => metrics.routeTableRevision.set(next.revision));
+    this.budget = new RetryBudget(options.retry);
+    this.outliers = new OutlierDetector(options.outlier, ({ service, lane, endpoint, ejected }) => {
+      metrics.endpointEjected.set({ service, lane, endpoint }, ejected ? 1 : 0);
+      logger[ejected ? 'warn' : 'info'](
+        { service, lane, endpoint },
+        ejected ? 'endpoint ejected' : 'endpoint back from ejection',
+      );
+    });
+    this.healthChecks = new ActiveHealthChecker(() => {}, logger);
+    this.health = new EndpointHealth(this.outliers, this.healthChecks);
+    tables.onChange((next) => {
+      metrics.routeTableRevision.set(next.revision);
+      this.healthChecks.reconcile(next);
+      this.outliers.retain((service, endpoint) =>
+        [...(next.services.get(service)?.sets.values() ?? [])].some((set) =>
+          set.endpoints.includes(endpoint),
+        ),
+      );
+    });
   }
 
   async close(): Promise<void> {
+    await this.healthChecks.close();
     await this.dispatcher.close();
   }
 }

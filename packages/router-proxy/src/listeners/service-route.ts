@@ -1,9 +1,11 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { recordCarrier, writeLaneTag } from '@graylane/lane-core';
-import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
-import { type FallbackStep, resolveRoute } from '../routing/resolve.js';
+import type { CompiledTable, EndpointSetView, ServiceView } from '../routing/compiled-table.js';
+import { type FallbackReason, type FallbackStep, resolveRoute } from '../routing/resolve.js';
 import type { ProxyRuntime } from '../runtime.js';
-import { forwardOnce } from '../upstream/forward.js';
+import { excludingTried } from '../upstream/endpoint-health.js';
+import { nothingSent, type UpstreamFailure } from '../upstream/errors.js';
+import { type ForwardOutcome, forwardOnce, requestHasBody } from '../upstream/forward.js';
 import { ProxyErrorCodes, respondError } from './respond.js';
 
 export type ListenerName = 'gateway' | 'outbound' | 'inbound';
@@ -51,7 +53,41 @@ function mergeHeaders(target: OutgoingHttpHeaders, extra: OutgoingHttpHeaders | 
   }
 }
 
-/** Routes a request to the service's endpoints for its lane, falling back along the chain. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** A body that a retry can send again: none, or one small enough to have been kept in memory. */
+async function replayableBody(
+  req: IncomingMessage,
+  maySendTwice: boolean,
+  capBytes: number,
+): Promise<Buffer | null | undefined> {
+  if (!requestHasBody(req)) return null;
+  const length = Number(req.headers['content-length']);
+  if (!maySendTwice || !Number.isFinite(length) || length > capBytes) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function fallbackReasonOf(failure: UpstreamFailure): FallbackReason {
+  return failure === 'timeout' || failure === 'connect_timeout' ? 'timeout' : 'connect_error';
+}
+
+interface Attempted {
+  endpoint: string;
+  set: EndpointSetView;
+  fallbacks: readonly FallbackStep[];
+  hop: string;
+  outcome: ForwardOutcome;
+}
+
+/**
+ * Routes a request to the service's endpoints for its lane, falling back along the chain. A connect
+ * failure, a reset or a timeout before any response byte is retried once on the next candidate (the
+ * same lane's next endpoint, then the fallback lane) when the retry budget allows and the request can
+ * be sent again: nothing of it was sent, or it is idempotent (or the service opts in) with a body
+ * that was kept.
+ */
 export async function forwardToService(
   runtime: ProxyRuntime,
   req: IncomingMessage,
@@ -60,57 +96,140 @@ export async function forwardToService(
 ): Promise<void> {
   const { service, lane, table, listener } = request;
   const started = process.hrtime.bigint();
-  const resolution = resolveRoute(service, lane);
-  if (!resolution.ok) {
-    respondError(res, 503, ProxyErrorCodes.noEndpoint, resolution.reason, {
-      [LANE_SERVED_HEADER]: `${service.name}=none`,
-    });
-    runtime.metrics.requests.inc({ listener, service: service.name, lane, version: '', code: 503 });
-    return;
-  }
-  const { set, endpoints, fallbacks } = resolution;
-  for (const step of fallbacks) {
-    runtime.metrics.fallbacks.inc({
-      service: service.name,
-      from_lane: step.from,
-      to_lane: step.to,
-      reason: step.reason,
-    });
-  }
-  const endpoint = runtime.balancer.pick(
-    endpoints,
-    service.loadBalancing,
-    `${service.name}/${set.lane}`,
-  )!;
-  writeLaneTag(recordCarrier(request.headers), lane, {
-    laneHeader: table.table.laneHeader,
-    baggageKey: table.table.baggageKey,
-  });
-  const hop = provenance(service.name, set.lane, fallbacks);
+  const method = req.method ?? 'GET';
+  const maySendTwice = IDEMPOTENT.has(method) || service.retryNonIdempotent;
+  runtime.budget.recordRequest(service.name);
   const abort = new AbortController();
   const onClose = () => {
     if (!res.writableFinished) abort.abort();
   };
   res.once('close', onClose);
-  const done = runtime.balancer.begin(endpoint);
-  const outcome = await forwardOnce(
-    runtime.dispatcher,
-    req,
-    res,
-    { origin: endpoint, path: request.path, method: req.method ?? 'GET', headers: request.headers },
-    (headers) => {
-      mergeHeaders(headers, request.responseHeaders);
-      prependHop(headers, hop);
-    },
-    abort.signal,
-  );
-  done();
-  res.off('close', onClose);
+  const deadline = AbortSignal.timeout(runtime.options.upstream.requestTimeoutMs);
+  const signal = AbortSignal.any([abort.signal, deadline]);
+  writeLaneTag(recordCarrier(request.headers), lane, {
+    laneHeader: table.table.laneHeader,
+    baggageKey: table.table.baggageKey,
+  });
+  const tried = new Map<string, FallbackReason>();
+  let body: Buffer | null | undefined;
+  let last: Attempted | undefined;
+  try {
+    body = await replayableBody(req, maySendTwice, runtime.options.retry.bufferBytes);
+    for (;;) {
+      const availability =
+        tried.size === 0 ? runtime.health : excludingTried(runtime.health, tried);
+      const resolution = resolveRoute(service, lane, availability);
+      if (!resolution.ok) {
+        if (!last) return respondNoEndpoint(runtime, res, request, resolution.reason);
+        break;
+      }
+      const { set, endpoints, fallbacks } = resolution;
+      const endpoint = runtime.balancer.pick(
+        endpoints,
+        service.loadBalancing,
+        `${service.name}/${set.lane}`,
+      )!;
+      const hop = provenance(service.name, set.lane, fallbacks);
+      const done = runtime.balancer.begin(endpoint);
+      const outcome = await forwardOnce(
+        runtime.dispatcher,
+        req,
+        res,
+        {
+          origin: endpoint,
+          path: request.path,
+          method,
+          headers: request.headers,
+          ...(body === undefined ? {} : { body }),
+        },
+        (headers) => {
+          mergeHeaders(headers, request.responseHeaders);
+          prependHop(headers, hop);
+        },
+        signal,
+      );
+      done();
+      last = { endpoint, set, fallbacks, hop, outcome };
+      recordOutlier(runtime, service.name, set, endpoint, outcome);
+      if (outcome.ok || outcome.responded || outcome.failure === 'aborted') break;
+      const replayable = body !== undefined || !req.readableDidRead;
+      const canRetry =
+        tried.size === 0 &&
+        replayable &&
+        (nothingSent(outcome.failure) || maySendTwice) &&
+        !signal.aborted &&
+        runtime.budget.tryRetry(service.name);
+      if (!canRetry) break;
+      tried.set(endpoint, fallbackReasonOf(outcome.failure));
+    }
+  } finally {
+    res.off('close', onClose);
+  }
+  if (!last) return;
+  // Counted for the attempt whose hop the client sees, so the metric and x-lane-served agree.
+  countFallbacks(runtime, service.name, last.fallbacks);
+  finish(runtime, res, request, last, deadline.aborted, started);
+}
+
+function recordOutlier(
+  runtime: ProxyRuntime,
+  service: string,
+  set: EndpointSetView,
+  endpoint: string,
+  outcome: ForwardOutcome,
+): void {
+  const failed = outcome.ok
+    ? outcome.status >= 500
+    : outcome.failure !== 'aborted' && outcome.failure !== 'other';
+  if (failed) runtime.outliers.recordFailure(service, set.lane, endpoint, set.endpoints);
+  else if (outcome.ok) runtime.outliers.recordSuccess(service, endpoint);
+}
+
+function countFallbacks(
+  runtime: ProxyRuntime,
+  service: string,
+  fallbacks: readonly FallbackStep[],
+) {
+  for (const step of fallbacks) {
+    runtime.metrics.fallbacks.inc({
+      service,
+      from_lane: step.from,
+      to_lane: step.to,
+      reason: step.reason,
+    });
+  }
+}
+
+function respondNoEndpoint(
+  runtime: ProxyRuntime,
+  res: ServerResponse,
+  request: ServiceRequest,
+  reason: string,
+): void {
+  const { listener, service, lane } = request;
+  respondError(res, 503, ProxyErrorCodes.noEndpoint, reason, {
+    [LANE_SERVED_HEADER]: `${service.name}=none`,
+  });
+  runtime.metrics.requests.inc({ listener, service: service.name, lane, version: '', code: 503 });
+}
+
+/** Answers for the last attempt when it failed before responding, then records the request. */
+function finish(
+  runtime: ProxyRuntime,
+  res: ServerResponse,
+  request: ServiceRequest,
+  last: Attempted,
+  timedOut: boolean,
+  started: bigint,
+): void {
+  const { service, lane, listener } = request;
+  const { outcome, set, endpoint, hop } = last;
   let code: number;
   if (outcome.ok) code = outcome.status;
-  else if (outcome.responded || outcome.failure === 'aborted') code = 0;
+  else if (outcome.responded || (outcome.failure === 'aborted' && !timedOut)) code = 0;
   else {
-    const timeout = outcome.failure === 'timeout';
+    const timeout =
+      timedOut || outcome.failure === 'timeout' || outcome.failure === 'connect_timeout';
     code = timeout ? 504 : 502;
     const what = `service ${service.name} lane ${set.lane} endpoint ${endpoint}`;
     runtime.logger.warn(

@@ -1,6 +1,7 @@
 import type {
   AssignRule,
   Entrypoint,
+  HealthCheck,
   LoadBalancing,
   RouteTable,
   StringMatch,
@@ -25,6 +26,8 @@ export interface ServiceView {
   name: string;
   sets: ReadonlyMap<string, EndpointSetView>;
   loadBalancing: LoadBalancing;
+  healthCheck: HealthCheck | undefined;
+  retryNonIdempotent: boolean;
 }
 
 export type HeaderMatcher = (value: string | undefined) => boolean;
@@ -118,7 +121,13 @@ export function compileTable(table: RouteTable): CompiledTable {
       });
     }
     for (const set of sets.values()) for (const origin of set.endpoints) origins.add(origin);
-    services.set(name, { name, sets, loadBalancing: service.loadBalancing });
+    services.set(name, {
+      name,
+      sets,
+      loadBalancing: service.loadBalancing,
+      healthCheck: service.healthCheck,
+      retryNonIdempotent: service.retryNonIdempotent,
+    });
   }
   const entrypoints = table.entrypoints.map(compileEntrypoint).sort(byMatchPriority);
   return { table, revision: table.revision, services, knownLanes, entrypoints, origins };

@@ -1,5 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { responseHeaders } from '../listeners/http-headers.js';
 import { classifyUpstreamError, type UpstreamFailure } from './errors.js';
@@ -9,6 +9,8 @@ export interface ForwardTarget {
   path: string;
   method: string;
   headers: Record<string, string | string[]>;
+  /** What to send as the body; by default the incoming request itself, streamed. */
+  body?: Buffer | Readable | null;
 }
 
 export type ForwardOutcome =
@@ -26,7 +28,9 @@ export function requestHasBody(req: IncomingMessage): boolean {
 
 /**
  * One attempt: streams the request to `target` and the response back, with no buffering either way.
- * `decorate` adds this hop's headers (provenance, cookies) to the response head.
+ * `decorate` adds this hop's headers (provenance, cookies) to the response head. undici's `stream()`
+ * writes the body straight into the client response: measured 1.8× the throughput of
+ * `request()` + `stream.pipeline` on small responses (bench/results/forwarding.md).
  */
 export async function forwardOnce(
   dispatcher: Dispatcher,
@@ -36,28 +40,30 @@ export async function forwardOnce(
   decorate: (headers: OutgoingHttpHeaders, status: number) => void,
   signal: AbortSignal,
 ): Promise<ForwardOutcome> {
-  let response: Dispatcher.ResponseData;
+  let status = 0;
   try {
-    response = await dispatcher.request({
-      origin: target.origin,
-      path: target.path,
-      method: target.method as Dispatcher.HttpMethod,
-      headers: target.headers,
-      body: requestHasBody(req) ? req : null,
-      signal,
-    });
+    await dispatcher.stream(
+      {
+        origin: target.origin,
+        path: target.path,
+        method: target.method as Dispatcher.HttpMethod,
+        headers: target.headers,
+        body: target.body !== undefined ? target.body : requestHasBody(req) ? req : null,
+        signal,
+      },
+      ({ statusCode, headers }) => {
+        status = statusCode;
+        const outgoing = responseHeaders(headers);
+        decorate(outgoing, statusCode);
+        res.writeHead(statusCode, outgoing);
+        return res;
+      },
+    );
+    return { ok: true, status };
   } catch (error) {
-    return { ok: false, failure: classifyUpstreamError(error), error, responded: false };
-  }
-  const headers = responseHeaders(response.headers);
-  decorate(headers, response.statusCode);
-  try {
-    res.writeHead(response.statusCode, headers);
-    await pipeline(response.body, res);
-    return { ok: true, status: response.statusCode };
-  } catch (error) {
-    response.body.destroy();
+    const failure = classifyUpstreamError(error);
+    if (status === 0) return { ok: false, failure, error, responded: false };
     res.destroy();
-    return { ok: false, failure: classifyUpstreamError(error), error, responded: true };
+    return { ok: false, failure, error, responded: true };
   }
 }

@@ -1,0 +1,36 @@
+import type { EndpointSetView } from '../routing/compiled-table.js';
+import type { Availability, FallbackReason } from '../routing/resolve.js';
+import type { ActiveHealthChecker } from './health-check.js';
+import type { OutlierDetector } from './outlier.js';
+
+/** Which endpoints can take traffic: not ejected by outlier detection, not failing active checks. */
+export class EndpointHealth implements Availability {
+  constructor(
+    private readonly outliers: OutlierDetector,
+    private readonly checks: ActiveHealthChecker,
+  ) {}
+
+  available(set: EndpointSetView, service: string): readonly string[] {
+    return set.endpoints.filter(
+      (e) => !this.checks.isUnhealthy(service, e) && !this.outliers.isEjected(service, set.lane, e),
+    );
+  }
+
+  unavailableReason(set: EndpointSetView, service: string): FallbackReason {
+    return set.endpoints.some((e) => this.checks.isUnhealthy(service, e)) ? 'unhealthy' : 'ejected';
+  }
+}
+
+/** `base`, less the endpoints this request already tried; a set emptied by them falls back for their reason. */
+export function excludingTried(
+  base: Availability,
+  tried: ReadonlyMap<string, FallbackReason>,
+): Availability {
+  return {
+    available: (set, service) => base.available(set, service).filter((e) => !tried.has(e)),
+    unavailableReason: (set, service) => {
+      const failed = set.endpoints.find((e) => tried.has(e));
+      return failed === undefined ? base.unavailableReason(set, service) : tried.get(failed)!;
+    },
+  };
+}

@@ -1,0 +1,145 @@
+import type { HealthCheck } from '@graylane/lane-core';
+import { Agent, request } from 'undici';
+import type { Logger } from '../logger.js';
+import type { CompiledTable } from '../routing/compiled-table.js';
+
+export interface HealthEvent {
+  service: string;
+  lane: string;
+  endpoint: string;
+  healthy: boolean;
+}
+
+interface Prober {
+  config: string;
+  timer: NodeJS.Timeout | undefined;
+  healthy: boolean;
+  passes: number;
+  failures: number;
+  stopped: boolean;
+}
+
+/**
+ * Active health checks for the services whose table entry asks for them. Endpoints start healthy
+ * (a new canary is not blackholed before its first check) and change state only after
+ * `unhealthyThreshold` failed or `healthyThreshold` passed checks in a row.
+ */
+export class ActiveHealthChecker {
+  private readonly probers = new Map<string, Prober>();
+  private readonly agent = new Agent({ keepAliveTimeout: 1_000, connections: 2 });
+
+  constructor(
+    private readonly onChange: (event: HealthEvent) => void,
+    private readonly logger: Logger,
+  ) {}
+
+  private key(service: string, endpoint: string): string {
+    return `${service}\u0000${endpoint}`;
+  }
+
+  isUnhealthy(service: string, endpoint: string): boolean {
+    return this.probers.get(this.key(service, endpoint))?.healthy === false;
+  }
+
+  /** Starts probers for every checked endpoint of `table` and stops those it no longer has. */
+  reconcile(table: CompiledTable): void {
+    const wanted = new Set<string>();
+    for (const service of table.services.values()) {
+      const check = service.healthCheck;
+      if (!check) continue;
+      for (const set of service.sets.values()) {
+        for (const endpoint of set.endpoints) {
+          const key = this.key(service.name, endpoint);
+          wanted.add(key);
+          const config = JSON.stringify(check);
+          const existing = this.probers.get(key);
+          if (existing?.config === config) continue;
+          if (existing) this.stopProber(existing);
+          this.startProber(key, config, check, { service: service.name, lane: set.lane, endpoint });
+        }
+      }
+    }
+    for (const [key, prober] of this.probers) {
+      if (!wanted.has(key)) {
+        this.stopProber(prober);
+        this.probers.delete(key);
+      }
+    }
+  }
+
+  private startProber(
+    key: string,
+    config: string,
+    check: HealthCheck,
+    target: { service: string; lane: string; endpoint: string },
+  ): void {
+    const prober: Prober = {
+      config,
+      timer: undefined,
+      healthy: true,
+      passes: 0,
+      failures: 0,
+      stopped: false,
+    };
+    this.probers.set(key, prober);
+    const run = async () => {
+      const passed = await this.probe(target.endpoint, check);
+      if (prober.stopped) return;
+      this.record(prober, passed, check, target);
+      prober.timer = setTimeout(run, check.intervalMs);
+      prober.timer.unref();
+    };
+    prober.timer = setTimeout(run, 0);
+    prober.timer.unref();
+  }
+
+  private record(
+    prober: Prober,
+    passed: boolean,
+    check: HealthCheck,
+    target: { service: string; lane: string; endpoint: string },
+  ): void {
+    if (passed) {
+      prober.passes++;
+      prober.failures = 0;
+      if (!prober.healthy && prober.passes >= check.healthyThreshold) {
+        prober.healthy = true;
+        this.logger.info(target, 'endpoint healthy again');
+        this.onChange({ ...target, healthy: true });
+      }
+      return;
+    }
+    prober.failures++;
+    prober.passes = 0;
+    if (prober.healthy && prober.failures >= check.unhealthyThreshold) {
+      prober.healthy = false;
+      this.logger.warn(target, 'endpoint failed its health checks');
+      this.onChange({ ...target, healthy: false });
+    }
+  }
+
+  private async probe(endpoint: string, check: HealthCheck): Promise<boolean> {
+    try {
+      const res = await request(`${endpoint}${check.path}`, {
+        dispatcher: this.agent,
+        signal: AbortSignal.timeout(check.timeoutMs),
+        headers: { 'user-agent': 'graylane-health-check' },
+      });
+      await res.body.dump();
+      return res.statusCode >= 200 && res.statusCode < 400;
+    } catch {
+      return false;
+    }
+  }
+
+  private stopProber(prober: Prober): void {
+    prober.stopped = true;
+    clearTimeout(prober.timer);
+  }
+
+  async close(): Promise<void> {
+    for (const prober of this.probers.values()) this.stopProber(prober);
+    this.probers.clear();
+    await this.agent.close();
+  }
+}

@@ -1,0 +1,112 @@
+import { STABLE } from '@graylane/lane-core';
+
+/**
+ * Passive outlier detection (Envoy's consecutive-5xx / Linkerd's failure accrual): an endpoint with
+ * `consecutiveFailures` connect failures or 5xx in a row is ejected for base × times-ejected, capped.
+ * At most `maxEjectionPercent` of the stable set is ejected at once, so stable never empties by
+ * ejection alone; a lane's set may go to zero, so that its traffic falls back.
+ */
+export interface OutlierOptions {
+  consecutiveFailures: number;
+  baseEjectionMs: number;
+  maxEjectionMs: number;
+  maxEjectionPercent: number;
+}
+
+interface EndpointState {
+  failures: number;
+  ejectedUntil: number;
+  timesEjected: number;
+  lastEjectedAt: number;
+}
+
+export interface EjectionEvent {
+  service: string;
+  lane: string;
+  endpoint: string;
+  ejected: boolean;
+}
+
+export class OutlierDetector {
+  private readonly states = new Map<string, EndpointState>();
+
+  constructor(
+    private readonly options: OutlierOptions,
+    private readonly onChange: (event: EjectionEvent) => void = () => {},
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private key(service: string, endpoint: string): string {
+    return `${service}\u0000${endpoint}`;
+  }
+
+  private state(service: string, endpoint: string): EndpointState {
+    const key = this.key(service, endpoint);
+    let state = this.states.get(key);
+    if (!state) {
+      state = { failures: 0, ejectedUntil: 0, timesEjected: 0, lastEjectedAt: 0 };
+      this.states.set(key, state);
+    }
+    return state;
+  }
+
+  isEjected(service: string, lane: string, endpoint: string): boolean {
+    const state = this.states.get(this.key(service, endpoint));
+    if (!state || state.ejectedUntil === 0) return false;
+    if (this.now() < state.ejectedUntil) return true;
+    // The ejection ran out: the endpoint takes traffic again and must fail afresh to go.
+    state.ejectedUntil = 0;
+    state.failures = 0;
+    this.onChange({ service, lane, endpoint, ejected: false });
+    return false;
+  }
+
+  recordSuccess(service: string, endpoint: string): void {
+    const state = this.states.get(this.key(service, endpoint));
+    if (!state) return;
+    state.failures = 0;
+    // A long healthy spell forgives earlier ejections, so the next one starts short again.
+    if (
+      state.timesEjected > 0 &&
+      this.now() - state.lastEjectedAt > this.options.maxEjectionMs * 2
+    ) {
+      state.timesEjected = 0;
+    }
+  }
+
+  /** Records a failure; `setEndpoints` is the endpoint's whole set, for the ejection cap. */
+  recordFailure(
+    service: string,
+    lane: string,
+    endpoint: string,
+    setEndpoints: readonly string[],
+  ): void {
+    const state = this.state(service, endpoint);
+    state.failures++;
+    if (state.failures < this.options.consecutiveFailures || state.ejectedUntil > this.now())
+      return;
+    if (lane === STABLE) {
+      const ejected = setEndpoints.filter(
+        (e) => e !== endpoint && this.isEjected(service, lane, e),
+      );
+      const allowed = Math.floor((setEndpoints.length * this.options.maxEjectionPercent) / 100);
+      if (ejected.length + 1 > allowed) return;
+    }
+    state.timesEjected++;
+    state.lastEjectedAt = this.now();
+    const duration = Math.min(
+      this.options.baseEjectionMs * state.timesEjected,
+      this.options.maxEjectionMs,
+    );
+    state.ejectedUntil = this.now() + duration;
+    this.onChange({ service, lane, endpoint, ejected: true });
+  }
+
+  /** Forgets endpoints no longer in the table. */
+  retain(keep: (service: string, endpoint: string) => boolean): void {
+    for (const key of this.states.keys()) {
+      const [service, endpoint] = key.split('\u0000') as [string, string];
+      if (!keep(service, endpoint)) this.states.delete(key);
+    }
+  }
+}

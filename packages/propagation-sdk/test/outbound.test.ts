@@ -1,7 +1,9 @@
 import http from 'node:http';
 import { Agent, request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configure, resetConfig } from '../src/config.js';
 import { withLane } from '../src/context.js';
+import { resetWarnings } from '../src/log.js';
 import { wrapFetch } from '../src/outbound/fetch.js';
 import { getFrom, wrapRequest } from '../src/outbound/http.js';
 import { laneInterceptor } from '../src/outbound/undici.js';
@@ -110,6 +112,33 @@ describe('node:http', () => {
       expect(await httpGet({ agent })).toMatchObject({ lane: null });
     } finally {
       agent.destroy();
+    }
+  });
+});
+
+describe('never throws into the app', () => {
+  it('logs an internal error once and sends the call untagged', async () => {
+    const warnings: Array<Record<string, unknown>> = [];
+    configure({ logger: { warn: (fields) => warnings.push(fields) } });
+    // Raw array headers are rendered when the request is built: the SDK cannot add its own.
+    const rawHeaders = () =>
+      new Promise<Seen>((resolve, reject) => {
+        const req = request(url, { headers: ['host', '127.0.0.1', 'x-request-id', '5'] }, (res) =>
+          readBody(res).then((b) => resolve(JSON.parse(b)), reject),
+        );
+        req.on('error', reject).end();
+      });
+    try {
+      const seen = await withLane('gray', async () => [await rawHeaders(), await rawHeaders()]);
+      expect(seen).toEqual([
+        { lane: null, baggage: null, id: '5' },
+        { lane: null, baggage: null, id: '5' },
+      ]);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ where: 'outbound:http' });
+    } finally {
+      resetConfig();
+      resetWarnings();
     }
   });
 });

@@ -56,12 +56,38 @@ export const ProxyConfigSchema = z
         connectTimeoutMs: z.number().int().min(1).optional(),
         headersTimeoutMs: z.number().int().min(1).optional(),
         bodyTimeoutMs: z.number().int().min(1).optional(),
+        requestTimeoutMs: z.number().int().min(1).optional(),
         keepAliveTimeoutMs: z.number().int().min(1).optional(),
+      })
+      .strict()
+      .default({}),
+    retry: z
+      .object({
+        ratio: z.number().min(0).max(1).optional(),
+        windowMs: z.number().int().min(100).optional(),
+        minRetries: z.number().int().min(0).optional(),
+        bufferBytes: z.number().int().min(0).optional(),
+      })
+      .strict()
+      .default({}),
+    outlier: z
+      .object({
+        consecutiveFailures: z.number().int().min(1).optional(),
+        baseEjectionMs: z.number().int().min(1).optional(),
+        maxEjectionMs: z.number().int().min(1).optional(),
+        maxEjectionPercent: z.number().min(0).max(100).optional(),
       })
       .strict()
       .default({}),
   })
   .strict();
+
+/** The fields of a partial settings object that were given, to lay over the defaults. */
+function given<T extends object>(partial: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(partial).filter(([, v]) => v !== undefined),
+  ) as Partial<T>;
+}
 
 export type ProxyConfig = z.output<typeof ProxyConfigSchema>;
 
@@ -141,9 +167,6 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
 
 export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
   const runtime = defaultRuntimeOptions();
-  const upstream = Object.fromEntries(
-    Object.entries(config.upstream).filter(([, v]) => v !== undefined),
-  ) as Partial<typeof runtime.upstream>;
   return {
     ...(config.routeTable ? { routeTable: config.routeTable } : {}),
     ...(config.gateway ? { gateway: parseAddress(config.gateway, 'gateway') } : {}),
@@ -157,7 +180,9 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
       ...(config.proxyId ? { proxyId: config.proxyId } : {}),
       loopLimit: config.loopLimit,
       unknownHosts: config.unknownHosts,
-      upstream: { ...runtime.upstream, ...upstream },
+      upstream: { ...runtime.upstream, ...given(config.upstream) },
+      retry: { ...runtime.retry, ...given(config.retry) },
+      outlier: { ...runtime.outlier, ...given(config.outlier) },
     },
   };
 }

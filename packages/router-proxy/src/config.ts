@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatPath, GraylaneError, parseDocumentText } from '@graylane/lane-core';
 import { z } from 'zod';
+import { DEFAULT_HEAD_LIMITS } from './listeners/http-guard.js';
+import { DEFAULT_MAX_CONNECTIONS } from './listeners/limits.js';
 import type { ListenAddress, ProxyOptions } from './proxy.js';
 import { defaultRuntimeOptions } from './runtime.js';
 
@@ -48,9 +50,12 @@ export const ProxyConfigSchema = z
       .object({
         headersTimeoutMs: z.number().int().min(1).default(10_000),
         keepAliveTimeoutMs: z.number().int().min(1).default(5_000),
+        maxConnections: z.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
+        maxHeaderBytes: z.number().int().min(1024).default(DEFAULT_HEAD_LIMITS.maxHeaderBytes),
+        maxHeaderCount: z.number().int().min(1).default(DEFAULT_HEAD_LIMITS.maxHeaderCount),
       })
       .strict()
-      .default({ headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000 }),
+      .prefault({}),
     upstream: z
       .object({
         connectTimeoutMs: z.number().int().min(1).optional(),

@@ -3,6 +3,13 @@ import type { AddressInfo } from 'node:net';
 import type { RouteTable } from '@graylane/lane-core';
 import { createAdminHandler } from './listeners/admin.js';
 import { createGatewayHandler } from './listeners/gateway.js';
+import { guardRequest, guardSocketRequest } from './listeners/http-guard.js';
+import {
+  applyServerLimits,
+  type ServerLimitsInput,
+  serverLimits,
+  serverOptions,
+} from './listeners/limits.js';
 import { createConnectHandler, createOutboundHandler } from './listeners/outbound.js';
 import { createLogger, type Logger } from './logger.js';
 import { ProxyMetrics } from './metrics.js';
@@ -27,7 +34,7 @@ export interface ProxyOptions {
   admin?: ListenAddress;
   adminAllowRemote?: boolean;
   drainTimeoutMs: number;
-  server: { headersTimeoutMs: number; keepAliveTimeoutMs: number };
+  server: ServerLimitsInput;
   runtime: RuntimeOptions;
   logger?: Logger;
 }
@@ -56,7 +63,13 @@ export class GraylaneProxy {
     if (options.outbound) {
       const self = () => this.servers.get('outbound')?.address() as AddressInfo | undefined;
       const server = this.addServer('outbound', createOutboundHandler(this.runtime, self));
-      server.on('connect', createConnectHandler(this.runtime, server));
+      server.on(
+        'connect',
+        guardSocketRequest(
+          createConnectHandler(this.runtime, server),
+          serverLimits(options.server),
+        ),
+      );
     }
     if (options.admin) {
       const handler = createAdminHandler(this.runtime, {
@@ -71,27 +84,14 @@ export class GraylaneProxy {
     kind: ListenerKind,
     handler: (req: IncomingMessage, res: ServerResponse) => void,
   ) {
-    const server = createServer(
-      {
-        headersTimeout: this.options.server.headersTimeoutMs,
-        keepAliveTimeout: this.options.server.keepAliveTimeoutMs,
-        requestTimeout: 0,
-      },
-      (req, res) => {
-        this.active.add(res);
-        res.once('close', () => this.active.delete(res));
-        if (this.draining) res.shouldKeepAlive = false;
-        handler(req, res);
-      },
-    );
-    server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      if (!socket.writable || error.code === 'ECONNRESET') return socket.destroy();
-      const status =
-        error.code === 'HPE_HEADER_OVERFLOW'
-          ? '431 Request Header Fields Too Large'
-          : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    const limits = serverLimits(this.options.server);
+    const server = createServer(serverOptions(limits), (req, res) => {
+      this.active.add(res);
+      res.once('close', () => this.active.delete(res));
+      if (this.draining) res.shouldKeepAlive = false;
+      if (guardRequest(req, res, limits)) handler(req, res);
     });
+    applyServerLimits(server, limits);
     this.servers.set(kind, server);
     return server;
   }

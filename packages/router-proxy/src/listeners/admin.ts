@@ -9,6 +9,11 @@ export interface AdminOptions {
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
+/** Whether a client address (a socket's `remoteAddress`) is this machine's loopback. */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  return LOOPBACK.test(address ?? '');
+}
+
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = `${JSON.stringify(body, null, 2)}\n`;
   res.writeHead(status, {
@@ -21,7 +26,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 /** `/metrics`, `/healthz`, `/readyz` and `/routetable`: what operators and the controller read. */
 export function createAdminHandler(runtime: ProxyRuntime, options: AdminOptions) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    if (!options.allowRemote && !LOOPBACK.test(req.socket.remoteAddress ?? '')) {
+    if (!options.allowRemote && !isLoopbackAddress(req.socket.remoteAddress)) {
       json(res, 403, { error: 'the admin listener answers loopback clients only' });
       return;
     }

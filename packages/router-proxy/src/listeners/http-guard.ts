@@ -1,0 +1,185 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ProxyErrorCodes, rawResponse, respondError } from './respond.js';
+
+/**
+ * Request-head validation before anything is forwarded. Node's parser (llhttp, strict) already refuses
+ * most smuggling shapes; these checks are the proxy's own statement of what it forwards, and they
+ * also catch what llhttp lets through (a repeated `Host`, `gzip, chunked`, headers past its count).
+ */
+
+export interface HeadLimits {
+  /** Request line plus header lines, in bytes (CRLFs included). */
+  maxHeaderBytes: number;
+  /** Header lines. */
+  maxHeaderCount: number;
+}
+
+export const DEFAULT_HEAD_LIMITS: HeadLimits = { maxHeaderBytes: 60 * 1024, maxHeaderCount: 100 };
+
+export interface HeadProblem {
+  status: 400 | 431 | 501;
+  code: string;
+  reason: string;
+}
+
+/** What the guard reads of a request; `IncomingMessage` has all of it. */
+export interface RequestHead {
+  method?: string | undefined;
+  url?: string | undefined;
+  httpVersion: string;
+  rawHeaders: readonly string[];
+}
+
+// RFC 9110 §5.6.2 token.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// RFC 3986 authority characters: enough to keep a Host from carrying anything but a host and port.
+const HOST = /^[A-Za-z0-9._~!$&'()*+,;=:[\]%-]*$/;
+const DECIMAL = /^\d{1,15}$/;
+
+/** CTL characters (CR, LF and NUL among them); a field value may hold HTAB (RFC 9110 §5.5). */
+function hasControl(text: string, allowed: 'tab' | 'none'): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && !(c === 0x09 && allowed === 'tab')) || c === 0x7f) return true;
+  }
+  return false;
+}
+
+const tooLarge = (reason: string): HeadProblem => ({
+  status: 431,
+  code: ProxyErrorCodes.headersTooLarge,
+  reason,
+});
+const malformed = (reason: string): HeadProblem => ({
+  status: 400,
+  code: ProxyErrorCodes.malformedRequest,
+  reason,
+});
+
+function headSize(head: RequestHead): number {
+  let bytes = `${head.method ?? ''} ${head.url ?? ''} HTTP/${head.httpVersion}\r\n`.length + 2;
+  // Node decodes header bytes as latin1, so string length is the byte count.
+  for (let i = 0; i < head.rawHeaders.length; i += 2) {
+    bytes += head.rawHeaders[i]!.length + head.rawHeaders[i + 1]!.length + 4;
+  }
+  return bytes;
+}
+
+/** RFC 9112 §6: exactly one way to find where the body ends, or the request is refused. */
+function checkFraming(
+  contentLengths: readonly string[],
+  transferEncodings: readonly string[],
+  httpVersion: string,
+): HeadProblem | undefined {
+  if (transferEncodings.length > 0) {
+    if (contentLengths.length > 0) {
+      return malformed('Content-Length and Transfer-Encoding together');
+    }
+    if (httpVersion === '1.0') return malformed('Transfer-Encoding in an HTTP/1.0 request');
+    const codings = transferEncodings
+      .flatMap((value) => value.split(','))
+      .map((coding) => coding.trim().toLowerCase())
+      .filter((coding) => coding !== '');
+    if (codings.at(-1) !== 'chunked') {
+      return malformed('Transfer-Encoding does not end with chunked');
+    }
+    if (codings.length > 1) {
+      if (codings.indexOf('chunked') !== codings.length - 1) {
+        return malformed('chunked applied more than once');
+      }
+      return {
+        status: 501,
+        code: ProxyErrorCodes.transferCoding,
+        reason: `transfer coding ${codings[0]} is not supported`,
+      };
+    }
+    return undefined;
+  }
+  if (contentLengths.some((value) => !DECIMAL.test(value.trim()))) {
+    return malformed('Content-Length is not a decimal number');
+  }
+  if (new Set(contentLengths.map((value) => Number(value))).size > 1) {
+    return malformed('differing Content-Length values');
+  }
+  return undefined;
+}
+
+/** The first problem with a request head, or undefined when it may be forwarded. Pure. */
+export function checkRequestHead(
+  head: RequestHead,
+  limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+): HeadProblem | undefined {
+  const raw = head.rawHeaders;
+  if (raw.length / 2 > limits.maxHeaderCount) {
+    return tooLarge(`more than ${limits.maxHeaderCount} header lines`);
+  }
+  if (headSize(head) > limits.maxHeaderBytes) {
+    return tooLarge(`request head over ${limits.maxHeaderBytes} bytes`);
+  }
+  const target = head.url ?? '';
+  if (hasControl(target, 'none') || target.includes(' ')) {
+    return malformed('invalid character in the target');
+  }
+  const contentLengths: string[] = [];
+  const transferEncodings: string[] = [];
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    if (!TOKEN.test(name)) return malformed('invalid header name');
+    if (hasControl(value, 'tab')) return malformed(`invalid character in ${name}`);
+    switch (name.toLowerCase()) {
+      case 'content-length':
+        contentLengths.push(value);
+        break;
+      case 'transfer-encoding':
+        transferEncodings.push(value);
+        break;
+      case 'host':
+        hosts += 1;
+        if (!HOST.test(value)) return malformed('invalid Host');
+        break;
+    }
+  }
+  if (hosts > 1) return malformed('Host repeated');
+  if (hosts === 0 && head.httpVersion === '1.1' && head.method !== 'CONNECT') {
+    return malformed('HTTP/1.1 request without Host');
+  }
+  return checkFraming(contentLengths, transferEncodings, head.httpVersion);
+}
+
+/**
+ * The guard every forwarding listener runs first: true when the request may go on; otherwise it has
+ * been answered (4xx/501 with `x-graylane-error`) and the connection is closed after the answer,
+ * since the framing of what follows on it cannot be trusted.
+ */
+export function guardRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+): boolean {
+  const problem = checkRequestHead(req, limits);
+  if (!problem) return true;
+  respondError(res, problem.status, problem.code, problem.reason, { connection: 'close' });
+  return false;
+}
+
+/**
+ * The same guard for heads Node hands over with the raw socket (`connect`, `upgrade`): a refused one
+ * is answered on the socket and never reaches `handler`.
+ */
+export function guardSocketRequest<Args extends unknown[]>(
+  handler: (req: IncomingMessage, socket: Duplex, ...rest: Args) => void,
+  limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+) {
+  return (req: IncomingMessage, socket: Duplex, ...rest: Args): void => {
+    const problem = checkRequestHead(req, limits);
+    if (!problem) {
+      handler(req, socket, ...rest);
+      return;
+    }
+    socket.on('error', () => socket.destroy());
+    socket.end(rawResponse(problem.status, problem.code, problem.reason));
+  };
+}

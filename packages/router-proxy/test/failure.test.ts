@@ -1,0 +1,367 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { GraylaneProxy } from '../src/index.js';
+import { metricValue, startProxy, startUpstream, table, type Upstream } from './helpers.js';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/upstream-process.mjs', import.meta.url));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface UpstreamProcess {
+  url: string;
+  port: number;
+  kill(): Promise<void>;
+}
+
+/** An upstream in its own process, so that killing it is a real crash, not a polite close. */
+async function startUpstreamProcess(name: string, port = 0): Promise<UpstreamProcess> {
+  const child: ChildProcess = spawn(process.execPath, [FIXTURE, name, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
+  const bound = (JSON.parse(chunk.toString()) as { listening: number }).listening;
+  return {
+    url: `http://127.0.0.1:${bound}`,
+    port: bound,
+    kill: async () => {
+      // A killed child has a signalCode and no exitCode.
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** A TCP server that accepts connections and never answers: a hung or black-holed endpoint. */
+async function startBlackHole(): Promise<{ url: string; sockets: Socket[]; server: Server }> {
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, sockets, server };
+}
+
+/** A TCP server that counts connections and resets each at once: a dead endpoint we can count. */
+async function startResetter(): Promise<{ url: string; accepted: () => number; server: Server }> {
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    socket.resetAndDestroy();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    accepted: () => accepted,
+    server,
+  };
+}
+
+interface LoadResult {
+  status: number;
+  served: string;
+  upstream: string;
+}
+
+/** Bounded, paced load: `count` requests at `perSecond`, on 127.0.0.1; stops by itself. */
+async function paced(
+  url: string,
+  count: number,
+  perSecond: number,
+  headers: Record<string, string>,
+) {
+  const agent = new Agent({ connections: 64 });
+  const results: Array<LoadResult | { error: string }> = [];
+  const pending: Promise<void>[] = [];
+  const start = Date.now();
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / perSecond;
+    const wait = due - Date.now();
+    if (wait > 0) await sleep(wait);
+    pending.push(
+      request(url, { dispatcher: agent, headers })
+        .then(async (res) => {
+          const text = await res.body.text();
+          const upstream =
+            res.statusCode === 200 ? (JSON.parse(text) as { upstream: string }).upstream : '';
+          results.push({
+            status: res.statusCode,
+            served: String(res.headers['x-lane-served'] ?? ''),
+            upstream,
+          });
+        })
+        .catch((error: Error) => {
+          results.push({ error: error.message });
+        }),
+    );
+  }
+  await Promise.all(pending);
+  await agent.close();
+  return results;
+}
+
+/** Prints a measured figure, so the CI log carries what the closing notes quote. */
+function report(what: string, figures: Record<string, number>): void {
+  console.info(`[figures] ${what}: ${JSON.stringify(figures)}`);
+}
+
+const failures = (results: Array<LoadResult | { error: string }>) =>
+  results.filter((r) => 'error' in r || r.status !== 200);
+
+describe('fallback when a canary fails', () => {
+  const cleanups: Array<() => Promise<unknown> | unknown> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function setup(options: { healthCheck?: boolean; baseEjectionMs?: number } = {}) {
+    const stable = await startUpstream('stable');
+    const canary = await startUpstreamProcess('canary');
+    cleanups.push(
+      () => stable.close(),
+      () => canary.kill(),
+    );
+    const proxy = await startProxy({
+      initialTable: table({
+        revision: 1,
+        services: {
+          web: {
+            stable: { version: 'v1', endpoints: [stable.url] },
+            lanes: { gray: { version: 'v2', endpoints: [canary.url] } },
+            ...(options.healthCheck
+              ? {
+                  healthCheck: {
+                    path: '/healthz',
+                    intervalMs: 200,
+                    timeoutMs: 150,
+                    unhealthyThreshold: 1,
+                    healthyThreshold: 1,
+                  },
+                }
+              : {}),
+          },
+        },
+        entrypoints: [{ name: 'web', service: 'web' }],
+      }),
+      runtime: {
+        outlier: {
+          consecutiveFailures: 5,
+          baseEjectionMs: options.baseEjectionMs ?? 30_000,
+          maxEjectionMs: 300_000,
+          maxEjectionPercent: 50,
+        },
+      },
+    });
+    cleanups.push(() => proxy.close());
+    return { stable, canary, proxy };
+  }
+
+  it('loses no tagged request when the canary process is killed under load', async () => {
+    const { canary, proxy } = await setup();
+    const load = paced(`${proxy.url('gateway')}/`, 3000, 300, { 'x-lane': 'gray' });
+    await sleep(3000);
+    await canary.kill();
+    const results = await load;
+    expect(failures(results)).toEqual([]);
+    const served = results as LoadResult[];
+    expect(served.filter((r) => r.upstream === 'canary').length).toBeGreaterThan(500);
+    expect(served.filter((r) => r.upstream === 'stable').length).toBeGreaterThan(1000);
+    // What the clients saw in x-lane-served is what the proxy counted.
+    const seen = served.filter((r) => r.served.includes(';fallback=')).length;
+    const counted = await metricValue(proxy, 'graylane_fallbacks_total', {
+      service: 'web',
+      from_lane: 'gray',
+    });
+    expect(counted).toBe(seen);
+    expect(seen).toBe(served.filter((r) => r.upstream === 'stable').length);
+    // A few connect errors, then the endpoint is ejected and the lane falls back without trying it.
+    const reasons = new Set(
+      served.map((r) => /fallback=(\w+)/.exec(r.served)?.[1]).filter(Boolean),
+    );
+    expect(reasons).toEqual(new Set(['connect_error', 'ejected']));
+    expect(
+      await metricValue(proxy, 'graylane_endpoint_ejected', { service: 'web', lane: 'gray' }),
+    ).toBe(1);
+  });
+
+  it('returns tagged traffic to a restarted canary within one health-check interval', async () => {
+    const { canary, proxy } = await setup({ healthCheck: true });
+    const get = async () => {
+      const res = await request(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'gray' } });
+      return {
+        served: String(res.headers['x-lane-served']),
+        body: (await res.body.json()) as { upstream: string },
+      };
+    };
+    expect((await get()).body.upstream).toBe('canary');
+    await canary.kill();
+    // Within an interval the check fails and the lane falls back as unhealthy.
+    let fallback = '';
+    for (const deadline = Date.now() + 2000; Date.now() < deadline; await sleep(50)) {
+      const { served, body } = await get();
+      expect(body.upstream).toBe('stable');
+      if (served.includes('fallback=unhealthy')) {
+        fallback = served;
+        break;
+      }
+    }
+    expect(fallback).toBe('web=stable;fallback=unhealthy');
+    const restarted = await startUpstreamProcess('canary-again', canary.port);
+    cleanups.push(() => restarted.kill());
+    const restartedAt = Date.now();
+    let back = 0;
+    while (Date.now() - restartedAt < 3000) {
+      if ((await get()).body.upstream === 'canary-again') {
+        back = Date.now() - restartedAt;
+        break;
+      }
+      await sleep(20);
+    }
+    expect(back).toBeGreaterThan(0);
+    // One 200 ms interval, plus a check's own time and scheduling slack on a busy machine.
+    expect(back).toBeLessThan(200 + 800);
+    report('active health check recovery', { intervalMs: 200, recoveredMs: back });
+  });
+
+  it('returns tagged traffic to a restarted canary when its ejection period ends', async () => {
+    const { canary, proxy } = await setup({ baseEjectionMs: 600 });
+    await canary.kill();
+    for (let i = 0; i < 8; i++) {
+      const res = await request(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'gray' } });
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+    }
+    expect(
+      await metricValue(proxy, 'graylane_endpoint_ejected', { service: 'web', lane: 'gray' }),
+    ).toBe(1);
+    const restarted = await startUpstreamProcess('canary-again', canary.port);
+    cleanups.push(() => restarted.kill());
+    const ejectedAt = Date.now();
+    let back = 0;
+    while (Date.now() - ejectedAt < 3000) {
+      const res = await request(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'gray' } });
+      if (((await res.body.json()) as { upstream: string }).upstream === 'canary-again') {
+        back = Date.now() - ejectedAt;
+        break;
+      }
+      await sleep(20);
+    }
+    expect(back).toBeGreaterThan(0);
+    expect(back).toBeLessThan(600 + 500);
+    report('passive ejection recovery', { ejectionMs: 600, recoveredMs: back });
+    expect(
+      await metricValue(proxy, 'graylane_endpoint_ejected', { service: 'web', lane: 'gray' }),
+    ).toBe(0);
+  });
+
+  it('times out a black-holed canary and falls back within the configured time', async () => {
+    const stable = await startUpstream('stable');
+    const hole = await startBlackHole();
+    cleanups.push(
+      () => stable.close(),
+      () => {
+        for (const s of hole.sockets) s.destroy();
+        hole.server.close();
+      },
+    );
+    const proxy = await startProxy({
+      initialTable: table({
+        revision: 1,
+        services: {
+          web: {
+            stable: { endpoints: [stable.url] },
+            lanes: { gray: { endpoints: [hole.url] } },
+          },
+        },
+        entrypoints: [{ name: 'web', service: 'web' }],
+      }),
+      runtime: {
+        upstream: {
+          connectTimeoutMs: 1000,
+          headersTimeoutMs: 300,
+          bodyTimeoutMs: 5000,
+          requestTimeoutMs: 5000,
+          keepAliveTimeoutMs: 4000,
+        },
+      },
+    });
+    cleanups.push(() => proxy.close());
+    const started = Date.now();
+    const res = await request(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'gray' } });
+    const elapsed = Date.now() - started;
+    expect(res.statusCode).toBe(200);
+    expect(((await res.body.json()) as { upstream: string }).upstream).toBe('stable');
+    expect(res.headers['x-lane-served']).toBe('web=stable;fallback=timeout');
+    expect(elapsed).toBeGreaterThanOrEqual(300);
+    expect(elapsed).toBeLessThan(300 + 1000);
+    report('black-holed canary', { headersTimeoutMs: 300, answeredMs: elapsed });
+  });
+
+  it('answers 504 naming service and lane when the whole request times out', async () => {
+    const hole = await startBlackHole();
+    cleanups.push(() => {
+      for (const s of hole.sockets) s.destroy();
+      hole.server.close();
+    });
+    const proxy = await startProxy({
+      initialTable: table({
+        revision: 1,
+        services: { web: { stable: { endpoints: [hole.url] } } },
+        entrypoints: [{ name: 'web', service: 'web' }],
+      }),
+      runtime: {
+        upstream: {
+          connectTimeoutMs: 1000,
+          headersTimeoutMs: 10_000,
+          bodyTimeoutMs: 10_000,
+          requestTimeoutMs: 400,
+          keepAliveTimeoutMs: 4000,
+        },
+      },
+    });
+    cleanups.push(() => proxy.close());
+    const res = await request(`${proxy.url('gateway')}/`);
+    expect(res.statusCode).toBe(504);
+    expect(res.headers['x-graylane-error']).toBe('GRAYLANE_ERR_UPSTREAM_TIMEOUT');
+    expect(await res.body.text()).toMatch(/service web lane stable/);
+  });
+
+  it('holds the retry budget when every endpoint of a service is dead', async () => {
+    const dead = [await startResetter(), await startResetter()];
+    cleanups.push(() =>
+      Promise.all(dead.map((d) => new Promise((resolve) => d.server.close(resolve)))),
+    );
+    const proxy = await startProxy({
+      initialTable: table({
+        revision: 1,
+        services: { web: { stable: { endpoints: dead.map((d) => d.url) } } },
+        entrypoints: [{ name: 'web', service: 'web' }],
+      }),
+      // Ejection would also cut attempts; switch it off so that the budget alone is measured.
+      runtime: {
+        outlier: {
+          consecutiveFailures: 1e9,
+          baseEjectionMs: 1,
+          maxEjectionMs: 1,
+          maxEjectionPercent: 0,
+        },
+      },
+    });
+    cleanups.push(() => proxy.close());
+    const requests = 200;
+    const results = await paced(`${proxy.url('gateway')}/`, requests, 400, {});
+    expect(results.every((r) => 'status' in r && r.status === 502)).toBe(true);
+    const attempts = dead.reduce((sum, d) => sum + d.accepted(), 0);
+    const floor = 10;
+    expect(attempts).toBeGreaterThan(requests);
+    expect(attempts).toBeLessThanOrEqual(1.2 * requests + floor);
+    report('retry budget, all endpoints dead', { requests, attempts, ratio: attempts / requests });
+  });
+});

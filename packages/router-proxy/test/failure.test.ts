@@ -189,6 +189,14 @@ describe('fallback when a canary fails', () => {
     expect(
       await metricValue(proxy, 'graylane_endpoint_ejected', { service: 'web', lane: 'gray' }),
     ).toBe(1);
+    report('canary killed under load', {
+      requests: results.length,
+      failed: failures(results).length,
+      canary: served.filter((r) => r.upstream === 'canary').length,
+      fallbacks: seen,
+      connect_error: served.filter((r) => r.served.includes('fallback=connect_error')).length,
+      ejected: served.filter((r) => r.served.includes('fallback=ejected')).length,
+    });
   });
 
   it('returns tagged traffic to a restarted canary within one health-check interval', async () => {

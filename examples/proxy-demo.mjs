@@ -60,7 +60,17 @@ function frontend(version, sidecar) {
 async function startProxy(tableFile) {
   const child = spawn(
     process.execPath,
-    [BIN, '--route-table', tableFile, '--gateway', '127.0.0.1:0', '--outbound', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+    [
+      BIN,
+      '--route-table',
+      tableFile,
+      '--gateway',
+      '127.0.0.1:0',
+      '--outbound',
+      '127.0.0.1:0',
+      '--admin',
+      '127.0.0.1:0',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const listeners = {};
@@ -89,7 +99,9 @@ function get(url, headers) {
       res.on('data', (c) => {
         body += c;
       });
-      res.on('end', () => resolve({ status: res.statusCode, served: res.headers['x-lane-served'], body }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode, served: res.headers['x-lane-served'], body }),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -136,7 +148,9 @@ entrypoints:
 `,
     );
     proxy = await startProxy(tableFile);
-    console.log(`graylane-proxy: gateway ${proxy.listeners.gateway}, sidecar ${proxy.listeners.outbound}, admin ${proxy.listeners.admin}\n`);
+    console.log(
+      `graylane-proxy: gateway ${proxy.listeners.gateway}, sidecar ${proxy.listeners.outbound}, admin ${proxy.listeners.admin}\n`,
+    );
     const cases = [
       ['untagged', {}],
       ['x-lane: gray', { 'x-lane': 'gray' }],

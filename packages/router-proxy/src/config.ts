@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { formatPath, GraylaneError, parseDocumentText } from '@graylane/lane-core';
+import { formatPath, GraylaneError, LANE_PATTERN, parseDocumentText } from '@graylane/lane-core';
 import { z } from 'zod';
 import { DEFAULT_HEAD_LIMITS } from './listeners/http-guard.js';
 import { DEFAULT_MAX_CONNECTIONS } from './listeners/limits.js';
@@ -8,10 +8,14 @@ import type { ListenAddress, ProxyOptions } from './proxy.js';
 import { defaultRuntimeOptions } from './runtime.js';
 
 export const USAGE = `Usage: graylane-proxy --route-table <file> [options]
+       graylane-proxy --inbound HOST:PORT --inbound-target URL --service NAME [options]
 
-  --route-table FILE     route table (JSON or YAML), watched for changes
+  --route-table FILE     route table (JSON or YAML), watched for changes; optional with --inbound alone
   --gateway HOST:PORT    gateway (entry) listener
   --outbound HOST:PORT   outbound (sidecar) listener: the app's HTTP_PROXY, or Host-addressed calls
+  --inbound HOST:PORT    inbound (sidecar) listener in front of the local app: per-lane metrics, tag
+                         normalised (with --inbound-target URL of the app, --service NAME of it,
+                         --service-version V as a metric label)
   --admin HOST:PORT      admin listener: /metrics /healthz /readyz /routetable (127.0.0.1:15000)
   --config FILE          proxy settings (YAML or JSON); flags win over it
   --log-level LEVEL      fatal | error | warn | info | debug | trace | silent (info)
@@ -28,12 +32,29 @@ export class ConfigError extends GraylaneError {
 
 const address = z.string().describe('HOST:PORT, :PORT or PORT');
 
+/** The local app's origin: http(s), no path, since every request keeps its own. */
+function isAppOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return /^https?:$/.test(url.protocol) && url.pathname === '/' && !url.search && !url.hash;
+  } catch {
+    return false;
+  }
+}
+
 /** The config file: the flags plus settings too detailed for flags. */
 export const ProxyConfigSchema = z
   .object({
     routeTable: z.string().optional(),
     gateway: address.optional(),
     outbound: address.optional(),
+    inbound: address.optional(),
+    inboundTarget: z
+      .string()
+      .refine(isAppOrigin, 'an http(s) origin of the local app, e.g. http://127.0.0.1:3000')
+      .optional(),
+    service: z.string().regex(LANE_PATTERN, 'a service name is a DNS label').optional(),
+    version: z.string().min(1).optional(),
     admin: address.optional(),
     adminAllowRemote: z.boolean().default(false),
     logLevel: z
@@ -96,10 +117,25 @@ function given<T extends object>(partial: T): Partial<T> {
 
 export type ProxyConfig = z.output<typeof ProxyConfigSchema>;
 
-const FLAGS = ['route-table', 'gateway', 'outbound', 'admin', 'config', 'log-level'] as const;
+const FLAGS = [
+  'route-table',
+  'gateway',
+  'outbound',
+  'inbound',
+  'inbound-target',
+  'service',
+  'service-version',
+  'admin',
+  'config',
+  'log-level',
+] as const;
 type Flag = (typeof FLAGS)[number];
 
-const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+/** The config-file field a flag sets: its camel-case name, but for `--service-version`. */
+const field = (flag: Flag) =>
+  flag === 'service-version'
+    ? 'version'
+    : flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const envName = (flag: string) => `GRAYLANE_${flag.toUpperCase().replace(/-/g, '_')}`;
 
 export function parseAddress(value: string, what: string): ListenAddress {
@@ -153,7 +189,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
   const overrides: Record<string, string> = {};
   for (const flag of FLAGS) {
     const value = pick(flag);
-    if (flag !== 'config' && value !== undefined) overrides[camel(flag)] = value;
+    if (flag !== 'config' && value !== undefined) overrides[field(flag)] = value;
   }
   const merged = { ...(fromFile as object), ...overrides };
   const result = ProxyConfigSchema.safeParse(merged);
@@ -163,9 +199,14 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
     throw new ConfigError(`${where}${formatPath(issue.path)}: ${issue.message}`);
   }
   const config = result.data;
-  if (!config.routeTable) throw new ConfigError('--route-table is required');
-  if (!config.gateway && !config.outbound) {
-    throw new ConfigError('nothing to serve: give --gateway and/or --outbound');
+  if (!config.gateway && !config.outbound && !config.inbound) {
+    throw new ConfigError('nothing to serve: give --gateway, --outbound and/or --inbound');
+  }
+  if ((config.gateway || config.outbound) && !config.routeTable) {
+    throw new ConfigError('--route-table is required');
+  }
+  if (config.inbound && (!config.inboundTarget || !config.service)) {
+    throw new ConfigError('--inbound needs --inbound-target and --service');
   }
   return { help: false, config };
 }
@@ -176,6 +217,16 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
     ...(config.routeTable ? { routeTable: config.routeTable } : {}),
     ...(config.gateway ? { gateway: parseAddress(config.gateway, 'gateway') } : {}),
     ...(config.outbound ? { outbound: parseAddress(config.outbound, 'outbound') } : {}),
+    ...(config.inbound && config.inboundTarget && config.service
+      ? {
+          inbound: parseAddress(config.inbound, 'inbound'),
+          inboundApp: {
+            target: config.inboundTarget,
+            service: config.service,
+            version: config.version,
+          },
+        }
+      : {}),
     admin: parseAddress(config.admin ?? '127.0.0.1:15000', 'admin'),
     adminAllowRemote: config.adminAllowRemote,
     drainTimeoutMs: config.drainTimeoutMs,

@@ -2,8 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { RouteTable } from '@graylane/lane-core';
 import { createAdminHandler } from './listeners/admin.js';
-import { createGatewayHandler } from './listeners/gateway.js';
+import { createGatewayHandler, createGatewayRouter } from './listeners/gateway.js';
 import { guardRequest, guardSocketRequest } from './listeners/http-guard.js';
+import { createInboundHandler, type InboundApp } from './listeners/inbound.js';
 import {
   applyServerLimits,
   type ServerLimitsInput,
@@ -11,13 +12,18 @@ import {
   serverOptions,
 } from './listeners/limits.js';
 import { createConnectHandler, createOutboundHandler } from './listeners/outbound.js';
+import {
+  createGatewayUpgradeHandler,
+  createOutboundUpgradeHandler,
+  Tunnels,
+} from './listeners/upgrade.js';
 import { createLogger, type Logger } from './logger.js';
 import { ProxyMetrics } from './metrics.js';
 import { TableHolder } from './routing/table-holder.js';
 import { ProxyRuntime, type RuntimeOptions } from './runtime.js';
 import { FileRouteTableSource, type RouteTableSource } from './sources/file.js';
 
-export type ListenerKind = 'gateway' | 'outbound' | 'admin';
+export type ListenerKind = 'gateway' | 'outbound' | 'inbound' | 'admin';
 
 export interface ListenAddress {
   host: string;
@@ -31,6 +37,9 @@ export interface ProxyOptions {
   initialTable?: RouteTable;
   gateway?: ListenAddress;
   outbound?: ListenAddress;
+  /** The inbound listener, in front of `inboundApp`; it needs no route table. */
+  inbound?: ListenAddress;
+  inboundApp?: InboundApp;
   admin?: ListenAddress;
   adminAllowRemote?: boolean;
   drainTimeoutMs: number;
@@ -48,6 +57,7 @@ export class GraylaneProxy {
   readonly logger: Logger;
   private readonly servers = new Map<ListenerKind, Server>();
   private readonly active = new Set<ServerResponse>();
+  private readonly tunnels = new Tunnels();
   private source: RouteTableSource | undefined;
   private draining = false;
 
@@ -59,10 +69,27 @@ export class GraylaneProxy {
       new ProxyMetrics(),
       this.logger,
     );
-    if (options.gateway) this.addServer('gateway', createGatewayHandler(this.runtime));
+    if (options.gateway) {
+      const router = createGatewayRouter(this.runtime);
+      const server = this.addServer('gateway', createGatewayHandler(this.runtime, router));
+      server.on(
+        'upgrade',
+        guardSocketRequest(
+          createGatewayUpgradeHandler(this.runtime, router, this.tunnels),
+          serverLimits(options.server),
+        ),
+      );
+    }
     if (options.outbound) {
       const self = () => this.servers.get('outbound')?.address() as AddressInfo | undefined;
       const server = this.addServer('outbound', createOutboundHandler(this.runtime, self));
+      server.on(
+        'upgrade',
+        guardSocketRequest(
+          createOutboundUpgradeHandler(this.runtime, self, this.tunnels),
+          serverLimits(options.server),
+        ),
+      );
       server.on(
         'connect',
         guardSocketRequest(
@@ -71,10 +98,17 @@ export class GraylaneProxy {
         ),
       );
     }
+    if (options.inbound && options.inboundApp) {
+      this.addServer('inbound', createInboundHandler(this.runtime, options.inboundApp));
+    }
     if (options.admin) {
       const handler = createAdminHandler(this.runtime, {
         allowRemote: options.adminAllowRemote ?? false,
         isDraining: () => this.draining,
+        // An inbound-only sidecar routes without a table; one that was given a table waits for it.
+        needsTable: Boolean(
+          options.routeTable || options.initialTable || options.gateway || options.outbound,
+        ),
       });
       this.servers.set('admin', createServer(handler));
     }
@@ -169,6 +203,7 @@ export class GraylaneProxy {
       for (const server of traffic) server.closeIdleConnections();
     }
     for (const server of traffic) server.closeAllConnections();
+    this.tunnels.destroyAll();
     await Promise.all(closed);
     const admin = this.servers.get('admin');
     if (admin) {

@@ -5,6 +5,8 @@ export interface AdminOptions {
   /** The admin listener answers loopback clients only unless this is set. */
   allowRemote: boolean;
   isDraining(): boolean;
+  /** Whether the proxy is ready only once a route table is loaded (not so for inbound alone). */
+  needsTable?: boolean;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
@@ -47,7 +49,8 @@ export function createAdminHandler(runtime: ProxyRuntime, options: AdminOptions)
           return;
         }
         if (!loaded) {
-          json(res, 503, { status: 'no route table loaded' });
+          if (options.needsTable === false) json(res, 200, { status: 'ready' });
+          else json(res, 503, { status: 'no route table loaded' });
           return;
         }
         json(res, 200, { status: 'ready', revision: loaded.revision });

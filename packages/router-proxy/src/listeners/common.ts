@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type LaneTag, readLaneTag } from '@graylane/lane-core';
+import { defaultTagOptions, type LaneTag, readLaneTag, type TagOptions } from '@graylane/lane-core';
 import type { CompiledTable } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { ProxyErrorCodes, respondError } from './respond.js';
@@ -23,33 +23,48 @@ function viaEntries(req: IncomingMessage): string[] {
 
 /**
  * Loop protection in the manner of `Via` (RFC 9110 §7.6.3): each pass adds this proxy's token, and a
- * request that already carries it `loopLimit` times is answered 508 instead of forwarded again.
- * Returns the `Via` value to forward, or undefined after answering.
+ * request that already carries it `loopLimit` times is a loop. Returns the `Via` value to forward, or
+ * how many times the request already passed when it is a loop.
  */
+export function nextVia(
+  runtime: ProxyRuntime,
+  req: IncomingMessage,
+): { via: string } | { loop: number } {
+  const entries = viaEntries(req);
+  const token = runtime.viaToken;
+  const passes = entries.filter((entry) => entry.endsWith(` ${token}`)).length;
+  if (passes >= runtime.options.loopLimit) return { loop: passes };
+  return { via: [...entries, `1.1 ${token}`].join(', ') };
+}
+
+export const loopMessage = (passes: number) => `request passed this proxy ${passes} times`;
+
+/** `nextVia` for a request handler: a loop is answered 508, and undefined returned. */
 export function passVia(
   runtime: ProxyRuntime,
   req: IncomingMessage,
   res: ServerResponse,
 ): string | undefined {
-  const entries = viaEntries(req);
-  const token = runtime.viaToken;
-  const passes = entries.filter((entry) => entry.endsWith(` ${token}`)).length;
-  if (passes >= runtime.options.loopLimit) {
-    respondError(res, 508, ProxyErrorCodes.loop, `request passed this proxy ${passes} times`);
-    return undefined;
-  }
-  return [...entries, `1.1 ${token}`].join(', ');
+  const next = nextVia(runtime, req);
+  if ('via' in next) return next.via;
+  respondError(res, 508, ProxyErrorCodes.loop, loopMessage(next.loop));
+  return undefined;
+}
+
+/** The table's lane header and baggage key; the defaults while no table is loaded. */
+export function tagOptionsOf(table: CompiledTable | undefined): TagOptions {
+  if (!table) return defaultTagOptions;
+  return { laneHeader: table.table.laneHeader, baggageKey: table.table.baggageKey };
 }
 
 /** Reads the lane tag of a request and counts an invalid one, which is then dropped. */
 export function readRequestLane(
   runtime: ProxyRuntime,
-  table: CompiledTable,
+  options: TagOptions,
   req: IncomingMessage,
   listener: ListenerName,
 ): LaneTag {
-  const { laneHeader, baggageKey } = table.table;
-  const tag = readLaneTag(req.headers[laneHeader], req.headers.baggage, { laneHeader, baggageKey });
+  const tag = readLaneTag(req.headers[options.laneHeader], req.headers.baggage, options);
   if (tag.invalid) runtime.metrics.invalidLane.inc({ listener });
   return tag;
 }

@@ -2,15 +2,23 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { recordCarrier, removeLaneTag } from '@graylane/lane-core';
+import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
 import { hostWithoutPort, serviceFromHost } from '../routing/entrypoint.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { forwardOnce } from '../upstream/forward.js';
-import { guarded, passVia, readRequestLane, tableOrRespond } from './common.js';
+import {
+  guarded,
+  loopMessage,
+  nextVia,
+  readRequestLane,
+  tableOrRespond,
+  tagOptionsOf,
+} from './common.js';
 import { endToEndHeaders, setForwardedHeaders } from './http-headers.js';
-import { ProxyErrorCodes, respondError } from './respond.js';
+import { ProxyErrorCodes, type Refusal, refusal, respondError } from './respond.js';
 import { forwardToService } from './service-route.js';
 
-interface OutboundTarget {
+export interface OutboundTarget {
   /** `http:` or `https:`; origin-form requests are plain http. */
   protocol: string;
   host: string;
@@ -46,46 +54,95 @@ function addressesItself(host: string, self: AddressInfo | undefined): boolean {
   return port === self.port && (LOCAL_HOSTS.has(bare) || bare === self.address);
 }
 
+/** Where the sidecar sends a call: a service of the table, or (none) a host outside the mesh. */
+export interface OutboundRoute {
+  ok: true;
+  target: OutboundTarget;
+  service: ServiceView | undefined;
+  lane: string;
+  /** End-to-end headers to forward, x-forwarded-* and Via set (and Host, for a service). */
+  headers: Record<string, string | string[]>;
+}
+
+/** The sidecar's decision for one call, apart from how it is forwarded (plain request or upgrade). */
+export function routeOutbound(
+  runtime: ProxyRuntime,
+  table: CompiledTable,
+  req: IncomingMessage,
+  self: AddressInfo | undefined,
+): OutboundRoute | Refusal {
+  const target = targetOf(req);
+  if (!target) return refusal(400, ProxyErrorCodes.badRequest, 'request has no target host');
+  const via = nextVia(runtime, req);
+  if ('loop' in via) return refusal(508, ProxyErrorCodes.loop, loopMessage(via.loop));
+  if (addressesItself(target.host, self)) {
+    return refusal(
+      400,
+      ProxyErrorCodes.badRequest,
+      `${target.host} is this proxy: name the service in Host or the URL`,
+    );
+  }
+  const serviceName = serviceFromHost(target.host);
+  const service = serviceName === undefined ? undefined : table.services.get(serviceName);
+  const tag = readRequestLane(runtime, tagOptionsOf(table), req, 'outbound');
+  const headers = endToEndHeaders(req.headers);
+  setForwardedHeaders(headers, req, false);
+  headers.via = via.via;
+  if (service) headers.host = target.host;
+  return { ok: true, target, service, lane: tag.lane, headers };
+}
+
+/**
+ * A call to a host outside the mesh leaves with no lane tag (or is refused, with `unknownHosts:
+ * refuse`). Returns the refusal, or undefined after preparing `headers` to pass through.
+ */
+export function leaveMesh(
+  runtime: ProxyRuntime,
+  table: CompiledTable,
+  route: OutboundRoute,
+): Refusal | undefined {
+  const { target, headers } = route;
+  if (runtime.options.unknownHosts === 'refuse') {
+    runtime.metrics.passthrough.inc({ kind: 'http', outcome: 'refused' });
+    return refusal(
+      502,
+      ProxyErrorCodes.unknownHost,
+      `${target.host} is not a service in the route table`,
+    );
+  }
+  removeLaneTag(recordCarrier(headers), tagOptionsOf(table));
+  headers.host = target.host;
+  runtime.metrics.passthrough.inc({ kind: 'http', outcome: 'passed' });
+  return undefined;
+}
+
 /** The sidecar listener: routes calls to services by lane, and passes other hosts through untagged. */
 export function createOutboundHandler(runtime: ProxyRuntime, self: () => AddressInfo | undefined) {
   return guarded(runtime, async (req: IncomingMessage, res: ServerResponse) => {
     const table = tableOrRespond(runtime, res);
     if (!table) return;
-    const target = targetOf(req);
-    if (!target) {
-      respondError(res, 400, ProxyErrorCodes.badRequest, 'request has no target host');
+    const route = routeOutbound(runtime, table, req, self());
+    if (!route.ok) {
+      respondError(res, route.status, route.code, route.message);
       return;
     }
-    const via = passVia(runtime, req, res);
-    if (via === undefined) return;
-    if (addressesItself(target.host, self())) {
-      respondError(
-        res,
-        400,
-        ProxyErrorCodes.badRequest,
-        `${target.host} is this proxy: name the service in Host or the URL`,
-      );
-      return;
-    }
-    const serviceName = serviceFromHost(target.host);
-    const service = serviceName === undefined ? undefined : table.services.get(serviceName);
-    const tag = readRequestLane(runtime, table, req, 'outbound');
-    const headers = endToEndHeaders(req.headers);
-    setForwardedHeaders(headers, req, false);
-    headers.via = via;
-    if (service) {
-      headers.host = target.host;
+    if (route.service) {
       await forwardToService(runtime, req, res, {
         listener: 'outbound',
         table,
-        service,
-        lane: tag.lane,
-        path: target.path,
-        headers,
+        service: route.service,
+        lane: route.lane,
+        path: route.target.path,
+        headers: route.headers,
       });
       return;
     }
-    await passThrough(runtime, req, res, target, headers);
+    const refused = leaveMesh(runtime, table, route);
+    if (refused) {
+      respondError(res, refused.status, refused.code, refused.message);
+      return;
+    }
+    await passThrough(runtime, req, res, route.target, route.headers);
   });
 }
 
@@ -96,24 +153,6 @@ async function passThrough(
   target: OutboundTarget,
   headers: Record<string, string | string[]>,
 ): Promise<void> {
-  if (runtime.options.unknownHosts === 'refuse') {
-    runtime.metrics.passthrough.inc({ kind: 'http', outcome: 'refused' });
-    respondError(
-      res,
-      502,
-      ProxyErrorCodes.unknownHost,
-      `${target.host} is not a service in the route table`,
-    );
-    return;
-  }
-  const table = runtime.tables.current!;
-  // A tag never leaves the mesh.
-  removeLaneTag(recordCarrier(headers), {
-    laneHeader: table.table.laneHeader,
-    baggageKey: table.table.baggageKey,
-  });
-  headers.host = target.host;
-  runtime.metrics.passthrough.inc({ kind: 'http', outcome: 'passed' });
   const abort = new AbortController();
   res.once('close', () => {
     if (!res.writableFinished) abort.abort();

@@ -52,3 +52,18 @@ export function rawResponse(status: number, code: string, message: string): stri
     `x-graylane-error: ${code}\r\nconnection: close\r\n\r\n${body}`
   );
 }
+
+/** A response the proxy makes itself instead of forwarding: decided apart from how it is written. */
+export interface Refusal {
+  ok: false;
+  status: number;
+  code: string;
+  message: string;
+}
+
+export const refusal = (status: number, code: string, message: string): Refusal => ({
+  ok: false,
+  status,
+  code,
+  message,
+});

@@ -36,13 +36,16 @@ export function provenance(
 }
 
 /** This hop first, then the hops the upstream reported, so the header reads in call order. */
-function prependHop(headers: OutgoingHttpHeaders, hop: string): void {
+export function prependHop(headers: OutgoingHttpHeaders, hop: string): void {
   const downstream = headers[LANE_SERVED_HEADER];
   const rest = Array.isArray(downstream) ? downstream.join(', ') : downstream;
   headers[LANE_SERVED_HEADER] = rest ? `${hop}, ${rest}` : hop;
 }
 
-function mergeHeaders(target: OutgoingHttpHeaders, extra: OutgoingHttpHeaders | undefined): void {
+export function mergeHeaders(
+  target: OutgoingHttpHeaders,
+  extra: OutgoingHttpHeaders | undefined,
+): void {
   if (!extra) return;
   for (const [name, value] of Object.entries(extra)) {
     if (value === undefined) continue;
@@ -94,7 +97,7 @@ export async function forwardToService(
   res: ServerResponse,
   request: ServiceRequest,
 ): Promise<void> {
-  const { service, lane, table, listener } = request;
+  const { service, lane, table } = request;
   const started = process.hrtime.bigint();
   const method = req.method ?? 'GET';
   const maySendTwice = IDEMPOTENT.has(method) || service.retryNonIdempotent;
@@ -185,7 +188,7 @@ function recordOutlier(
   else if (outcome.ok) runtime.outliers.recordSuccess(service, endpoint);
 }
 
-function countFallbacks(
+export function countFallbacks(
   runtime: ProxyRuntime,
   service: string,
   fallbacks: readonly FallbackStep[],

@@ -5,6 +5,7 @@ export {
   parseCli,
   proxyOptionsFrom,
 } from './config.js';
+export type { InboundApp } from './listeners/inbound.js';
 export { ProxyErrorCodes } from './listeners/respond.js';
 export { LANE_SERVED_HEADER, provenance } from './listeners/service-route.js';
 export { createLogger } from './logger.js';

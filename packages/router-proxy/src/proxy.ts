@@ -4,7 +4,11 @@ import type { RouteTable } from '@graylane/lane-core';
 import { createAdminHandler } from './listeners/admin.js';
 import { createGatewayHandler, createGatewayRouter } from './listeners/gateway.js';
 import { guardRequest, guardSocketRequest } from './listeners/http-guard.js';
-import { createInboundHandler, type InboundApp } from './listeners/inbound.js';
+import {
+  createInboundHandler,
+  createInboundUpgradeHandler,
+  type InboundApp,
+} from './listeners/inbound.js';
 import {
   applyServerLimits,
   type ServerLimitsInput,
@@ -99,7 +103,15 @@ export class GraylaneProxy {
       );
     }
     if (options.inbound && options.inboundApp) {
-      this.addServer('inbound', createInboundHandler(this.runtime, options.inboundApp));
+      const app = options.inboundApp;
+      const server = this.addServer('inbound', createInboundHandler(this.runtime, app));
+      server.on(
+        'upgrade',
+        guardSocketRequest(
+          createInboundUpgradeHandler(this.runtime, app, this.tunnels),
+          serverLimits(options.server),
+        ),
+      );
     }
     if (options.admin) {
       const handler = createAdminHandler(this.runtime, {

@@ -247,6 +247,30 @@ describe('WebSocket (Upgrade) through the gateway and the outbound listener', ()
     }
   });
 
+  it('tunnels through the inbound listener to the app, the tag normalised', async () => {
+    const sidecar = await startProxy({
+      gateway: undefined,
+      outbound: undefined,
+      inbound: { host: '127.0.0.1', port: 0 },
+      inboundApp: { target: gray.url, service: 'chat', version: 'v2' },
+    });
+    try {
+      const { socket, response, messages } = await open(wsUrl(sidecar.url('inbound'), '/room'), {
+        baggage: 'lane=gray',
+      });
+      expect(response.headers['x-lane-served']).toBe('chat=gray');
+      expect((await messages.next()).toString()).toBe('gray:welcome');
+      socket.send('in');
+      expect((await messages.next()).toString()).toBe('gray:in');
+      expect(gray.handshakes.at(-1)!['x-lane']).toBe('gray');
+      await closeSocket(socket);
+      const labels = { listener: 'inbound', service: 'chat', lane: 'gray', code: '101' };
+      expect(await metricValue(sidecar, 'graylane_requests_total', labels)).toBe(1);
+    } finally {
+      await sidecar.close();
+    }
+  });
+
   it('cuts open tunnels when the proxy stops', async () => {
     const stopping = await startProxy({
       initialTable: table({

@@ -2,10 +2,20 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { recordCarrier, writeLaneTag } from '@graylane/lane-core';
 import type { ProxyRuntime } from '../runtime.js';
 import { forwardOnce } from '../upstream/forward.js';
-import { guarded, passVia, readRequestLane, tagOptionsOf } from './common.js';
+import { guarded, loopMessage, nextVia, passVia, readRequestLane, tagOptionsOf } from './common.js';
 import { endToEndHeaders, setForwardedHeaders } from './http-headers.js';
 import { ProxyErrorCodes, respondError } from './respond.js';
 import { LANE_SERVED_HEADER, prependHop, provenance } from './service-route.js';
+import {
+  codeOf,
+  exchange,
+  guardedUpgrade,
+  isTimeout,
+  keepUpgrade,
+  refuseUpgrade,
+  type Tunnels,
+  type UpgradeHandler,
+} from './upgrade.js';
 
 /** The local app an inbound listener stands in front of. */
 export interface InboundApp {
@@ -28,18 +38,11 @@ export interface InboundApp {
  */
 export function createInboundHandler(runtime: ProxyRuntime, app: InboundApp) {
   const origin = new URL(app.target).origin;
-  const version = app.version ?? '';
   return guarded(runtime, async (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
     const via = passVia(runtime, req, res);
     if (via === undefined) return;
-    const tagOptions = tagOptionsOf(runtime.tables.current);
-    const { lane } = readRequestLane(runtime, tagOptions, req, 'inbound');
-    const headers = endToEndHeaders(req.headers);
-    setForwardedHeaders(headers, req, false);
-    headers.via = via;
-    writeLaneTag(recordCarrier(headers), lane, tagOptions);
-    const hop = provenance(app.service, lane, []);
+    const { lane, headers, hop } = toApp(runtime, app, req, via);
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abort.abort();
@@ -78,8 +81,66 @@ export function createInboundHandler(runtime: ProxyRuntime, app: InboundApp) {
         { [LANE_SERVED_HEADER]: hop },
       );
     }
-    const labels = { listener: 'inbound', service: app.service, lane, version };
-    runtime.metrics.requests.inc({ ...labels, code });
-    runtime.metrics.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    record(runtime, app, lane, code, started);
+  });
+}
+
+/** The request as the app gets it: end-to-end headers, x-forwarded-*, Via, and the tag normalised. */
+function toApp(runtime: ProxyRuntime, app: InboundApp, req: IncomingMessage, via: string) {
+  const tagOptions = tagOptionsOf(runtime.tables.current);
+  const { lane } = readRequestLane(runtime, tagOptions, req, 'inbound');
+  const headers = endToEndHeaders(req.headers);
+  setForwardedHeaders(headers, req, false);
+  headers.via = via;
+  writeLaneTag(recordCarrier(headers), lane, tagOptions);
+  return { lane, headers, hop: provenance(app.service, lane, []) };
+}
+
+function record(
+  runtime: ProxyRuntime,
+  app: InboundApp,
+  lane: string,
+  code: number,
+  started: bigint,
+): void {
+  const labels = { listener: 'inbound', service: app.service, lane, version: app.version ?? '' };
+  runtime.metrics.requests.inc({ ...labels, code });
+  runtime.metrics.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+/** WebSocket to the app: the same tag normalisation and provenance, then a tunnel both ways. */
+export function createInboundUpgradeHandler(
+  runtime: ProxyRuntime,
+  app: InboundApp,
+  tunnels: Tunnels,
+): UpgradeHandler {
+  const origin = new URL(app.target).origin;
+  return guardedUpgrade(runtime, tunnels, async (req, client, head) => {
+    const started = process.hrtime.bigint();
+    const via = nextVia(runtime, req);
+    if ('loop' in via) {
+      refuseUpgrade(client, 508, ProxyErrorCodes.loop, loopMessage(via.loop));
+      return;
+    }
+    const { lane, headers, hop } = toApp(runtime, app, req, via.via);
+    keepUpgrade(req, headers);
+    const outcome = await exchange(runtime, req, client, head, {
+      origin,
+      path: req.url ?? '/',
+      headers,
+      decorate: (response) => prependHop(response, hop),
+    });
+    const code = codeOf(outcome);
+    if (!outcome.ok && outcome.failure !== 'aborted') {
+      const timeout = isTimeout(outcome.failure);
+      refuseUpgrade(
+        client,
+        code,
+        timeout ? ProxyErrorCodes.upstreamTimeout : ProxyErrorCodes.upstream,
+        `${timeout ? 'timed out waiting for' : 'could not reach'} service ${app.service} at ${origin}`,
+        { [LANE_SERVED_HEADER]: hop },
+      );
+    }
+    record(runtime, app, lane, code, started);
   });
 }

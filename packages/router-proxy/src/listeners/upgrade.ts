@@ -87,7 +87,10 @@ export function refuseUpgrade(
 }
 
 /** The forwarded head keeps what an upgrade needs, which `endToEndHeaders` strips as hop-by-hop. */
-function keepUpgrade(req: IncomingMessage, headers: Record<string, string | string[]>): void {
+export function keepUpgrade(
+  req: IncomingMessage,
+  headers: Record<string, string | string[]>,
+): void {
   headers.connection = 'upgrade';
   headers.upgrade = req.headers.upgrade ?? 'websocket';
 }
@@ -304,11 +307,11 @@ interface UpgradeAttempted {
   outcome: ExchangeOutcome;
 }
 
-const isTimeout = (failure: UpstreamFailure) =>
+export const isTimeout = (failure: UpstreamFailure) =>
   failure === 'timeout' || failure === 'connect_timeout';
 
 /** The status the client got: the endpoint's, 502/504 from the proxy, 0 when the client left. */
-function codeOf(outcome: ExchangeOutcome): number {
+export function codeOf(outcome: ExchangeOutcome): number {
   if (outcome.ok) return outcome.status;
   if (outcome.failure === 'aborted') return 0;
   return isTimeout(outcome.failure) ? 504 : 502;

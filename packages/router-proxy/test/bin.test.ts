@@ -1,57 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startUpstream, tempDir, type Upstream } from './helpers.js';
+import { runBin, startUpstream, tempDir, type Upstream } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-
-interface Run {
-  child: ChildProcess;
-  listeners: Record<string, string>;
-  exit: Promise<{ code: number | null; stderr: string }>;
-}
-
-/** Runs the built bin and waits until every listener it was given reports its address. */
-async function runBin(
-  args: string[],
-  env: Record<string, string> = {},
-  expected = 2,
-): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const exit = once(child, 'exit').then(([code]) => ({ code: code as number | null, stderr }));
-  const listeners: Record<string, string> = {};
-  await new Promise<void>((resolve, reject) => {
-    let buffer = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
-        const line = JSON.parse(buffer.slice(0, nl)) as {
-          msg: string;
-          listener?: string;
-          address?: { host: string; port: number };
-        };
-        buffer = buffer.slice(nl + 1);
-        if (line.msg === 'listening' && line.listener && line.address) {
-          listeners[line.listener] = `http://${line.address.host}:${line.address.port}`;
-          if (Object.keys(listeners).length === expected) resolve();
-        }
-      }
-    });
-    exit.then(({ code }) => reject(new Error(`exited ${code}: ${stderr}`)));
-  });
-  return { child, listeners, exit };
-}
 
 /** Runs the bin to its end, for the cases where it must refuse to start. */
 async function runToExit(args: string[], env: Record<string, string> = {}) {
@@ -111,6 +67,9 @@ describe('graylane-proxy bin', () => {
       '--route-table',
       '--gateway',
       '--outbound',
+      '--inbound',
+      '--inbound-target',
+      '--service',
       '--admin',
       '--config',
       '--log-level',

@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import {
@@ -11,6 +12,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { RouteTableInput } from '@graylane/lane-core';
 import { parseRouteTable } from '@graylane/lane-core';
 import { request as undiciRequest } from 'undici';
@@ -199,4 +201,50 @@ export function send(
     req.on('error', reject);
     req.end(options.body);
   });
+}
+
+const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+export interface BinRun {
+  child: ChildProcess;
+  listeners: Record<string, string>;
+  exit: Promise<{ code: number | null; stderr: string }>;
+}
+
+/** Runs the built bin and waits until every listener it was given reports its address. */
+export async function runBin(
+  args: string[],
+  env: Record<string, string> = {},
+  expected = 2,
+): Promise<BinRun> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const exit = once(child, 'exit').then(([code]) => ({ code: code as number | null, stderr }));
+  const listeners: Record<string, string> = {};
+  await new Promise<void>((resolve, reject) => {
+    let buffer = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
+        const line = JSON.parse(buffer.slice(0, nl)) as {
+          msg: string;
+          listener?: string;
+          address?: { host: string; port: number };
+        };
+        buffer = buffer.slice(nl + 1);
+        if (line.msg === 'listening' && line.listener && line.address) {
+          listeners[line.listener] = `http://${line.address.host}:${line.address.port}`;
+          if (Object.keys(listeners).length === expected) resolve();
+        }
+      }
+    });
+    exit.then(({ code }) => reject(new Error(`exited ${code}: ${stderr}`)));
+  });
+  return { child, listeners, exit };
 }

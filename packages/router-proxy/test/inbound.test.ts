@@ -1,14 +1,19 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GraylaneProxy, parseCli } from '../src/index.js';
-import { metricValue, send, startProxy, startUpstream, table, type Upstream } from './helpers.js';
+import {
+  type BinRun,
+  metricValue,
+  runBin,
+  send,
+  startProxy,
+  startUpstream,
+  table,
+  type Upstream,
+} from './helpers.js';
 
 type Echo = { upstream: string; headers: Record<string, string> };
-
-const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
 /** A port that was free a moment ago and has nothing listening on it. */
 async function closedPort(): Promise<number> {
@@ -194,69 +199,39 @@ describe('inbound configuration', () => {
 
 describe('graylane-proxy bin with --inbound only', () => {
   let app: Upstream;
-  let child: ChildProcess | undefined;
+  let run: BinRun | undefined;
 
   beforeAll(async () => {
     app = await startUpstream('app');
   });
 
   afterAll(async () => {
-    child?.kill('SIGKILL');
+    run?.child.kill('SIGKILL');
     await app.close();
   });
 
   it('serves the app with no route table', async () => {
-    child = spawn(
-      process.execPath,
-      [
-        BIN,
-        '--inbound',
-        '127.0.0.1:0',
-        '--inbound-target',
-        app.url,
-        '--service',
-        'web',
-        '--admin',
-        '127.0.0.1:0',
-      ],
-      { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const running = child;
-    let stderr = '';
-    running.stderr!.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const listeners: Record<string, string> = {};
-    await new Promise<void>((resolve, reject) => {
-      let buffer = '';
-      running.stdout!.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
-          const line = JSON.parse(buffer.slice(0, nl)) as {
-            msg: string;
-            listener?: string;
-            address?: { host: string; port: number };
-          };
-          buffer = buffer.slice(nl + 1);
-          if (line.msg === 'listening' && line.listener && line.address) {
-            listeners[line.listener] = `http://${line.address.host}:${line.address.port}`;
-            if (listeners.inbound && listeners.admin) resolve();
-          }
-        }
-      });
-      running.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
-    });
-    const res = await send(`${listeners.inbound}/hello`, { headers: { baggage: 'lane=gray' } });
+    run = await runBin([
+      '--inbound',
+      '127.0.0.1:0',
+      '--inbound-target',
+      app.url,
+      '--service',
+      'web',
+      '--admin',
+      '127.0.0.1:0',
+    ]);
+    const { inbound, admin } = run.listeners;
+    const res = await send(`${inbound}/hello`, { headers: { baggage: 'lane=gray' } });
     expect(res.status).toBe(200);
     expect(res.json<Echo>().headers['x-lane']).toBe('gray');
     expect(res.headers['x-lane-served']).toBe('web=gray');
-    expect((await send(`${listeners.admin}/readyz`)).status).toBe(200);
-    const metrics = await send(`${listeners.admin}/metrics`);
+    expect((await send(`${admin}/readyz`)).status).toBe(200);
+    const metrics = await send(`${admin}/metrics`);
     expect(metrics.text).toContain(
       'graylane_requests_total{listener="inbound",service="web",lane="gray",version="",code="200"} 1',
     );
-    running.kill('SIGTERM');
-    const [code] = await once(running, 'exit');
-    expect(code).toBe(0);
+    run.child.kill('SIGTERM');
+    expect((await run.exit).code).toBe(0);
   });
 });

@@ -271,6 +271,28 @@ describe('WebSocket (Upgrade) through the gateway and the outbound listener', ()
     }
   });
 
+  it("keeps an idle tunnel open past the listener's header and keep-alive timeouts", async () => {
+    const strict = await startProxy({
+      initialTable: table({
+        revision: 1,
+        services: { chat: { stable: { endpoints: [stable.url] } } },
+        entrypoints: [{ name: 'chat', service: 'chat' }],
+      }),
+      server: { headersTimeoutMs: 200, keepAliveTimeoutMs: 200 },
+    });
+    try {
+      const { socket, messages } = await open(wsUrl(strict.url('gateway')));
+      await messages.next();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(socket.readyState).toBe(WebSocket.OPEN);
+      socket.send('still here');
+      expect((await messages.next()).toString()).toBe('stable:still here');
+      await closeSocket(socket);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('cuts open tunnels when the proxy stops', async () => {
     const stopping = await startProxy({
       initialTable: table({

@@ -6,6 +6,7 @@ import type { ProxyRuntime } from '../runtime.js';
 import { excludingTried } from '../upstream/endpoint-health.js';
 import { nothingSent, type UpstreamFailure } from '../upstream/errors.js';
 import { type ForwardOutcome, forwardOnce, requestHasBody } from '../upstream/forward.js';
+import { RequestBody } from '../upstream/request-body.js';
 import { ProxyErrorCodes, respondError } from './respond.js';
 
 export type ListenerName = 'gateway' | 'outbound' | 'inbound';
@@ -115,6 +116,7 @@ export async function forwardToService(
   });
   const tried = new Map<string, FallbackReason>();
   let body: Buffer | null | undefined;
+  let streamed: RequestBody | undefined;
   let last: Attempted | undefined;
   try {
     body = await replayableBody(req, maySendTwice, runtime.options.retry.bufferBytes);
@@ -133,6 +135,7 @@ export async function forwardToService(
         `${service.name}/${set.lane}`,
       )!;
       const hop = provenance(service.name, set.lane, fallbacks);
+      if (body === undefined) streamed = new RequestBody(req);
       const done = runtime.balancer.begin(endpoint);
       const outcome = await forwardOnce(
         runtime.dispatcher,
@@ -143,7 +146,7 @@ export async function forwardToService(
           path: request.path,
           method,
           headers: request.headers,
-          ...(body === undefined ? {} : { body }),
+          body: body === undefined ? streamed : body,
         },
         (headers) => {
           mergeHeaders(headers, request.responseHeaders);
@@ -155,7 +158,7 @@ export async function forwardToService(
       last = { endpoint, set, fallbacks, hop, outcome };
       recordOutlier(runtime, service.name, set, endpoint, outcome);
       if (outcome.ok || outcome.responded || outcome.failure === 'aborted') break;
-      const replayable = body !== undefined || !req.readableDidRead;
+      const replayable = body !== undefined || !streamed?.pulled;
       const canRetry =
         tried.size === 0 &&
         replayable &&

@@ -86,7 +86,9 @@ export class ProxyRuntime {
         ejected ? 'endpoint ejected' : 'endpoint back from ejection',
       );
     });
-    this.healthChecks = new ActiveHealthChecker(() => {}, logger);
+    this.healthChecks = new ActiveHealthChecker(({ service, lane, endpoint, healthy }) => {
+      if (healthy) this.outliers.reinstate(service, lane, endpoint);
+    }, logger);
     this.health = new EndpointHealth(this.outliers, this.healthChecks);
     tables.onChange((next) => {
       metrics.routeTableRevision.set(next.revision);

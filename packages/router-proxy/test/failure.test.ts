@@ -5,8 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { GraylaneProxy } from '../src/index.js';
-import { metricValue, startProxy, startUpstream, table, type Upstream } from './helpers.js';
+import { metricValue, startProxy, startUpstream, table } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/upstream-process.mjs', import.meta.url));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -210,6 +209,12 @@ describe('fallback when a canary fails', () => {
     };
     expect((await get()).body.upstream).toBe('canary');
     await canary.kill();
+    // A burst before the first failed check: passive detection ejects the canary for 30 s too.
+    const burst = await Promise.all(Array.from({ length: 8 }, get));
+    expect(burst.every((r) => r.body.upstream === 'stable')).toBe(true);
+    expect(
+      await metricValue(proxy, 'graylane_endpoint_ejected', { service: 'web', lane: 'gray' }),
+    ).toBe(1);
     // Within an interval the check fails and the lane falls back as unhealthy.
     let fallback = '';
     for (const deadline = Date.now() + 2000; Date.now() < deadline; await sleep(50)) {
@@ -235,6 +240,10 @@ describe('fallback when a canary fails', () => {
     expect(back).toBeGreaterThan(0);
     // One 200 ms interval, plus a check's own time and scheduling slack on a busy machine.
     expect(back).toBeLessThan(200 + 800);
+    // A passing health check ends the ejection early.
+    expect(
+      await metricValue(proxy, 'graylane_endpoint_ejected', { service: 'web', lane: 'gray' }),
+    ).toBe(0);
     report('active health check recovery', { intervalMs: 200, recoveredMs: back });
   });
 

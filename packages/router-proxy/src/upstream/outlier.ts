@@ -102,6 +102,19 @@ export class OutlierDetector {
     this.onChange({ service, lane, endpoint, ejected: true });
   }
 
+  /**
+   * Ends an ejection early: an active health check that passes is better evidence than an ejection
+   * timer (Envoy's `successful_active_health_check_uneject_host`).
+   */
+  reinstate(service: string, lane: string, endpoint: string): void {
+    const state = this.states.get(this.key(service, endpoint));
+    if (!state) return;
+    state.failures = 0;
+    if (state.ejectedUntil === 0) return;
+    state.ejectedUntil = 0;
+    this.onChange({ service, lane, endpoint, ejected: false });
+  }
+
   /** Forgets endpoints no longer in the table. */
   retain(keep: (service: string, endpoint: string) => boolean): void {
     for (const key of this.states.keys()) {

@@ -187,6 +187,13 @@ describe('hardening: request heads', () => {
     );
   });
 
+  it('400 for an upgrade request that announces a body (it would be read as the tunnel)', async () => {
+    await malformed(
+      gateway,
+      `${head(['Connection: upgrade', 'Upgrade: websocket', 'Content-Length: 3'])}abc`,
+    );
+  });
+
   it('outbound: a well-formed request is still forwarded', async () => {
     const reply = await rawExchange(outbound, head(['Connection: close']));
     expect(reply.status).toBe(200);

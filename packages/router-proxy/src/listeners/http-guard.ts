@@ -166,15 +166,35 @@ export function guardRequest(
 }
 
 /**
- * The same guard for heads Node hands over with the raw socket (`connect`, `upgrade`): a refused one
- * is answered on the socket and never reaches `handler`.
+ * A head Node hands over with the raw socket (`connect`, `upgrade`) is followed by the tunnel, so it
+ * may announce no body: bytes a relay would read as body the endpoint could read as the tunnel.
+ */
+export function checkTunnelHead(
+  head: RequestHead,
+  limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+): HeadProblem | undefined {
+  const problem = checkRequestHead(head, limits);
+  if (problem) return problem;
+  for (let i = 0; i < head.rawHeaders.length; i += 2) {
+    const name = head.rawHeaders[i]!.toLowerCase();
+    const value = head.rawHeaders[i + 1]!.trim();
+    if (name === 'transfer-encoding' || (name === 'content-length' && value !== '0')) {
+      return malformed(`a ${head.method} request with a body`);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The guard for `connect` and `upgrade` events: a refused head is answered on the socket and never
+ * reaches `handler`.
  */
 export function guardSocketRequest<Args extends unknown[]>(
   handler: (req: IncomingMessage, socket: Duplex, ...rest: Args) => void,
   limits: HeadLimits = DEFAULT_HEAD_LIMITS,
 ) {
   return (req: IncomingMessage, socket: Duplex, ...rest: Args): void => {
-    const problem = checkRequestHead(req, limits);
+    const problem = checkTunnelHead(req, limits);
     if (!problem) {
       handler(req, socket, ...rest);
       return;

@@ -194,6 +194,15 @@ describe('hardening: request heads', () => {
     );
   });
 
+  it('outbound: a CONNECT refusal carries a code too', async () => {
+    await expectRefused(
+      outbound,
+      'CONNECT nowhere HTTP/1.1\r\nHost: nowhere\r\n\r\n',
+      400,
+      'GRAYLANE_ERR_BAD_REQUEST',
+    );
+  });
+
   it('outbound: a well-formed request is still forwarded', async () => {
     const reply = await rawExchange(outbound, head(['Connection: close']));
     expect(reply.status).toBe(200);

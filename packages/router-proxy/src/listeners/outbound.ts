@@ -15,7 +15,7 @@ import {
   tagOptionsOf,
 } from './common.js';
 import { endToEndHeaders, setForwardedHeaders } from './http-headers.js';
-import { ProxyErrorCodes, type Refusal, refusal, respondError } from './respond.js';
+import { ProxyErrorCodes, type Refusal, rawResponse, refusal, respondError } from './respond.js';
 import { forwardToService } from './service-route.js';
 
 export interface OutboundTarget {
@@ -181,13 +181,13 @@ function tunnel(
   host: string,
   port: number,
   authority: string,
-  refuse: (status: string, reason: string) => void,
+  refuse: (status: number, code: string, reason: string) => void,
 ) {
   const upstream: Socket = connect({ host, port });
   let established = false;
   upstream.once('error', () => {
     if (established) client.destroy();
-    else refuse('502 Bad Gateway', `could not reach ${authority}`);
+    else refuse(502, ProxyErrorCodes.upstream, `could not reach ${authority}`);
   });
   client.once('error', () => upstream.destroy());
   upstream.once('connect', () => {
@@ -211,13 +211,11 @@ export function createConnectHandler(runtime: ProxyRuntime, server: Server) {
   return (req: IncomingMessage, client: Duplex, head: Buffer): void => {
     const authority = req.url ?? '';
     const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(authority);
-    const refuse = (status: string, reason: string) => {
-      client.end(
-        `HTTP/1.1 ${status}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${reason}\n`,
-      );
+    const refuse = (status: number, code: string, reason: string) => {
+      client.end(rawResponse(status, code, reason));
     };
     if (!match) {
-      refuse('400 Bad Request', 'CONNECT needs host:port');
+      refuse(400, ProxyErrorCodes.badRequest, 'CONNECT needs host:port');
       return;
     }
     const service = serviceFromHost(match[1]);
@@ -228,7 +226,7 @@ export function createConnectHandler(runtime: ProxyRuntime, server: Server) {
     }
     if (runtime.options.unknownHosts === 'refuse') {
       runtime.metrics.passthrough.inc({ kind: 'connect', outcome: 'refused' });
-      refuse('502 Bad Gateway', `${authority} is not a service in the route table`);
+      refuse(502, ProxyErrorCodes.unknownHost, `${authority} is not a service in the route table`);
       return;
     }
     runtime.metrics.passthrough.inc({ kind: 'connect', outcome: 'passed' });

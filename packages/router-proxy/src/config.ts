@@ -15,7 +15,7 @@ export const USAGE = `Usage: graylane-proxy --route-table <file> [options]
   --outbound HOST:PORT   outbound (sidecar) listener: the app's HTTP_PROXY, or Host-addressed calls
   --inbound HOST:PORT    inbound (sidecar) listener in front of the local app: per-lane metrics, tag
                          normalised (with --inbound-target URL of the app, --service NAME of it,
-                         --service-version V as a metric label)
+                         --service-lane LANE it serves (stable), --service-version V as a label)
   --admin HOST:PORT      admin listener: /metrics /healthz /readyz /routetable (127.0.0.1:15000)
   --config FILE          proxy settings (YAML or JSON); flags win over it
   --log-level LEVEL      fatal | error | warn | info | debug | trace | silent (info)
@@ -55,6 +55,7 @@ export const ProxyConfigSchema = z
       .optional(),
     service: z.string().regex(LANE_PATTERN, 'a service name is a DNS label').optional(),
     version: z.string().min(1).optional(),
+    lane: z.string().regex(LANE_PATTERN, 'a lane is a DNS label').default('stable'),
     admin: address.optional(),
     adminAllowRemote: z.boolean().default(false),
     logLevel: z
@@ -125,16 +126,17 @@ const FLAGS = [
   'inbound-target',
   'service',
   'service-version',
+  'service-lane',
   'admin',
   'config',
   'log-level',
 ] as const;
 type Flag = (typeof FLAGS)[number];
 
-/** The config-file field a flag sets: its camel-case name, but for `--service-version`. */
+/** The config-file field a flag sets: its camel-case name, but for `--service-version|lane`. */
 const field = (flag: Flag) =>
-  flag === 'service-version'
-    ? 'version'
+  flag === 'service-version' || flag === 'service-lane'
+    ? flag.slice('service-'.length)
     : flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const envName = (flag: string) => `GRAYLANE_${flag.toUpperCase().replace(/-/g, '_')}`;
 
@@ -224,6 +226,7 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
             target: config.inboundTarget,
             service: config.service,
             version: config.version,
+            lane: config.lane,
           },
         }
       : {}),

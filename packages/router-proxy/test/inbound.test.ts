@@ -29,7 +29,7 @@ function startInbound(target: string, extra: Parameters<typeof startProxy>[0] = 
     gateway: undefined,
     outbound: undefined,
     inbound: { host: '127.0.0.1', port: 0 },
-    inboundApp: { target, service: 'backend', version: 'v2' },
+    inboundApp: { target, service: 'backend', version: 'v2', lane: 'gray' },
     ...extra,
   });
 }
@@ -88,7 +88,8 @@ describe('inbound (sidecar) listener', () => {
     const header = await get('/', { 'x-lane': 'Gray,blue' });
     expect(header.res.status).toBe(200);
     expect(header.body.headers['x-lane']).toBeUndefined();
-    expect(header.res.headers['x-lane-served']).toBe('backend=stable');
+    // The hop names the lane this instance serves, whatever the request's lane.
+    expect(header.res.headers['x-lane-served']).toBe('backend=gray');
 
     const baggage = await get('/', { baggage: 'userId=42,lane=NOT_A_LANE' });
     expect(baggage.body.headers['x-lane']).toBeUndefined();
@@ -112,7 +113,7 @@ describe('inbound (sidecar) listener', () => {
     expect((await get('/chain', { 'x-lane': 'gray' })).res.headers['x-lane-served']).toBe(
       'backend=gray, db=gray',
     );
-    expect((await get('/')).res.headers['x-lane-served']).toBe('backend=stable');
+    expect((await get('/')).res.headers['x-lane-served']).toBe('backend=gray');
   });
 
   it('answers 502 with a code when the app cannot be reached', async () => {
@@ -218,6 +219,8 @@ describe('graylane-proxy bin with --inbound only', () => {
       app.url,
       '--service',
       'web',
+      '--service-lane',
+      'gray',
       '--admin',
       '127.0.0.1:0',
     ]);

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { recordCarrier, writeLaneTag } from '@graylane/lane-core';
+import { recordCarrier, STABLE, writeLaneTag } from '@graylane/lane-core';
 import type { ProxyRuntime } from '../runtime.js';
 import { forwardOnce } from '../upstream/forward.js';
 import { guarded, loopMessage, nextVia, passVia, readRequestLane, tagOptionsOf } from './common.js';
@@ -25,6 +25,8 @@ export interface InboundApp {
   service: string;
   /** The app's version, a metric label only. */
   version?: string | undefined;
+  /** The lane this app instance serves (`stable` unless it is a canary). */
+  lane?: string | undefined;
 }
 
 /**
@@ -33,8 +35,8 @@ export interface InboundApp {
  * the header, an invalid tag is dropped and counted), records the server-side per-lane metrics, and
  * adds its hop to `x-lane-served`. It uses the table's header and baggage names when one is loaded.
  *
- * The lane it reports is the request's: the sidecar knows which app it fronts, not which lane of the
- * route table that app was picked for.
+ * Metrics and `x-lane-served` name the lane this app instance serves (`--service-lane`), like the
+ * other listeners name the set that served; the app itself sees the request's lane, which it passes on.
  */
 export function createInboundHandler(runtime: ProxyRuntime, app: InboundApp) {
   const origin = new URL(app.target).origin;
@@ -81,7 +83,7 @@ export function createInboundHandler(runtime: ProxyRuntime, app: InboundApp) {
         { [LANE_SERVED_HEADER]: hop },
       );
     }
-    record(runtime, app, lane, code, started);
+    record(runtime, app, code, started);
   });
 }
 
@@ -93,17 +95,16 @@ function toApp(runtime: ProxyRuntime, app: InboundApp, req: IncomingMessage, via
   setForwardedHeaders(headers, req, false);
   headers.via = via;
   writeLaneTag(recordCarrier(headers), lane, tagOptions);
-  return { lane, headers, hop: provenance(app.service, lane, []) };
+  return { lane, headers, hop: provenance(app.service, app.lane ?? STABLE, []) };
 }
 
-function record(
-  runtime: ProxyRuntime,
-  app: InboundApp,
-  lane: string,
-  code: number,
-  started: bigint,
-): void {
-  const labels = { listener: 'inbound', service: app.service, lane, version: app.version ?? '' };
+function record(runtime: ProxyRuntime, app: InboundApp, code: number, started: bigint): void {
+  const labels = {
+    listener: 'inbound',
+    service: app.service,
+    lane: app.lane ?? STABLE,
+    version: app.version ?? '',
+  };
   runtime.metrics.requests.inc({ ...labels, code });
   runtime.metrics.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
 }
@@ -141,6 +142,6 @@ export function createInboundUpgradeHandler(
         { [LANE_SERVED_HEADER]: hop },
       );
     }
-    record(runtime, app, lane, code, started);
+    record(runtime, app, code, started);
   });
 }

@@ -1,5 +1,6 @@
 // One bench target per process, so the SDK's process-wide hooks never touch the baseline variants.
-// Usage: node bench/sdk-overhead-server.mjs <upstream|hello|hello-sdk|fetch|fetch-sdk> [upstreamUrl]
+// Usage: node bench/sdk-overhead-server.mjs <upstream|hello[-als|-sdk]|fetch[-als|-sdk]> [upstreamUrl]
+import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 
@@ -12,10 +13,15 @@ const [variant, upstream] = process.argv.slice(2);
 async function build() {
   if (variant === 'upstream') return http.createServer((_req, res) => res.end('upstream'));
   const app = express();
+  if (variant.endsWith('-als')) {
+    // The floor: what any AsyncLocalStorage-based context costs on this Node, with no SDK code.
+    const als = new AsyncLocalStorage();
+    app.use((_req, _res, next) => als.run({ lane: 'gray' }, next));
+  }
   if (variant.endsWith('-sdk')) {
     const sdk = await import('../packages/propagation-sdk/dist/index.js');
     // What a service using the SDK runs: every hook of the zero-code setup, plus the middleware.
-    sdk.install();
+    sdk.install(JSON.parse(process.env.BENCH_SDK_INSTALL ?? '{}'));
     app.use(sdk.laneMiddleware());
   }
   if (variant.startsWith('hello')) app.get('/', (_req, res) => res.send('hello world'));

@@ -34,6 +34,8 @@ export function getLane(): string {
 
 /** Runs `fn` in `store`, mirrored into OTel baggage when OTel manages context. */
 export function runInContext<T>(store: LaneContext, fn: () => T): T {
+  // Already inside it (a global server hook and a middleware both entered the request): no new frame.
+  if (storage.getStore() === store) return fn();
   return storage.run(store, runWithOtelLane, store.lane, getConfig().baggageKey, fn);
 }
 
@@ -80,8 +82,7 @@ export function bindEmitterTo(emitter: Pick<EventEmitter, 'emit'>, store: LaneCo
     ...args: Parameters<EventEmitter['emit']>
   ) {
     const bound = this[boundStore];
-    return bound === undefined
-      ? emit.apply(this, args)
-      : storage.run(bound, () => emit.apply(this, args));
+    if (bound === undefined || storage.getStore() === bound) return emit.apply(this, args);
+    return storage.run(bound, () => emit.apply(this, args));
   };
 }

@@ -16,13 +16,18 @@ import {
 const probeKey = createContextKey('graylane.probe');
 const probe = ROOT_CONTEXT.setValue(probeKey, true);
 let managerSeen = false;
+const apiGlobal = Symbol.for('opentelemetry.js.api.1');
 
 /**
  * With the no-op manager `context.with` does not make its context active. A manager is usually
- * registered once at start-up (possibly after this module loaded), so a positive answer is cached.
+ * registered once at start-up (possibly after this module loaded), so a positive answer is cached;
+ * until then, a look at the API's global registry (where every 1.x API copy registers its manager)
+ * keeps the check to one property read per request.
  */
 export function otelContextActive(): boolean {
   if (managerSeen) return true;
+  const registry = (globalThis as { [apiGlobal]?: { context?: unknown } })[apiGlobal];
+  if (registry?.context === undefined) return false;
   managerSeen = context.with(probe, () => context.active() === probe);
   return managerSeen;
 }

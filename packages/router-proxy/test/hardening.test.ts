@@ -2,6 +2,7 @@ import { type IncomingMessage, request } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProxyConfigSchema } from '../src/config.js';
 import type { GraylaneProxy } from '../src/index.js';
 import { isLoopbackAddress } from '../src/listeners/admin.js';
 import { checkRequestHead } from '../src/listeners/http-guard.js';
@@ -207,6 +208,32 @@ describe('hardening: request heads', () => {
     const reply = await rawExchange(outbound, head(['Connection: close']));
     expect(reply.status).toBe(200);
     expect(reply.headers['x-upstream']).toBe('backend-v1');
+  });
+
+  it('inbound: the same guard in front of the app', async () => {
+    const sidecar = await startProxy({
+      inbound: { host: '127.0.0.1', port: 0 },
+      inboundApp: { target: upstream.url, service: 'backend' },
+    });
+    try {
+      const port = sidecar.address('inbound')!.port;
+      await malformed(port, head(['Host: elsewhere']));
+      await malformed(port, head(['Transfer-Encoding: chunked, identity'], 'POST /x HTTP/1.1'));
+      const reply = await rawExchange(port, head(['Connection: close']));
+      expect(reply.status).toBe(200);
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+  it('the limits are config-file settings with defaults', () => {
+    expect(ProxyConfigSchema.parse({}).server).toMatchObject({
+      maxConnections: 10_000,
+      maxHeaderBytes: 60 * 1024,
+      maxHeaderCount: 100,
+    });
+    const server = ProxyConfigSchema.parse({ server: { maxConnections: 5 } }).server;
+    expect(server).toMatchObject({ maxConnections: 5, headersTimeoutMs: 10_000 });
   });
 
   it('the guard is one reusable function of the request head', () => {

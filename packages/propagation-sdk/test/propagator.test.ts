@@ -1,7 +1,7 @@
 import { BAGGAGE_MAX_BYTES, BAGGAGE_MAX_MEMBERS, parseBaggage } from '@graylane/lane-core';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { configure, resetConfig } from '../src/config.js';
+import { configure, optionsFromEnv, resetConfig } from '../src/config.js';
 import { withLane } from '../src/context.js';
 import { sdkRegistry } from '../src/metrics.js';
 import { createPropagator, extract, fields, inject } from '../src/propagator.js';
@@ -90,6 +90,19 @@ describe('propagator', () => {
     expect(extract({ baggage: 'graylane.lane=blue' }).lane).toBe('blue');
     const fixed = createPropagator({ laneHeader: 'x-other' });
     expect(fixed.fields()).toEqual(['x-other', 'baggage']);
+  });
+
+  it('reads its options from GRAYLANE_* variables', () => {
+    expect(
+      optionsFromEnv({
+        GRAYLANE_LANE_HEADER: 'x-swimlane',
+        GRAYLANE_BAGGAGE_KEY: 'sl',
+        GRAYLANE_STRICT: '1',
+        GRAYLANE_LEAK_DETECTION: 'off',
+      }),
+    ).toEqual({ laneHeader: 'x-swimlane', baggageKey: 'sl', strict: true, leakDetection: false });
+    expect(optionsFromEnv({ GRAYLANE_STRICT: '0' })).toEqual({ strict: false });
+    expect(optionsFromEnv({})).toEqual({});
   });
 
   it('refuses a header name or key that cannot go on the wire', () => {

@@ -30,10 +30,13 @@ beforeAll(async () => {
 });
 afterAll(() => close(upstream));
 
-async function startApp(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ child: ChildProcess; url: string }> {
+interface App {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+}
+
+async function startApp(args: string[], env: Record<string, string> = {}): Promise<App> {
   const child = spawn(process.execPath, args, {
     cwd: packageDir,
     env: { ...process.env, ...env, UPSTREAM: upstreamUrl },
@@ -54,7 +57,7 @@ async function startApp(
       reject(new Error(`app exited with ${code}: ${stderr}`));
     });
   });
-  return { child, url: `http://127.0.0.1:${port}` };
+  return { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr };
 }
 
 function stop(child: ChildProcess): Promise<void> {
@@ -71,7 +74,7 @@ const cases = [
 ] as const;
 
 describe.each(cases)('zero-code setup (%s)', (_, args) => {
-  let app: { child: ChildProcess; url: string };
+  let app: App;
   beforeAll(async () => {
     app = await startApp([...args]);
   });
@@ -94,6 +97,19 @@ describe('zero-code setup configured by env', () => {
     try {
       const seen = await getJson(`${app.url}/?client=fetch`, { 'x-swimlane': 'blue' });
       expect(seen).toEqual({ lane: null, swimlane: 'blue', baggage: 'sl=blue' });
+    } finally {
+      await stop(app.child);
+    }
+  });
+
+  it('keeps the defaults, and says so, when a variable is invalid', async () => {
+    const app = await startApp(['--import', '@graylane/sdk/register', 'test/fixtures/app.mjs'], {
+      GRAYLANE_LANE_HEADER: 'not a header',
+    });
+    try {
+      const seen = await getJson(`${app.url}/?client=http`, { 'x-lane': 'gray' });
+      expect(seen).toMatchObject({ lane: 'gray', baggage: 'lane=gray' });
+      expect(app.stderr()).toContain('"where":"register"');
     } finally {
       await stop(app.child);
     }

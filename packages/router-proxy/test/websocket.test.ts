@@ -252,7 +252,7 @@ describe('WebSocket (Upgrade) through the gateway and the outbound listener', ()
       gateway: undefined,
       outbound: undefined,
       inbound: { host: '127.0.0.1', port: 0 },
-      inboundApp: { target: gray.url, service: 'chat', version: 'v2' },
+      inboundApp: { target: gray.url, service: 'chat', version: 'v2', lane: 'gray' },
     });
     try {
       const { socket, response, messages } = await open(wsUrl(sidecar.url('inbound'), '/room'), {

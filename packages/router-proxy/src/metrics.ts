@@ -66,6 +66,16 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
+  /** One request answered: counted by status (0: the client went away) and timed from `startedNs`. */
+  recordRequest(
+    labels: { listener: string; service: string; lane: string; version: string },
+    code: number,
+    startedNs: bigint,
+  ): void {
+    this.requests.inc({ ...labels, code });
+    this.duration.observe(labels, Number(process.hrtime.bigint() - startedNs) / 1e9);
+  }
+
   constructor() {
     this.routeTableRevision.set(-1);
     collectDefaultMetrics({ register: this.registry });

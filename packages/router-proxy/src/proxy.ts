@@ -16,11 +16,8 @@ import {
   serverOptions,
 } from './listeners/limits.js';
 import { createConnectHandler, createOutboundHandler } from './listeners/outbound.js';
-import {
-  createGatewayUpgradeHandler,
-  createOutboundUpgradeHandler,
-  Tunnels,
-} from './listeners/upgrade.js';
+import { Tunnels } from './listeners/tunnel.js';
+import { createGatewayUpgradeHandler, createOutboundUpgradeHandler } from './listeners/upgrade.js';
 import { createLogger, type Logger } from './logger.js';
 import { ProxyMetrics } from './metrics.js';
 import { TableHolder } from './routing/table-holder.js';

@@ -4,18 +4,17 @@ import type { ProxyRuntime } from '../runtime.js';
 import { forwardOnce } from '../upstream/forward.js';
 import { guarded, loopMessage, nextVia, passVia, readRequestLane, tagOptionsOf } from './common.js';
 import { endToEndHeaders, setForwardedHeaders } from './http-headers.js';
-import { ProxyErrorCodes, respondError } from './respond.js';
+import { ProxyErrorCodes, respondError, upstreamRefusal } from './respond.js';
 import { LANE_SERVED_HEADER, prependHop, provenance } from './service-route.js';
 import {
   codeOf,
   exchange,
   guardedUpgrade,
-  isTimeout,
   keepUpgrade,
   refuseUpgrade,
   type Tunnels,
   type UpgradeHandler,
-} from './upgrade.js';
+} from './tunnel.js';
 
 /** The local app an inbound listener stands in front of. */
 export interface InboundApp {
@@ -63,8 +62,6 @@ export function createInboundHandler(runtime: ProxyRuntime, app: InboundApp) {
     if (outcome.ok) code = outcome.status;
     else if (outcome.responded || outcome.failure === 'aborted') code = 0;
     else {
-      const timeout = outcome.failure === 'timeout' || outcome.failure === 'connect_timeout';
-      code = timeout ? 504 : 502;
       runtime.logger.warn(
         {
           service: app.service,
@@ -75,13 +72,9 @@ export function createInboundHandler(runtime: ProxyRuntime, app: InboundApp) {
         },
         'local app failed',
       );
-      respondError(
-        res,
-        code,
-        timeout ? ProxyErrorCodes.upstreamTimeout : ProxyErrorCodes.upstream,
-        `${timeout ? 'timed out waiting for' : 'could not reach'} service ${app.service} at ${origin}`,
-        { [LANE_SERVED_HEADER]: hop },
-      );
+      const answer = upstreamRefusal(outcome.failure, `service ${app.service} at ${origin}`);
+      respondError(res, answer.status, answer.code, answer.message, { [LANE_SERVED_HEADER]: hop });
+      code = answer.status;
     }
     record(runtime, app, code, started);
   });
@@ -105,8 +98,7 @@ function record(runtime: ProxyRuntime, app: InboundApp, code: number, started: b
     lane: app.lane ?? STABLE,
     version: app.version ?? '',
   };
-  runtime.metrics.requests.inc({ ...labels, code });
-  runtime.metrics.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+  runtime.metrics.recordRequest(labels, code, started);
 }
 
 /** WebSocket to the app: the same tag normalisation and provenance, then a tunnel both ways. */
@@ -123,7 +115,7 @@ export function createInboundUpgradeHandler(
       refuseUpgrade(client, 508, ProxyErrorCodes.loop, loopMessage(via.loop));
       return;
     }
-    const { lane, headers, hop } = toApp(runtime, app, req, via.via);
+    const { headers, hop } = toApp(runtime, app, req, via.via);
     keepUpgrade(req, headers);
     const outcome = await exchange(runtime, req, client, head, {
       origin,
@@ -133,14 +125,10 @@ export function createInboundUpgradeHandler(
     });
     const code = codeOf(outcome);
     if (!outcome.ok && outcome.failure !== 'aborted') {
-      const timeout = isTimeout(outcome.failure);
-      refuseUpgrade(
-        client,
-        code,
-        timeout ? ProxyErrorCodes.upstreamTimeout : ProxyErrorCodes.upstream,
-        `${timeout ? 'timed out waiting for' : 'could not reach'} service ${app.service} at ${origin}`,
-        { [LANE_SERVED_HEADER]: hop },
-      );
+      const answer = upstreamRefusal(outcome.failure, `service ${app.service} at ${origin}`);
+      refuseUpgrade(client, answer.status, answer.code, answer.message, {
+        [LANE_SERVED_HEADER]: hop,
+      });
     }
     record(runtime, app, code, started);
   });

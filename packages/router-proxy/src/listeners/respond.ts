@@ -1,4 +1,5 @@
-import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { type OutgoingHttpHeaders, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { UpstreamFailure } from '../upstream/errors.js';
 
 /** Stable codes on proxy-made responses, in `x-graylane-error`, so clients and tests need no parsing. */
 export const ProxyErrorCodes = {
@@ -44,13 +45,42 @@ export function respondError(
  * The same answer written straight to a socket, for when there is no `ServerResponse`: a parse
  * error, a refused connection, a refused CONNECT or upgrade. It always closes the connection.
  */
-export function rawResponse(status: number, code: string, message: string): string {
+export function rawResponse(
+  status: number,
+  code: string,
+  message: string,
+  extraHeaders: OutgoingHttpHeaders = {},
+): string {
   const body = `graylane: ${message}\n`;
-  return (
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
-    `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-    `x-graylane-error: ${code}\r\nconnection: close\r\n\r\n${body}`
-  );
+  const head = rawHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'x-graylane-error': code,
+    connection: 'close',
+    ...extraHeaders,
+  });
+  return head + body;
+}
+
+/** An HTTP/1.1 response head for a raw socket. */
+export function rawHead(status: number, headers: OutgoingHttpHeaders, reason?: string): string {
+  let head = `HTTP/1.1 ${status} ${reason || STATUS_CODES[status] || 'Error'}\r\n`;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) head += `${name}: ${one}\r\n`;
+  }
+  return `${head}\r\n`;
+}
+
+/**
+ * The answer when an upstream could not be reached or did not answer in time (`deadline`: the whole
+ * request's time ran out), naming what was tried.
+ */
+export function upstreamRefusal(failure: UpstreamFailure | 'deadline', what: string): Refusal {
+  const timeout = failure === 'deadline' || failure === 'timeout' || failure === 'connect_timeout';
+  return timeout
+    ? refusal(504, ProxyErrorCodes.upstreamTimeout, `timed out waiting for ${what}`)
+    : refusal(502, ProxyErrorCodes.upstream, `could not reach ${what}`);
 }
 
 /** A response the proxy makes itself instead of forwarding: decided apart from how it is written. */

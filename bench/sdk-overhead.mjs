@@ -23,7 +23,7 @@ function startServer(variant, upstream) {
     ['bench/sdk-overhead-server.mjs', variant, upstream ?? ''],
     {
       cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     },
   );
   children.push(child);
@@ -31,9 +31,25 @@ function startServer(variant, upstream) {
     const timer = setTimeout(() => reject(new Error(`${variant} did not start`)), 10_000);
     child.stdout.once('data', (d) => {
       clearTimeout(timer);
-      resolve(`http://127.0.0.1:${JSON.parse(d.toString()).port}/`);
+      resolve({ child, url: `http://127.0.0.1:${JSON.parse(d.toString()).port}/` });
     });
   });
+}
+
+/** The server process's CPU time so far, in microseconds. */
+function cpuOf(child) {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve(m.cpuMicros));
+    child.send('cpu');
+  });
+}
+
+/** One load run, with the server's CPU time per request measured around it. */
+async function measure(server, seconds) {
+  const before = await cpuOf(server.child);
+  const result = await load(server.url, seconds);
+  const after = await cpuOf(server.child);
+  return { ...result, cpuPerRequest: (after - before) / Math.max(1, result.total) };
 }
 
 function load(url, seconds) {
@@ -51,6 +67,7 @@ function load(url, seconds) {
       const r = JSON.parse(out);
       resolve({
         rps: r.requests.average,
+        total: r.requests.total,
         p50: r.latency.p50,
         p99: r.latency.p99,
         errors: r.errors + r.non2xx,
@@ -88,18 +105,18 @@ async function main() {
     .map((x) => x.toFixed(2))
     .join(' ');
   const perCall = await micro();
-  const upstream = await startServer('upstream');
-  const urls = {};
+  const upstream = (await startServer('upstream')).url;
+  const servers = {};
   for (const pair of PAIRS) {
-    for (const v of [pair.bare, pair.als, pair.sdk]) urls[v] = await startServer(v, upstream);
+    for (const v of [pair.bare, pair.als, pair.sdk]) servers[v] = await startServer(v, upstream);
   }
-  const variants = Object.keys(urls);
-  for (const v of variants) await load(urls[v], 1); // warm-up: JIT, connections
+  const variants = Object.keys(servers);
+  for (const v of variants) await load(servers[v].url, 1); // warm-up: JIT, connections
   const samples = Object.fromEntries(variants.map((v) => [v, []]));
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate the order so neither side always runs first (thermal, GC, neighbours).
     const order = round % 2 === 0 ? variants : [...variants].reverse();
-    for (const v of order) samples[v].push(await load(urls[v], SECONDS));
+    for (const v of order) samples[v].push(await measure(servers[v], SECONDS));
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
   const rows = PAIRS.map((pair) => {
@@ -112,6 +129,13 @@ async function main() {
       als: median(ratioOf(pair.als)),
       sdk: median(ratioOf(pair.sdk)),
       sdkVsAls: median(samples[pair.sdk].map((s, i) => s.rps / samples[pair.als][i].rps)),
+      cpu: [pair.bare, pair.als, pair.sdk].map((v) => stat(v, 'cpuPerRequest')),
+      cpuRatio: median(
+        samples[pair.sdk].map((s, i) => s.cpuPerRequest / samples[pair.bare][i].cpuPerRequest),
+      ),
+      cpuRatioAls: median(
+        samples[pair.als].map((s, i) => s.cpuPerRequest / samples[pair.bare][i].cpuPerRequest),
+      ),
       roundRatios: ratioOf(pair.sdk),
       p50: [pair.bare, pair.als, pair.sdk].map((v) => stat(v, 'p50')),
       p99: [pair.bare, pair.als, pair.sdk].map((v) => stat(v, 'p99')),
@@ -143,7 +167,17 @@ async function main() {
         `| ${r.name} | ${r.rps.map((x) => x.toFixed(0)).join(' | ')} | ${pct(r.als)} | **${pct(r.sdk)}** | ${pct(r.sdkVsAls)} | ${r.p50.join(' / ')} | ${r.p99.join(' / ')} | ${r.errors} |`,
     ),
     '',
-    'Ratios are medians of per-round ratios. Per-round SDK / bare, to show the noise:',
+    'Server CPU time per request (user + system, measured in the server process around each run):',
+    'steadier than throughput here, because the load generator and the neighbours do not count.',
+    '',
+    '| workload | bare µs/req | ALS only µs/req | SDK µs/req | ALS only / bare | SDK / bare |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${r.cpu.map((x) => x.toFixed(1)).join(' | ')} | ${pct(r.cpuRatioAls)} | **${pct(r.cpuRatio)}** |`,
+    ),
+    '',
+    'Ratios are medians of per-round ratios. Per-round SDK / bare throughput, to show the noise:',
     '',
     ...rows.map((r) => `- ${r.name}: ${r.roundRatios.map((x) => x.toFixed(3)).join(', ')}`),
     '',
@@ -153,7 +187,9 @@ async function main() {
     '|---|---:|',
     ...Object.entries(perCall).map(([name, ns]) => `| ${name} | ${ns.toFixed(0)} |`),
     '',
-    `Goal: at most 2 % throughput loss. Run took ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+    'Goal: at most 2 % throughput loss. The CPU-per-request ratio is the throughput cost a',
+    'CPU-bound server would see (1 / ratio); the req/s ratio above is what this shared machine measured.',
+    `Run took ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     '',
   ];
   mkdirSync(`${root}bench/results`, { recursive: true });

@@ -1,6 +1,7 @@
 // Smoke test for bench/forwarding.mjs: runs the --quick variant (1 round x 1 s) as a child
 // process and checks that every forwarder passed the correctness checks and carried real load.
-// No timing assertions: CI machines are far too noisy for those.
+// No timing assertions: CI machines are far too noisy for those. The graylane-proxy row runs
+// packages/router-proxy/dist, so build first (`npx tsc -b`; `pnpm test` does).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ const FORWARDERS = [
   'undici-stream',
   'http-proxy',
   'node-http',
+  'graylane-proxy (gateway)',
 ];
 
 interface Row {

@@ -1,29 +1,51 @@
-// Child-process entry: `node serve.mjs <forwarder> <upstream-url>`. Runs one forwarder behind a
-// node:http server on an ephemeral 127.0.0.1 port and reports the port to the parent over IPC,
-// so each forwarder gets an event loop of its own.
+// Child-process entry: `node serve.mjs <forwarder> <upstream-url>`. Runs one forwarder on an
+// ephemeral 127.0.0.1 port and reports the port to the parent over IPC, so each forwarder gets an
+// event loop of its own. The minimal forwarders are request handlers behind a plain node:http
+// server; graylane-proxy brings its own listener.
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 
-/** Forwarder name -> lazy factory, so each child loads only the library it benchmarks. */
+/** Puts a request handler behind node:http and resolves with the port. */
+function behindNodeHttp(createHandler) {
+  return async (url) => {
+    const server = http.createServer(await createHandler(url));
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return server.address().port;
+  };
+}
+
+/** The real proxy's row; every other forwarder is a minimal one. */
+export const PRODUCT = 'graylane-proxy (gateway)';
+
+/** Variant name -> lazy starter, so each child loads only what it benchmarks. */
 const FORWARDERS = {
-  'undici-request+pipeline': async (url) =>
+  'undici-request+pipeline': behindNodeHttp(async (url) =>
     (await import('./undici-request.mjs')).createForwarder(url, { responseBody: 'pipeline' }),
-  'undici-request+pipe': async (url) =>
+  ),
+  'undici-request+pipe': behindNodeHttp(async (url) =>
     (await import('./undici-request.mjs')).createForwarder(url, { responseBody: 'pipe' }),
-  'undici-stream': async (url) => (await import('./undici-stream.mjs')).createForwarder(url),
-  'http-proxy': async (url) => (await import('./http-proxy.mjs')).createForwarder(url),
-  'node-http': async (url) => (await import('./node-http.mjs')).createForwarder(url),
+  ),
+  'undici-stream': behindNodeHttp(async (url) =>
+    (await import('./undici-stream.mjs')).createForwarder(url),
+  ),
+  'http-proxy': behindNodeHttp(async (url) =>
+    (await import('./http-proxy.mjs')).createForwarder(url),
+  ),
+  'node-http': behindNodeHttp(async (url) =>
+    (await import('./node-http.mjs')).createForwarder(url),
+  ),
+  // The product's full hot path, as opposed to the minimal forwarders above.
+  [PRODUCT]: async (url) => (await import('./graylane-proxy.mjs')).startGateway(url),
 };
 
 export const FORWARDER_NAMES = Object.keys(FORWARDERS);
 
 async function main([name, upstreamUrl]) {
-  const create = FORWARDERS[name];
-  if (create === undefined || upstreamUrl === undefined) {
+  const start = FORWARDERS[name];
+  if (start === undefined || upstreamUrl === undefined) {
     throw new Error(`usage: serve.mjs <${FORWARDER_NAMES.join('|')}> <upstream-url>`);
   }
-  const server = http.createServer(await create(upstreamUrl));
-  server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+  process.send({ port: await start(upstreamUrl) });
   // The parent going away (even by crash) must not leave forwarders running.
   process.on('disconnect', () => process.exit(0));
 }

@@ -1,0 +1,59 @@
+// The product itself: a graylane-proxy gateway from packages/router-proxy/dist (build with
+// `npx tsc -b`), configured as `graylane-proxy --gateway 127.0.0.1:0 --log-level silent` would be,
+// with the route table given in code. Unlike the minimal forwarders it does the whole hot path:
+// entrypoint match, loop check (Via), lane assignment, route resolution with fallback, retry budget
+// bookkeeping, metrics, and the x-lane-served provenance header.
+//
+// The table has one service, `bench`, with only a stable endpoint (the upstream). A `canary` lane
+// would need an endpoint origin of its own (the table refuses duplicate endpoints within a service)
+// and the upstream listens on one port, so the bench's `x-lane: canary` requests take the realistic
+// "service without canary" path: accepted from the client (clientLanes: any), kept on the forwarded
+// request, served by stable with `x-lane-served: bench=stable;fallback=absent`.
+
+export const SERVICE = 'bench';
+
+/** The x-lane-served value the gateway answers with for a request in `lane`. */
+export function expectedLaneServed(lane) {
+  return lane === undefined || lane === 'stable'
+    ? `${SERVICE}=stable`
+    : `${SERVICE}=stable;fallback=absent`;
+}
+
+async function importBuilt() {
+  try {
+    const [proxy, core] = await Promise.all([
+      import('../../packages/router-proxy/dist/index.js'),
+      import('../../packages/lane-core/dist/index.js'),
+    ]);
+    return { ...proxy, parseRouteTable: core.parseRouteTable };
+  } catch (err) {
+    throw new Error(`graylane-proxy is not built (run \`npx tsc -b\` first): ${err.message}`);
+  }
+}
+
+/** Starts the gateway in front of `upstreamUrl`; resolves with the port it listens on. */
+export async function startGateway(upstreamUrl) {
+  const { createLogger, GraylaneProxy, ProxyConfigSchema, parseRouteTable, proxyOptionsFrom } =
+    await importBuilt();
+  // The CLI's own defaults (server limits, upstream timeouts and keep-alive, retry budget,
+  // outlier detection), not the test helper's.
+  const config = ProxyConfigSchema.parse({
+    gateway: '127.0.0.1:0',
+    admin: '127.0.0.1:0',
+    logLevel: 'silent',
+  });
+  const proxy = new GraylaneProxy({
+    ...proxyOptionsFrom(config),
+    initialTable: parseRouteTable({
+      apiVersion: 'graylane/v1',
+      revision: 1,
+      services: { [SERVICE]: { stable: { endpoints: [upstreamUrl] } } },
+      entrypoints: [
+        { name: SERVICE, match: { pathPrefix: '/' }, service: SERVICE, clientLanes: 'any' },
+      ],
+    }),
+    logger: createLogger(config.logLevel),
+  });
+  await proxy.start();
+  return proxy.address('gateway').port;
+}

@@ -2,11 +2,16 @@ import { DEFAULT_BAGGAGE_KEY, DEFAULT_LANE_HEADER, type TagOptions } from '@gray
 import { SdkConfigError } from './errors.js';
 import { type SdkLogger, setLogger } from './log.js';
 
+/** The provenance header the proxies write (`service=lane[;fallback=reason]` hops) and the SDK relays. */
+export const LANE_SERVED_HEADER = 'x-lane-served';
+
 export interface SdkOptions extends TagOptions {
   /** Throw `LaneLeakError` on a detected lane leak instead of counting and warning. For tests. */
   strict: boolean;
   /** Count and warn about outbound calls that lost the request context. On by default. */
   leakDetection: boolean;
+  /** The provenance header relayed from outbound responses to the inbound one. `x-lane-served`. */
+  servedHeader: string;
 }
 
 export type SdkOptionsInput = Partial<SdkOptions> & { logger?: SdkLogger };
@@ -19,6 +24,7 @@ const defaults: SdkOptions = {
   baggageKey: DEFAULT_BAGGAGE_KEY,
   strict: false,
   leakDetection: true,
+  servedHeader: LANE_SERVED_HEADER,
 };
 
 let current: SdkOptions = { ...defaults };
@@ -40,6 +46,15 @@ export function configure(input: SdkOptionsInput = {}): SdkOptions {
     throw new SdkConfigError(`laneHeader ${JSON.stringify(next.laneHeader)} is not a header name`);
   }
   if (next.laneHeader === 'baggage') throw new SdkConfigError('laneHeader cannot be "baggage"');
+  next.servedHeader = next.servedHeader.toLowerCase();
+  if (!HEADER_TOKEN.test(next.servedHeader)) {
+    throw new SdkConfigError(
+      `servedHeader ${JSON.stringify(next.servedHeader)} is not a header name`,
+    );
+  }
+  if (next.servedHeader === 'baggage' || next.servedHeader === next.laneHeader) {
+    throw new SdkConfigError('servedHeader cannot be "baggage" or the lane header');
+  }
   if (!BAGGAGE_KEY.test(next.baggageKey)) {
     throw new SdkConfigError(`baggageKey ${JSON.stringify(next.baggageKey)} is not a baggage key`);
   }
@@ -60,12 +75,13 @@ function flag(value: string | undefined): boolean | undefined {
 
 /**
  * Options from the environment (`GRAYLANE_LANE_HEADER`, `GRAYLANE_BAGGAGE_KEY`, `GRAYLANE_STRICT`,
- * `GRAYLANE_LEAK_DETECTION`); unset variables keep the defaults.
+ * `GRAYLANE_LEAK_DETECTION`, `GRAYLANE_SERVED_HEADER`); unset variables keep the defaults.
  */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): SdkOptionsInput {
   const options: SdkOptionsInput = {};
   if (env.GRAYLANE_LANE_HEADER) options.laneHeader = env.GRAYLANE_LANE_HEADER;
   if (env.GRAYLANE_BAGGAGE_KEY) options.baggageKey = env.GRAYLANE_BAGGAGE_KEY;
+  if (env.GRAYLANE_SERVED_HEADER) options.servedHeader = env.GRAYLANE_SERVED_HEADER;
   const strict = flag(env.GRAYLANE_STRICT);
   if (strict !== undefined) options.strict = strict;
   const leakDetection = flag(env.GRAYLANE_LEAK_DETECTION);

@@ -3,6 +3,7 @@ import type { EventEmitter } from 'node:events';
 import { parseLane, type TagSource } from '@graylane/lane-core';
 import { getConfig } from './config.js';
 import { activeOtelLane, runWithOtelLane } from './otel/bridge.js';
+import type { Relay } from './provenance.js';
 
 /** What the SDK knows about the current unit of work. */
 export interface LaneContext {
@@ -14,7 +15,39 @@ export interface LaneContext {
   readonly request: boolean;
 }
 
-const storage = new AsyncLocalStorage<LaneContext>();
+const relayKey = Symbol('graylane.relay');
+
+/** The SDK's store: the context, and the request whose response relays the hops of calls made in it. */
+export interface Store extends LaneContext {
+  readonly [relayKey]?: Relay | undefined;
+}
+
+const storage = new AsyncLocalStorage<Store>();
+
+/** The store of an inbound request; `relay` collects its outbound calls' provenance hops. */
+export function requestStore(
+  lane: string,
+  source: LaneContext['source'],
+  relay: Relay | undefined,
+): Store {
+  return { lane, source, request: true, [relayKey]: relay };
+}
+
+/** Where the provenance of an outbound call made now goes: the current request's relay, if any. */
+export function currentRelay(): Relay | undefined {
+  return storage.getStore()?.[relayKey];
+}
+
+/**
+ * Runs `fn` in a copy of the current context that relays nothing: an outer hook (the fetch wrapper)
+ * records the call's response itself, so the hooks underneath (undici's dispatcher, which Node's fetch
+ * goes through) must not record it again. The lane is the same, so the OTel context is left as is.
+ */
+export function runUnrelayed<T>(fn: () => T): T {
+  const store = storage.getStore();
+  if (store?.[relayKey] === undefined) return fn();
+  return storage.run({ lane: store.lane, source: store.source, request: store.request }, fn);
+}
 
 /**
  * The current context: the SDK's own store, else a lane found in the active OTel baggage, else
@@ -33,7 +66,7 @@ export function getLane(): string {
 }
 
 /** Runs `fn` in `store`, mirrored into OTel baggage when OTel manages context. */
-export function runInContext<T>(store: LaneContext, fn: () => T): T {
+export function runInContext<T>(store: Store, fn: () => T): T {
   // Already inside it (a global server hook and a middleware both entered the request): no new frame.
   if (storage.getStore() === store) return fn();
   return storage.run(store, runWithOtelLane, store.lane, getConfig().baggageKey, fn);
@@ -45,7 +78,12 @@ export function runInContext<T>(store: LaneContext, fn: () => T): T {
  * mean the stable lane, which also marks intentional background work for leak detection.
  */
 export function withLane<T>(lane: string, fn: () => T): T {
-  return runInContext({ lane: parseLane(lane), source: 'explicit', request: false }, fn);
+  // Inside a request, calls made in another lane still report their hops to the request's response.
+  const relay = storage.getStore()?.[relayKey];
+  return runInContext(
+    { lane: parseLane(lane), source: 'explicit', request: false, [relayKey]: relay },
+    fn,
+  );
 }
 
 /** Returns `fn` bound to the current context, for callbacks handed to code that loses it. */

@@ -4,6 +4,7 @@ export { STABLE } from '@graylane/lane-core';
 export {
   configure,
   getConfig,
+  LANE_SERVED_HEADER,
   optionsFromEnv,
   type SdkOptions,
   type SdkOptionsInput,

@@ -18,6 +18,8 @@ beforeAll(async () => {
   // Echoes every tag-related header it received.
   upstream = http.createServer((req, res) => {
     const pick = (name: string) => req.headers[name] ?? null;
+    // As a sidecar in front of it would answer: its provenance hop.
+    res.setHeader('x-lane-served', `up=${req.headers['x-lane'] ?? 'stable'}`);
     res.end(
       JSON.stringify({
         lane: pick('x-lane'),
@@ -86,7 +88,26 @@ describe.each(cases)('zero-code setup (%s)', (_, args) => {
     const untagged = await getJson(`${app.url}/?client=${client}`);
     expect(untagged).toMatchObject({ lane: null, baggage: null });
   });
+
+  it.each(['fetch', 'undici', 'http'])('relays the provenance hop through %s', async (client) => {
+    expect(await servedHeader(`${app.url}/?client=${client}`, { 'x-lane': 'gray' })).toBe(
+      'up=gray',
+    );
+    expect(await servedHeader(`${app.url}/?client=${client}`)).toBe('up=stable');
+  });
 });
+
+/** The `x-lane-served` header of a GET, body drained. */
+function servedHeader(url: string, headers: Record<string, string> = {}): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.headers['x-lane-served']));
+      })
+      .on('error', reject);
+  });
+}
 
 describe('zero-code setup configured by env', () => {
   it('uses GRAYLANE_LANE_HEADER and GRAYLANE_BAGGAGE_KEY', async () => {

@@ -1,10 +1,11 @@
 import type { EventEmitter } from 'node:events';
 import { BAGGAGE_HEADER, readLaneTag, STABLE } from '@graylane/lane-core';
 import { getConfig } from '../config.js';
-import { bindEmitterTo, type LaneContext, runInContext } from '../context.js';
+import { bindEmitterTo, type LaneContext, requestStore, runInContext } from '../context.js';
 import { trackTaggedRequest, trackTaggedResult } from '../leak.js';
 import { internalError } from '../log.js';
 import { countInvalidLane } from '../metrics.js';
+import { relayTo } from '../provenance.js';
 
 /** The part of a `node:http` `IncomingMessage` the SDK reads (also Fastify's `request.raw`, Koa's `ctx.req`). */
 export interface IncomingLike {
@@ -12,7 +13,11 @@ export interface IncomingLike {
   emit?: EventEmitter['emit'];
 }
 
-/** The part of a `ServerResponse` the SDK uses: its `close` ends the request for leak detection. */
+/**
+ * The part of a `ServerResponse` the SDK uses: its `close` ends the request for leak detection. A
+ * Node response (`writeHead`, `getHeader`, `setHeader`) also gets the provenance hops of the
+ * request's outbound calls (`x-lane-served`) when its head is written.
+ */
 export interface OutgoingLike {
   once(event: 'close', listener: () => void): unknown;
 }
@@ -49,7 +54,9 @@ function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
   const options = getConfig();
   const tag = readLaneTag(req.headers[options.laneHeader], req.headers[BAGGAGE_HEADER], options);
   if (tag.invalid) countInvalidLane('inbound');
-  const store: LaneContext = { lane: tag.lane, source: tag.source, request: true };
+  // Only a Node response can relay provenance; without one nothing is collected.
+  const relay = res !== undefined && typeof res === 'object' ? relayTo(res) : undefined;
+  const store = requestStore(tag.lane, tag.source, relay);
   req[entered] = store;
   // Body events are emitted from the connection's context; bind them to the request's.
   if (typeof req.emit === 'function') bindEmitterTo(req as Pick<EventEmitter, 'emit'>, store);

@@ -1,6 +1,9 @@
 import { type HeaderCarrier, STABLE } from '@graylane/lane-core';
 import { headersCarrier } from '../carriers.js';
-import { type LaneContext, runInContext } from '../context.js';
+import { getConfig } from '../config.js';
+import { currentRelay, type LaneContext, runInContext, runUnrelayed } from '../context.js';
+import { internalError } from '../log.js';
+import { type Relay, recordServed } from '../provenance.js';
 import { tagOutbound } from './tag.js';
 
 type Fetch = typeof globalThis.fetch;
@@ -18,6 +21,10 @@ const reported: LaneContext = { lane: STABLE, source: 'none', request: false };
  * Returns a `fetch` that tags each call with the current lane. Headers given in `init` (or on a
  * `Request`) are copied, never mutated; an explicit lane header or baggage entry on the call wins.
  * In strict mode a detected lane leak rejects with `LaneLeakError`.
+ *
+ * Inside an inbound request, the response's `x-lane-served` hops are collected for the request's own
+ * response. The wrapper records them, whatever `fetchImpl` is, and runs `fetchImpl` in a context that
+ * relays nothing, so the undici dispatcher hook underneath does not record the same response again.
  */
 export function wrapFetch(fetchImpl: Fetch): Fetch {
   if ((fetchImpl as MarkedFetch)[wrappedMark]) return fetchImpl;
@@ -36,11 +43,25 @@ export function wrapFetch(fetchImpl: Fetch): Fetch {
       return Promise.reject(err);
     }
     if (outcome === 'leak') return runInContext(reported, () => fetchImpl(input, init));
-    if (outcome === 'untouched' || headers === undefined) return fetchImpl(input, init);
-    return fetchImpl(input, { ...init, headers });
+    const args = outcome === 'untouched' || headers === undefined ? init : { ...init, headers };
+    const relay = currentRelay();
+    if (relay === undefined) return fetchImpl(input, args);
+    const result = runUnrelayed(() => fetchImpl(input, args));
+    // A stand-in fetch (a test double) may answer with something that is not a promise.
+    if (typeof result?.then !== 'function') return result;
+    return result.then((response) => recordResponse(relay, response));
   };
   wrapped[wrappedMark] = fetchImpl;
   return wrapped;
+}
+
+function recordResponse(relay: Relay, response: Response): Response {
+  try {
+    recordServed(relay, response.headers.get(getConfig().servedHeader));
+  } catch (err) {
+    internalError('provenance:fetch', err);
+  }
+  return response;
 }
 
 /** Replaces `globalThis.fetch` with the tagging wrapper. Returns a function that restores it. */

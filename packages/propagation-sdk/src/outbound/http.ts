@@ -1,9 +1,13 @@
-import type { ClientRequest } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import http from 'node:http';
 import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
 import { clientRequestCarrier } from '../carriers.js';
+import { getConfig } from '../config.js';
+import { currentRelay } from '../context.js';
+import { internalError } from '../log.js';
 import type { OutboundClient } from '../metrics.js';
+import { type Relay, recordServed } from '../provenance.js';
 import { tagOutbound } from './tag.js';
 
 /**
@@ -27,12 +31,41 @@ function tagClientRequest(req: ClientRequest, client: OutboundClient): void {
   }
 }
 
-/** A `request` that tags each call with the current lane (an explicit header on the call wins). */
+type Emit = ClientRequest['emit'];
+
+/**
+ * Records the response's `x-lane-served` hops before the app's `response` listeners see it. `emit` is
+ * wrapped on the instance rather than a listener added: Node discards (dumps) a response nobody listens
+ * to, and an added listener would keep it, and the socket, waiting.
+ */
+function relayResponse(req: ClientRequest, relay: Relay): void {
+  const emit = req.emit;
+  req.emit = function graylaneClientEmit(this: ClientRequest, ...args: Parameters<Emit>) {
+    if (args[0] === 'response') {
+      const res = args[1] as IncomingMessage | undefined;
+      recordServed(relay, res?.headers?.[getConfig().servedHeader]);
+    }
+    return emit.apply(this, args);
+  } as Emit;
+}
+
+/**
+ * A `request` that tags each call with the current lane (an explicit header on the call wins), and
+ * inside an inbound request collects the response's `x-lane-served` hops for the request's response.
+ */
 export function wrapRequest(request: RequestFn, client: OutboundClient = 'http'): RequestFn {
   if ((request as RequestFn & { [wrappedMark]?: true })[wrappedMark]) return request;
   const wrapped = function graylaneRequest(this: unknown, ...args: Parameters<RequestFn>) {
     const req = (request as (...a: Parameters<RequestFn>) => ClientRequest).apply(this, args);
     tagClientRequest(req, client);
+    const relay = currentRelay();
+    if (relay !== undefined) {
+      try {
+        relayResponse(req, relay);
+      } catch (err) {
+        internalError(`provenance:${client}`, err);
+      }
+    }
     return req;
   } as RequestFn;
   (wrapped as RequestFn & { [wrappedMark]?: true })[wrappedMark] = true;

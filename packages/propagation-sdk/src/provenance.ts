@@ -1,0 +1,124 @@
+import { getConfig } from './config.js';
+import { internalError } from './log.js';
+
+/**
+ * Provenance relay. Each proxy answers with `x-lane-served: <its hop>, <the upstream's hops>`, so a
+ * chain of proxies reads in call order; but an app in the middle answers with its own response and
+ * would drop the hops of the calls it made. While the SDK serves an inbound request, it collects the
+ * hops of every outbound response (in the order the responses arrive, each distinct hop once) and
+ * writes them on the inbound response when its head goes out, unless the app set the header itself.
+ *
+ * One layer records each call: the fetch wrapper runs the real fetch in a context that relays
+ * nothing, so the undici dispatcher (or http client) underneath, which sees the same response, does
+ * not record it again.
+ */
+
+/** Bounds what one request relays, whatever its upstreams answer. */
+export const MAX_SERVED_HOPS = 64;
+
+/** The hops collected for one inbound request. The list is allocated with the first hop. */
+export class Relay {
+  hops: string[] | undefined = undefined;
+  /** How many outbound responses were recorded (a response without the header counts too). */
+  responses = 0;
+}
+
+/** Printable ASCII without leading or trailing space: what can go back on the wire as is. */
+const HOP = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+function addHops(relay: Relay, value: string): void {
+  for (const part of value.split(',')) {
+    const hop = part.trim();
+    if (hop === '' || !HOP.test(hop)) continue;
+    if (relay.hops === undefined) relay.hops = [hop];
+    else if (relay.hops.length < MAX_SERVED_HOPS && !relay.hops.includes(hop)) relay.hops.push(hop);
+  }
+}
+
+/** Records the served-header value of one outbound response: a string, a list of lines, or none. */
+export function recordServed(relay: Relay, value: unknown): void {
+  try {
+    relay.responses++;
+    if (value === undefined || value === null) return;
+    if (Array.isArray(value)) for (const line of value) addHops(relay, String(line));
+    else addHops(relay, String(value));
+  } catch (err) {
+    internalError('provenance', err);
+  }
+}
+
+/** The served-header value in undici's raw `[name, value, …]` list (Buffers or strings). */
+export function rawHeaderValue(raw: unknown, name: string): string[] | undefined {
+  if (!Array.isArray(raw)) return undefined;
+  let values: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = raw[i] as Buffer | string | null | undefined;
+    if (key?.length !== name.length || key.toString().toLowerCase() !== name) continue;
+    const value = String(raw[i + 1]);
+    if (values === undefined) values = [value];
+    else values.push(value);
+  }
+  return values;
+}
+
+/** The part of a `ServerResponse` the relay uses. */
+interface RelayedResponse {
+  headersSent?: boolean;
+  writeHead(...args: unknown[]): unknown;
+  getHeader(name: string): unknown;
+  setHeader(name: string, value: string): unknown;
+}
+
+function isRelayable(res: object): res is RelayedResponse {
+  const r = res as Partial<Record<keyof RelayedResponse, unknown>>;
+  return (
+    typeof r.writeHead === 'function' &&
+    typeof r.getHeader === 'function' &&
+    typeof r.setHeader === 'function'
+  );
+}
+
+/**
+ * Makes `res` write the collected hops when its head goes out. `writeHead` is replaced on the
+ * instance: Node's implicit header (`res.end()`, `res.write()` without `writeHead`, Express's `send`)
+ * calls `this.writeHead` too. Returns the relay, or undefined when `res` is not a Node response.
+ */
+export function relayTo(res: object): Relay | undefined {
+  if (!isRelayable(res)) return undefined;
+  const relay = new Relay();
+  const writeHead = res.writeHead;
+  res.writeHead = function graylaneWriteHead(this: RelayedResponse, ...args: unknown[]) {
+    if (relay.hops !== undefined) writeServed(this, relay.hops, args);
+    return writeHead.apply(this, args);
+  };
+  return relay;
+}
+
+function writeServed(res: RelayedResponse, hops: string[], args: unknown[]): void {
+  try {
+    if (res.headersSent) return;
+    const name = getConfig().servedHeader;
+    if (res.getHeader(name) !== undefined || inWriteHeadArgs(args, name)) return;
+    res.setHeader(name, hops.join(', '));
+  } catch (err) {
+    internalError('provenance', err);
+  }
+}
+
+/** Whether `writeHead(status, [reason], headers)` sets `name` (an object or a flat array). */
+function inWriteHeadArgs(args: unknown[], name: string): boolean {
+  const headers = typeof args[1] === 'string' ? args[2] : args[1];
+  if (typeof headers !== 'object' || headers === null) return false;
+  if (Array.isArray(headers)) {
+    for (let i = 0; i < headers.length; i += 2) {
+      if (String(headers[i]).toLowerCase() === name) return true;
+    }
+    return false;
+  }
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() === name && (headers as Record<string, unknown>)[key] !== undefined) {
+      return true;
+    }
+  }
+  return false;
+}

@@ -72,9 +72,32 @@ export class ProxyMetrics {
     code: number,
     startedNs: bigint,
   ): void {
-    this.requests.inc({ ...labels, code });
-    this.duration.observe(labels, Number(process.hrtime.bigint() - startedNs) / 1e9);
+    const key = `${labels.listener}\u0000${labels.service}\u0000${labels.lane}\u0000${labels.version}`;
+    let children = this.requestChildren.get(key);
+    if (!children) {
+      children = { duration: this.duration.labels(labels), byCode: new Map() };
+      this.requestChildren.set(key, children);
+    }
+    let counter = children.byCode.get(code);
+    if (!counter) {
+      counter = this.requests.labels({ ...labels, code });
+      children.byCode.set(code, counter);
+    }
+    counter.inc();
+    children.duration.observe(Number(process.hrtime.bigint() - startedNs) / 1e9);
   }
+
+  /**
+   * Label children per series, so the hot path skips prom-client's per-call label hashing. Series
+   * are few (listener × service × lane × version × code), and a table change adds, never churns.
+   */
+  private readonly requestChildren = new Map<
+    string,
+    {
+      duration: ReturnType<ProxyMetrics['duration']['labels']>;
+      byCode: Map<number, ReturnType<ProxyMetrics['requests']['labels']>>;
+    }
+  >();
 
   constructor() {
     this.routeTableRevision.set(-1);

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { recordCarrier, STABLE, writeLaneTag } from '@graylane/lane-core';
 import type { ProxyRuntime } from '../runtime.js';
+import { AbortSwitch } from '../upstream/abort.js';
 import { forwardOnce } from '../upstream/forward.js';
 import { guarded, loopMessage, nextVia, passVia, readRequestLane, tagOptionsOf } from './common.js';
 import { endToEndHeaders, setForwardedHeaders } from './http-headers.js';
@@ -44,7 +45,7 @@ export function createInboundHandler(runtime: ProxyRuntime, app: InboundApp) {
     const via = passVia(runtime, req, res);
     if (via === undefined) return;
     const { lane, headers, hop } = toApp(runtime, app, req, via);
-    const abort = new AbortController();
+    const abort = new AbortSwitch();
     const onClose = () => {
       if (!res.writableFinished) abort.abort();
     };
@@ -55,7 +56,7 @@ export function createInboundHandler(runtime: ProxyRuntime, app: InboundApp) {
       res,
       { origin, path: req.url ?? '/', method: req.method ?? 'GET', headers },
       (response) => prependHop(response, hop),
-      abort.signal,
+      abort,
     );
     res.off('close', onClose);
     let code: number;

@@ -5,6 +5,7 @@ import { recordCarrier, removeLaneTag } from '@graylane/lane-core';
 import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
 import { hostWithoutPort, serviceFromHost } from '../routing/entrypoint.js';
 import type { ProxyRuntime } from '../runtime.js';
+import { AbortSwitch } from '../upstream/abort.js';
 import { forwardOnce } from '../upstream/forward.js';
 import {
   guarded,
@@ -153,7 +154,7 @@ async function passThrough(
   target: OutboundTarget,
   headers: Record<string, string | string[]>,
 ): Promise<void> {
-  const abort = new AbortController();
+  const abort = new AbortSwitch();
   res.once('close', () => {
     if (!res.writableFinished) abort.abort();
   });
@@ -168,7 +169,7 @@ async function passThrough(
       headers,
     },
     () => {},
-    abort.signal,
+    abort,
   );
   if (!outcome.ok && !outcome.responded && outcome.failure !== 'aborted') {
     respondError(res, 502, ProxyErrorCodes.upstream, `could not reach ${target.host}`);

@@ -2,6 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { recordCarrier, writeLaneTag } from '@graylane/lane-core';
 import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
+import { AbortSwitch } from '../upstream/abort.js';
 import { type AttemptKind, type AttemptTarget, attemptEndpoints } from '../upstream/attempts.js';
 import { nothingSent } from '../upstream/errors.js';
 import { type ForwardOutcome, forwardOnce, requestHasBody } from '../upstream/forward.js';
@@ -89,7 +90,7 @@ function forwardAttempts(
   res: ServerResponse,
   request: ServiceRequest,
   body: Buffer | null | undefined,
-  signal: AbortSignal,
+  signal: AbortSwitch,
 ): AttemptKind<ForwardOutcome> {
   const method = req.method ?? 'GET';
   const maySendTwice = IDEMPOTENT.has(method) || request.service.retryNonIdempotent;
@@ -145,13 +146,19 @@ export async function forwardToService(
 ): Promise<void> {
   const { service, lane, listener } = request;
   const started = process.hrtime.bigint();
-  const clientGone = new AbortController();
+  // One switch for both ends of the request: the client leaving, and the overall deadline.
+  // (AbortSignal.timeout + AbortSignal.any cost 3 % of the proxy's CPU in a profile.)
+  const abort = new AbortSwitch();
+  let timedOut = false;
   const onClose = () => {
-    if (!res.writableFinished) clientGone.abort();
+    if (!res.writableFinished) abort.abort();
   };
   res.once('close', onClose);
-  const deadline = AbortSignal.timeout(runtime.options.upstream.requestTimeoutMs);
-  const signal = AbortSignal.any([clientGone.signal, deadline]);
+  const deadline = setTimeout(() => {
+    timedOut = true;
+    abort.abort();
+  }, runtime.options.upstream.requestTimeoutMs);
+  const signal = abort;
   tagForwarded(request);
   try {
     const maySendTwice = IDEMPOTENT.has(req.method ?? 'GET') || service.retryNonIdempotent;
@@ -178,9 +185,9 @@ export async function forwardToService(
     const { target, outcome } = attempted;
     let code: number;
     if (outcome.ok) code = outcome.status;
-    else if (outcome.responded || (outcome.failure === 'aborted' && !deadline.aborted)) code = 0;
+    else if (outcome.responded || (outcome.failure === 'aborted' && !timedOut)) code = 0;
     else {
-      const failure = deadline.aborted ? 'deadline' : outcome.failure;
+      const failure = timedOut ? 'deadline' : outcome.failure;
       const answer = upstreamRefusal(failure, describeTarget(service.name, target));
       runtime.logger.warn(
         { service: service.name, lane, endpoint: target.endpoint, failure, err: outcome.error },
@@ -198,6 +205,7 @@ export async function forwardToService(
       started,
     );
   } finally {
+    clearTimeout(deadline);
     res.off('close', onClose);
   }
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { responseHeaders } from '../listeners/http-headers.js';
+import type { AbortSwitch } from './abort.js';
 import { classifyUpstreamError, type UpstreamFailure } from './errors.js';
 
 export interface ForwardTarget {
@@ -38,7 +39,7 @@ export async function forwardOnce(
   res: ServerResponse,
   target: ForwardTarget,
   decorate: (headers: OutgoingHttpHeaders, status: number) => void,
-  signal: AbortSignal,
+  signal: AbortSwitch,
 ): Promise<ForwardOutcome> {
   let status = 0;
   try {

@@ -1,3 +1,4 @@
+import { ServerResponse } from 'node:http';
 import { getConfig } from './config.js';
 import { internalError } from './log.js';
 
@@ -78,19 +79,41 @@ function isRelayable(res: object): res is RelayedResponse {
   );
 }
 
+const relayMark = Symbol('graylane.relay');
+type MarkedResponse = RelayedResponse & { [relayMark]?: Relay };
+
+/** Writes the collected hops, if any, then the head: the one wrapper, on an instance or the prototype. */
+function relayingWriteHead(writeHead: RelayedResponse['writeHead']) {
+  return function graylaneWriteHead(this: MarkedResponse, ...args: unknown[]) {
+    const hops = this[relayMark]?.hops;
+    if (hops !== undefined) writeServed(this, hops, args);
+    return writeHead.apply(this, args);
+  };
+}
+
+let serverResponsePatched = false;
+
 /**
- * Makes `res` write the collected hops when its head goes out. `writeHead` is replaced on the
- * instance: Node's implicit header (`res.end()`, `res.write()` without `writeHead`, Express's `send`)
- * calls `this.writeHead` too. Returns the relay, or undefined when `res` is not a Node response.
+ * Makes `res` write the collected hops when its head goes out. Node's implicit header (`res.end()`,
+ * `res.write()` without `writeHead`, Express's `send`) calls `this.writeHead` too, so wrapping
+ * `writeHead` covers every path. For `ServerResponse` the wrapper goes on the prototype once and a
+ * response only carries its relay; anything else that looks like one gets its own wrapper. Returns
+ * the relay, or undefined when `res` is not a Node response.
  */
 export function relayTo(res: object): Relay | undefined {
   if (!isRelayable(res)) return undefined;
   const relay = new Relay();
-  const writeHead = res.writeHead;
-  res.writeHead = function graylaneWriteHead(this: RelayedResponse, ...args: unknown[]) {
-    if (relay.hops !== undefined) writeServed(this, relay.hops, args);
-    return writeHead.apply(this, args);
-  };
+  const marked = res as MarkedResponse;
+  if (res instanceof ServerResponse) {
+    if (!serverResponsePatched) {
+      serverResponsePatched = true;
+      const proto = ServerResponse.prototype as unknown as RelayedResponse;
+      proto.writeHead = relayingWriteHead(proto.writeHead);
+    }
+  } else {
+    marked.writeHead = relayingWriteHead(marked.writeHead);
+  }
+  marked[relayMark] = relay;
   return relay;
 }
 

@@ -1,7 +1,16 @@
 import type { EventEmitter } from 'node:events';
+import { IncomingMessage } from 'node:http';
 import { BAGGAGE_HEADER, readLaneTag, STABLE } from '@graylane/lane-core';
 import { getConfig } from '../config.js';
-import { bindEmitterTo, type LaneContext, requestStore, runInContext } from '../context.js';
+import {
+  bindEmitterTo,
+  bindPrototypeEvents,
+  boundContextOf,
+  type LaneContext,
+  markBound,
+  requestStore,
+  runInContext,
+} from '../context.js';
 import { trackTaggedRequest, trackTaggedResult } from '../leak.js';
 import { internalError } from '../log.js';
 import { countInvalidLane } from '../metrics.js';
@@ -25,6 +34,11 @@ export interface OutgoingLike {
 const entered = Symbol('graylane.context');
 type Marked = IncomingLike & { [entered]?: LaneContext };
 
+/** A request's context: node:http requests carry it as their bound-events mark, others a mark of their own. */
+function enteredContext(req: Marked): LaneContext | undefined {
+  return req instanceof IncomingMessage ? boundContextOf(req) : req[entered];
+}
+
 /**
  * Reads the lane from an incoming request and runs `fn` in it. Any framework: call it from the
  * earliest hook with the raw Node request, and pass the response so leak detection knows when the
@@ -36,7 +50,7 @@ type Marked = IncomingLike & { [entered]?: LaneContext };
  */
 export function runWithIncoming<T>(req: IncomingLike, fn: () => T, res?: OutgoingLike): T {
   const marked = req as Marked;
-  const existing = marked[entered];
+  const existing = enteredContext(marked);
   if (existing !== undefined) return runInContext(existing, fn);
   let store: LaneContext;
   try {
@@ -57,9 +71,14 @@ function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
   // Only a Node response can relay provenance; without one nothing is collected.
   const relay = res !== undefined && typeof res === 'object' ? relayTo(res) : undefined;
   const store = requestStore(tag.lane, tag.source, relay);
-  req[entered] = store;
   // Body events are emitted from the connection's context; bind them to the request's.
-  if (typeof req.emit === 'function') bindEmitterTo(req as Pick<EventEmitter, 'emit'>, store);
+  if (req instanceof IncomingMessage) {
+    bindPrototypeEvents(IncomingMessage.prototype);
+    markBound(req, store);
+  } else {
+    req[entered] = store;
+    if (typeof req.emit === 'function') bindEmitterTo(req as Pick<EventEmitter, 'emit'>, store);
+  }
   if (store.lane !== STABLE && res !== undefined && typeof res.once === 'function') {
     trackTaggedRequest(res);
   }

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
 import { parseLane, type TagSource } from '@graylane/lane-core';
 import { getConfig } from './config.js';
-import { activeOtelLane, runWithOtelLane } from './otel/bridge.js';
+import { activeOtelLane, otelContextActive, runWithOtelLane } from './otel/bridge.js';
 import type { Relay } from './provenance.js';
 
 /** What the SDK knows about the current unit of work. */
@@ -69,6 +69,7 @@ export function getLane(): string {
 export function runInContext<T>(store: Store, fn: () => T): T {
   // Already inside it (a global server hook and a middleware both entered the request): no new frame.
   if (storage.getStore() === store) return fn();
+  if (!otelContextActive()) return storage.run(store, fn);
   return storage.run(store, runWithOtelLane, store.lane, getConfig().baggageKey, fn);
 }
 
@@ -112,15 +113,23 @@ export function bindEmitterTo(emitter: Pick<EventEmitter, 'emit'>, store: LaneCo
   const alreadyBound = Object.hasOwn(target, 'emit') && target[boundStore] !== undefined;
   target[boundStore] = store;
   if (alreadyBound || patchedPrototypes.has(Object.getPrototypeOf(target))) return;
-  const emit = target.emit;
-  target.emit = function boundEmit(
-    this: BindableEmitter,
-    ...args: Parameters<EventEmitter['emit']>
-  ) {
+  target.emit = boundEmitOf(target.emit);
+}
+
+type Emit = EventEmitter['emit'];
+
+/**
+ * `emit`, run in the context its emitter is bound to. `arguments` goes straight into `apply`, with
+ * no array made per event: every request body event passes through here.
+ */
+function boundEmitOf(emit: Emit): Emit {
+  return function boundEmit(this: BindableEmitter) {
+    // biome-ignore lint/complexity/noArguments: forwarded as is, without copying
+    const args = arguments as unknown as Parameters<Emit>;
     const bound = this[boundStore];
     if (bound === undefined || storage.getStore() === bound) return emit.apply(this, args);
     return storage.run(bound, () => emit.apply(this, args));
-  };
+  } as Emit;
 }
 
 const patchedPrototypes = new WeakSet<object>();
@@ -133,15 +142,7 @@ const patchedPrototypes = new WeakSet<object>();
 export function bindPrototypeEvents(proto: Pick<EventEmitter, 'emit'>): void {
   if (patchedPrototypes.has(proto)) return;
   patchedPrototypes.add(proto);
-  const emit = proto.emit;
-  proto.emit = function boundEmit(
-    this: BindableEmitter,
-    ...args: Parameters<EventEmitter['emit']>
-  ) {
-    const bound = this[boundStore];
-    if (bound === undefined || storage.getStore() === bound) return emit.apply(this, args);
-    return storage.run(bound, () => emit.apply(this, args));
-  };
+  proto.emit = boundEmitOf(proto.emit);
 }
 
 /** Marks an instance of a class whose prototype `bindPrototypeEvents` bound: one property, no closure. */

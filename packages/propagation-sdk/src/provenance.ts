@@ -84,7 +84,9 @@ type MarkedResponse = RelayedResponse & { [relayMark]?: Relay };
 
 /** Writes the collected hops, if any, then the head: the one wrapper, on an instance or the prototype. */
 function relayingWriteHead(writeHead: RelayedResponse['writeHead']) {
-  return function graylaneWriteHead(this: MarkedResponse, ...args: unknown[]) {
+  return function graylaneWriteHead(this: MarkedResponse) {
+    // biome-ignore lint/complexity/noArguments: every response's head passes here; no copy
+    const args = arguments as unknown as unknown[];
     const hops = this[relayMark]?.hops;
     if (hops !== undefined) writeServed(this, hops, args);
     return writeHead.apply(this, args);

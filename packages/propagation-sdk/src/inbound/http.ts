@@ -21,11 +21,14 @@ interface EmitterPrototype {
 const installed = Symbol.for('graylane.sdk.serverEmit');
 
 function wrapEmit(emit: Emit): Emit {
-  return function graylaneServerEmit(this: unknown, event, ...args) {
-    if (event !== 'request') return emit.call(this, event, ...args);
-    const [req, res] = args as [IncomingMessage, ServerResponse];
-    return runWithIncoming(req, () => emit.call(this, event, ...args), res);
-  };
+  return function graylaneServerEmit(this: unknown, event: string | symbol) {
+    // biome-ignore lint/complexity/noArguments: every server event passes here; no copy
+    const args = arguments as unknown as [string | symbol, ...unknown[]];
+    if (event !== 'request') return emit.apply(this, args);
+    const req = args[1] as IncomingMessage;
+    const res = args[2] as ServerResponse;
+    return runWithIncoming(req, () => emit.apply(this, args), res);
+  } as Emit;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
+import type { CompiledTable } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { type AttemptKind, attemptEndpoints } from '../upstream/attempts.js';
 import { nothingSent } from '../upstream/errors.js';
@@ -11,9 +11,9 @@ import { ProxyErrorCodes, upstreamRefusal } from './respond.js';
 import {
   describeTarget,
   LANE_SERVED_HEADER,
-  type ListenerName,
   mergeHeaders,
   prependHop,
+  type ServiceRequest,
   tagForwarded,
 } from './service-route.js';
 import {
@@ -33,15 +33,10 @@ import {
  * tunnelled both ways (tunnel.ts).
  */
 
-export interface ServiceUpgrade {
-  listener: ListenerName;
-  table: CompiledTable;
-  service: ServiceView;
-  lane: string;
-  path: string;
-  headers: Record<string, string | string[]>;
+/** A plain request's routing, with the sticky cookie to set on the handshake's answer. */
+export type ServiceUpgrade = Omit<ServiceRequest, 'responseHeaders'> & {
   setCookie?: string[] | undefined;
-}
+};
 
 /** An upgrade's attempts: a connection that could not be made is tried once more (nothing was sent). */
 function upgradeAttempts(

@@ -1,0 +1,157 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type BinRun,
+  runBin,
+  startUpstream,
+  tempDir,
+  type Upstream,
+} from '../../packages/router-proxy/test/helpers.js';
+
+const REGISTER = pathToFileURL(
+  fileURLToPath(new URL('../../packages/propagation-sdk/dist/register.js', import.meta.url)),
+).href;
+const FRONTEND = fileURLToPath(new URL('./fixtures/frontend.mjs', import.meta.url));
+
+/** A frontend in its own process with the SDK's zero-code setup, calling the backend via the sidecar. */
+async function startFrontend(name: string, sidecar: string) {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--import', REGISTER, FRONTEND, name, sidecar],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
+  const { port } = JSON.parse(chunk.toString()) as { port: number };
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * The whole data plane with real processes: the graylane-proxy bin as gateway and sidecar, two
+ * frontend versions running the SDK (no lane code of their own), and two backend versions. The
+ * frontends exist only after the sidecar does, so the table is written again once they are up:
+ * the hot reload is part of the path.
+ */
+describe('swimlane end to end: proxy + SDK', () => {
+  const dir = tempDir();
+  const tableFile = join(dir.path, 'routes.json');
+  let proxy: BinRun;
+  const frontends: ChildProcess[] = [];
+  const backends: Upstream[] = [];
+
+  const writeTable = (revision: number, services: Record<string, unknown>) =>
+    writeFileSync(
+      tableFile,
+      JSON.stringify({
+        apiVersion: 'graylane/v1',
+        revision,
+        services,
+        entrypoints: [{ name: 'shop', service: 'frontend', clientLanes: 'known' }],
+      }),
+    );
+
+  let backendServices: Record<string, unknown>;
+  let frontendService: Record<string, unknown>;
+
+  beforeAll(async () => {
+    for (const version of ['v1', 'v2']) {
+      backends.push(
+        await startUpstream(`backend-${version}`, (req, res) => {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end(`backend ${version} saw lane=${req.headers['x-lane'] ?? '-'}`);
+        }),
+      );
+    }
+    backendServices = {
+      stable: { version: 'v1', endpoints: [backends[0]!.url] },
+      lanes: { gray: { version: 'v2', endpoints: [backends[1]!.url] } },
+    };
+    // A placeholder frontend until the real ones are up.
+    writeTable(1, {
+      backend: backendServices,
+      frontend: { stable: { endpoints: [backends[0]!.url] } },
+    });
+    proxy = await runBin(
+      [
+        '--route-table',
+        tableFile,
+        '--gateway',
+        '127.0.0.1:0',
+        '--outbound',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+      ],
+      {},
+      3,
+    );
+    const v1 = await startFrontend('frontend-v1', proxy.listeners.outbound!);
+    const v2 = await startFrontend('frontend-v2', proxy.listeners.outbound!);
+    frontends.push(v1.child, v2.child);
+    frontendService = {
+      stable: { version: 'v1', endpoints: [v1.url] },
+      lanes: { gray: { version: 'v2', endpoints: [v2.url] } },
+    };
+    writeTable(2, { backend: backendServices, frontend: frontendService });
+    const admin = proxy.listeners.admin!;
+    for (const deadline = Date.now() + 3000; Date.now() < deadline; ) {
+      const ready = await request(`${admin}/readyz`);
+      if (((await ready.body.json()) as { revision?: number }).revision === 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  });
+
+  afterAll(async () => {
+    for (const child of frontends) child.kill('SIGKILL');
+    proxy?.child.kill('SIGTERM');
+    if (proxy) await proxy.exit;
+    await Promise.all(backends.map((b) => b.close()));
+    dir.cleanup();
+  });
+
+  const shop = async (headers: Record<string, string> = {}) => {
+    const res = await request(`${proxy.listeners.gateway}/`, { headers });
+    const body = (await res.body.json()) as { frontend: string; backend: string };
+    return { status: res.statusCode, served: res.headers['x-lane-served'], body };
+  };
+
+  it('keeps untagged traffic on stable at both hops', async () => {
+    const { status, served, body } = await shop();
+    expect(status).toBe(200);
+    expect(body).toEqual({ frontend: 'frontend-v1', backend: 'backend v1 saw lane=-' });
+    expect(served).toBe('frontend=stable, backend=stable');
+  });
+
+  it('carries a gray request through the SDK app to the gray backend, and reports both hops', async () => {
+    const { served, body } = await shop({ 'x-lane': 'gray' });
+    expect(body).toEqual({ frontend: 'frontend-v2', backend: 'backend v2 saw lane=gray' });
+    expect(served).toBe('frontend=gray, backend=gray');
+  });
+
+  it('takes the lane from baggage alone', async () => {
+    const { served, body } = await shop({ baggage: 'lane=gray,tenant=acme' });
+    expect(body.backend).toBe('backend v2 saw lane=gray');
+    expect(served).toBe('frontend=gray, backend=gray');
+  });
+
+  it('falls back to stable where the lane is absent, and keeps the tag for later hops', async () => {
+    writeTable(3, {
+      backend: { stable: backendServices.stable },
+      frontend: frontendService,
+    });
+    for (const deadline = Date.now() + 3000; Date.now() < deadline; ) {
+      const ready = await request(`${proxy.listeners.admin}/readyz`);
+      if (((await ready.body.json()) as { revision?: number }).revision === 3) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const { served, body } = await shop({ 'x-lane': 'gray' });
+    expect(body).toEqual({ frontend: 'frontend-v2', backend: 'backend v1 saw lane=gray' });
+    expect(served).toBe('frontend=gray, backend=stable;fallback=absent');
+  });
+});

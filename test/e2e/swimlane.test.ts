@@ -16,7 +16,7 @@ import {
 const REGISTER = pathToFileURL(
   fileURLToPath(new URL('../../packages/propagation-sdk/dist/register.js', import.meta.url)),
 ).href;
-const FRONTEND = fileURLToPath(new URL('./fixtures/frontend.mjs', import.meta.url));
+const FRONTEND = fileURLToPath(new URL('../../examples/proxy-demo/frontend.mjs', import.meta.url));
 
 /** A frontend in its own process with the SDK's zero-code setup, calling the backend via the sidecar. */
 async function startFrontend(name: string, sidecar: string) {

@@ -13,11 +13,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const VARIANTS = [
-  ['bare', 'hello', 'Express 5, no context propagation'],
-  ['ALS only', 'hello-als', 'a middleware doing asyncLocalStorage.run(store, next): the floor'],
-  ['SDK', 'hello-sdk', 'install() (every zero-code hook) + laneMiddleware()'],
-];
+const VARIANTS = process.env.VARIANTS
+  ? JSON.parse(process.env.VARIANTS)
+  : [
+      ['bare', 'hello', 'Express 5, no context propagation'],
+      ['ALS only', 'hello-als', 'a middleware doing asyncLocalStorage.run(store, next): the floor'],
+      ['SDK', 'hello-sdk', 'install() (every zero-code hook) + laneMiddleware()'],
+    ];
 const FEW = Number(process.env.FEW ?? 500);
 const MANY = Number(process.env.MANY ?? 2000);
 
@@ -29,7 +31,7 @@ try {
 }
 
 /** Runs one server variant under callgrind for `requests` tagged requests; returns instructions. */
-async function instructions(variant, requests, dir) {
+async function instructions([variant, env], requests, dir) {
   const out = join(dir, `${variant}-${requests}.cg`);
   const server = spawn(
     'valgrind',
@@ -42,7 +44,7 @@ async function instructions(variant, requests, dir) {
       variant,
       '',
     ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] },
+    { cwd: root, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, ...env } },
   );
   const [chunk] = await once(server.stdout, 'data');
   const { port } = JSON.parse(chunk.toString());
@@ -63,9 +65,9 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'graylane-callgrind-'));
   const rows = [];
   try {
-    for (const [name, variant, what] of VARIANTS) {
-      const few = await instructions(variant, FEW, dir);
-      const many = await instructions(variant, MANY, dir);
+    for (const [name, variant, what, env = {}] of VARIANTS) {
+      const few = await instructions([variant, env], FEW, dir);
+      const many = await instructions([variant, env], MANY, dir);
       rows.push({ name, what, perRequest: (many - few) / (MANY - FEW) });
       process.stderr.write(`${name}: ${rows.at(-1).perRequest.toFixed(0)} instructions/request\n`);
     }
@@ -92,8 +94,10 @@ async function main() {
     ),
     '',
   ];
-  mkdirSync(join(root, 'bench/results'), { recursive: true });
-  writeFileSync(join(root, 'bench/results/sdk-overhead-instructions.md'), lines.join('\n'));
+  if (!process.env.VARIANTS) {
+    mkdirSync(join(root, 'bench/results'), { recursive: true });
+    writeFileSync(join(root, 'bench/results/sdk-overhead-instructions.md'), lines.join('\n'));
+  }
   process.stdout.write(lines.join('\n'));
 }
 

@@ -22,7 +22,7 @@ async function build() {
     const sdk = await import('../packages/propagation-sdk/dist/index.js');
     // What a service using the SDK runs: every hook of the zero-code setup, plus the middleware.
     sdk.install(JSON.parse(process.env.BENCH_SDK_INSTALL ?? '{}'));
-    app.use(sdk.laneMiddleware());
+    if (process.env.BENCH_SDK_MIDDLEWARE !== '0') app.use(sdk.laneMiddleware());
   }
   if (variant.startsWith('hello')) app.get('/', (_req, res) => res.send('hello world'));
   else {

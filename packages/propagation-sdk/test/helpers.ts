@@ -1,10 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 /** What an echo server saw: the lane header and the baggage header of one request. */
 export interface Seen {
@@ -56,42 +52,6 @@ export function readBody(res: http.IncomingMessage): Promise<string> {
   });
 }
 
-/**
- * A throwaway self-signed certificate for 127.0.0.1, made with openssl in a temp dir that is
- * removed at once: no key is ever committed.
- */
-export function selfSignedCert(): { key: string; cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'graylane-cert-'));
-  try {
-    const keyPath = join(dir, 'key.pem');
-    const certPath = join(dir, 'cert.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-keyout',
-        keyPath,
-        '-out',
-        certPath,
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore', timeout: 20_000 },
-    );
-    return { key: readFileSync(keyPath, 'utf8'), cert: readFileSync(certPath, 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /** A GET with node:http that resolves to the parsed JSON body. */
 export function getJson<T>(url: string, headers: Record<string, string> = {}): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -102,3 +62,5 @@ export function getJson<T>(url: string, headers: Record<string, string> = {}): P
     req.end();
   });
 }
+
+export { selfSignedCert } from '../../../test/support/tls.js';

@@ -1,66 +1,27 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCert } from '../../../test/support/tls.js';
 import type { GraylaneProxy } from '../src/index.js';
-import {
-  metricValue,
-  send,
-  startProxy,
-  startUpstream,
-  table,
-  tempDir,
-  type Upstream,
-} from './helpers.js';
+import { metricValue, send, startProxy, startUpstream, table, type Upstream } from './helpers.js';
 
 type Echo = { upstream: string; url: string; headers: Record<string, string> };
-
-/** A self-signed certificate for 127.0.0.1, made for this run: no key is committed. */
-function selfSigned(dir: string): { key: Buffer; cert: Buffer } {
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { key: readFileSync(key), cert: readFileSync(cert) };
-}
 
 describe('outbound (sidecar) listener', () => {
   let proxy: GraylaneProxy;
   let external: Upstream;
   let secure: HttpsServer;
   let securePort: number;
-  let cert: Buffer;
+  let cert: string;
   const ups: Record<string, Upstream> = {};
-  const dir = tempDir();
 
   beforeAll(async () => {
     ups.v1 = await startUpstream('backend-v1');
     ups.v2 = await startUpstream('backend-v2');
     external = await startUpstream('external');
-    const tls = selfSigned(dir.path);
+    const tls = selfSignedCert();
     cert = tls.cert;
     secure = createHttpsServer(tls, (req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -87,7 +48,6 @@ describe('outbound (sidecar) listener', () => {
     await Promise.all([...Object.values(ups), external].map((u) => u.close()));
     secure.closeAllConnections();
     secure.close();
-    dir.cleanup();
   });
 
   it('routes Host-addressed calls by the first DNS label of the host', async () => {

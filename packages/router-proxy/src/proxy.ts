@@ -50,8 +50,9 @@ export interface ProxyOptions {
 }
 
 /**
- * One proxy process: up to three listeners over one runtime. Built apart from listening (the fastify
- * way): `buildProxy` makes everything, `start` loads the table and binds the ports.
+ * One proxy process: gateway, outbound, inbound and admin listeners, each optional, over one runtime.
+ * Built apart from listening (the fastify way): the constructor makes everything, `start` loads the
+ * table and binds the ports.
  */
 export class GraylaneProxy {
   readonly runtime: ProxyRuntime;

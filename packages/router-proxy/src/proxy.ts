@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { RouteTable } from '@graylane/lane-core';
 import { createAdminHandler } from './listeners/admin.js';
 import { createGatewayHandler, createGatewayRouter } from './listeners/gateway.js';
@@ -11,6 +12,7 @@ import {
 } from './listeners/inbound.js';
 import {
   applyServerLimits,
+  type ServerLimits,
   type ServerLimitsInput,
   serverLimits,
   serverOptions,
@@ -62,8 +64,10 @@ export class GraylaneProxy {
   private readonly tunnels = new Tunnels();
   private source: RouteTableSource | undefined;
   private draining = false;
+  private readonly limits: ServerLimits;
 
   constructor(private readonly options: ProxyOptions) {
+    this.limits = serverLimits(options.server);
     this.logger = options.logger ?? createLogger();
     this.runtime = new ProxyRuntime(
       options.runtime,
@@ -74,41 +78,29 @@ export class GraylaneProxy {
     if (options.gateway) {
       const router = createGatewayRouter(this.runtime);
       const server = this.addServer('gateway', createGatewayHandler(this.runtime, router));
-      server.on(
+      this.onSocket(
+        server,
         'upgrade',
-        guardSocketRequest(
-          createGatewayUpgradeHandler(this.runtime, router, this.tunnels),
-          serverLimits(options.server),
-        ),
+        createGatewayUpgradeHandler(this.runtime, router, this.tunnels),
       );
     }
     if (options.outbound) {
       const self = () => this.servers.get('outbound')?.address() as AddressInfo | undefined;
       const server = this.addServer('outbound', createOutboundHandler(this.runtime, self));
-      server.on(
+      this.onSocket(
+        server,
         'upgrade',
-        guardSocketRequest(
-          createOutboundUpgradeHandler(this.runtime, self, this.tunnels),
-          serverLimits(options.server),
-        ),
+        createOutboundUpgradeHandler(this.runtime, self, this.tunnels),
       );
-      server.on(
-        'connect',
-        guardSocketRequest(
-          createConnectHandler(this.runtime, server),
-          serverLimits(options.server),
-        ),
-      );
+      this.onSocket(server, 'connect', createConnectHandler(this.runtime, server));
     }
     if (options.inbound && options.inboundApp) {
       const app = options.inboundApp;
       const server = this.addServer('inbound', createInboundHandler(this.runtime, app));
-      server.on(
+      this.onSocket(
+        server,
         'upgrade',
-        guardSocketRequest(
-          createInboundUpgradeHandler(this.runtime, app, this.tunnels),
-          serverLimits(options.server),
-        ),
+        createInboundUpgradeHandler(this.runtime, app, this.tunnels),
       );
     }
     if (options.admin) {
@@ -128,7 +120,7 @@ export class GraylaneProxy {
     kind: ListenerKind,
     handler: (req: IncomingMessage, res: ServerResponse) => void,
   ) {
-    const limits = serverLimits(this.options.server);
+    const { limits } = this;
     const server = createServer(serverOptions(limits), (req, res) => {
       this.active.add(res);
       res.once('close', () => this.active.delete(res));
@@ -138,6 +130,15 @@ export class GraylaneProxy {
     applyServerLimits(server, limits);
     this.servers.set(kind, server);
     return server;
+  }
+
+  /** A `connect` or `upgrade` handler, behind the same head checks as plain requests. */
+  private onSocket(
+    server: Server,
+    event: 'connect' | 'upgrade',
+    handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
+  ): void {
+    server.on(event, guardSocketRequest(handler, this.limits));
   }
 
   get tables() {

@@ -90,10 +90,10 @@ function forwardAttempts(
   res: ServerResponse,
   request: ServiceRequest,
   body: Buffer | null | undefined,
+  maySendTwice: boolean,
   signal: AbortSwitch,
 ): AttemptKind<ForwardOutcome> {
   const method = req.method ?? 'GET';
-  const maySendTwice = IDEMPOTENT.has(method) || request.service.retryNonIdempotent;
   let streamed: RequestBody | undefined;
   return {
     async send({ endpoint, hop }, release) {
@@ -167,7 +167,7 @@ export async function forwardToService(
       runtime,
       service,
       lane,
-      forwardAttempts(runtime, req, res, request, body, signal),
+      forwardAttempts(runtime, req, res, request, body, maySendTwice, signal),
     );
     if (!attempted.ok) {
       respondError(res, 503, ProxyErrorCodes.noEndpoint, attempted.reason, {

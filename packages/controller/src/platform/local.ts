@@ -1,0 +1,113 @@
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { parseDuration } from '../documents/duration.js';
+import type { Workload } from '../documents/schema.js';
+import type { Platform, WorkloadRef, WorkloadStatus } from './platform.js';
+import { type ProcessRecord, type ProcessSpec, ProcessSupervisor } from './processes.js';
+
+export interface LocalPlatformOptions {
+  stateDir: string;
+  logger: Logger;
+  /** Environment every managed process gets (the outbound proxy as HTTP_PROXY, for one). */
+  env: () => Record<string, string>;
+  /** Time between "no proxy sends here any more" and SIGTERM, for requests already in flight. */
+  drainMs: number;
+  onChange: (records: ProcessRecord[]) => void;
+}
+
+const instanceId = (ref: WorkloadRef, index: number) => `${ref.service}.${ref.lane}.${index}`;
+const prefixOf = (ref: WorkloadRef) => `${ref.service}.${ref.lane}.`;
+
+/** A free loopback port, chosen by the kernel. */
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Local mode: a workload with `run` is a set of processes on this machine, one per replica, each on
+ * its own loopback port; a workload with `endpoints` runs elsewhere and is only routed to.
+ */
+export class LocalPlatform implements Platform {
+  readonly name = 'local';
+  readonly supervisor: ProcessSupervisor;
+  private readonly logDir: string;
+
+  constructor(private readonly options: LocalPlatformOptions) {
+    this.logDir = join(options.stateDir, 'logs');
+    mkdirSync(this.logDir, { recursive: true, mode: 0o700 });
+    this.supervisor = new ProcessSupervisor(options.logger, options.onChange);
+  }
+
+  private instances(ref: WorkloadRef): ProcessRecord[] {
+    const prefix = prefixOf(ref);
+    return this.supervisor
+      .list()
+      .filter((r) => r.id.startsWith(prefix))
+      .sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
+  }
+
+  async deploy(ref: WorkloadRef, workload: Workload): Promise<void> {
+    const run = workload.run;
+    if (!run) return;
+    const existing = this.instances(ref);
+    for (let i = 0; i < run.replicas; i++) {
+      const id = instanceId(ref, i);
+      const port = run.port !== undefined ? run.port + i : (this.supervisor.get(id)?.spec.port ?? (await freePort()));
+      const spec: ProcessSpec = {
+        command: run.command,
+        args: run.args,
+        env: { ...this.options.env(), ...run.env },
+        ...(run.cwd !== undefined ? { cwd: run.cwd } : {}),
+        port,
+        readyPath: run.readyPath,
+        readyTimeoutMs: parseDuration(run.readyTimeout) ?? 30_000,
+        logFile: this.supervisor.get(id)?.spec.logFile ?? join(this.logDir, `${id}.log`),
+      };
+      this.supervisor.ensure(id, spec);
+    }
+    const surplus = existing.filter((r) => Number(r.id.slice(prefixOf(ref).length)) >= run.replicas);
+    await Promise.all(surplus.map((r) => this.supervisor.stop(r.id)));
+  }
+
+  status(ref: WorkloadRef, workload: Workload): WorkloadStatus {
+    if (!workload.run) return { health: 'ready', endpoints: workload.endpoints ?? [] };
+    const instances = this.instances(ref);
+    const endpoints = instances.map((r) => `http://127.0.0.1:${r.spec.port}`);
+    if (instances.length === 0) return { health: 'absent', endpoints };
+    const worst = (['failed', 'unready', 'starting'] as const).find((h) => instances.some((r) => r.health === h));
+    const message = instances.find((r) => r.health === worst)?.message;
+    return { health: worst ?? 'ready', endpoints, ...(message ? { message } : {}) };
+  }
+
+  async remove(ref: WorkloadRef): Promise<void> {
+    const instances = this.instances(ref);
+    if (instances.length === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, this.options.drainMs));
+    await Promise.all(instances.map((r) => this.supervisor.stop(r.id)));
+  }
+
+  async promote(service: string, lane: string): Promise<void> {
+    const canary = this.instances({ service, lane });
+    const stable = this.instances({ service, lane: 'stable' });
+    if (canary.length > 0 && stable.length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.drainMs));
+      await Promise.all(stable.map((r) => this.supervisor.stop(r.id)));
+    }
+    for (const record of canary) {
+      this.supervisor.rename(record.id, `${service}.stable.${record.id.slice(prefixOf({ service, lane }).length)}`);
+    }
+  }
+
+  async close(options: { stopWorkloads?: boolean } = {}): Promise<void> {
+    await this.supervisor.close(options.stopWorkloads ?? false);
+  }
+}

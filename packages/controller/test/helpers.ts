@@ -75,5 +75,8 @@ export async function postAck(url: string, body: unknown) {
     body: body === undefined ? '' : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as { error?: Record<string, string> }) : undefined };
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as { error?: Record<string, string> }) : undefined,
+  };
 }

@@ -1,1 +1,6 @@
-export {};
+export {
+  type AppliedResult,
+  type PublisherOptions,
+  RouteTablePublisher,
+  type WatcherInfo,
+} from './traffic/publisher.js';

@@ -27,4 +27,13 @@ export {
 export { type FallbackStep, type Resolution, resolveRoute } from './routing/resolve.js';
 export { BUCKETS, inWeight, stickyBucket, WeightedSplitter } from './routing/sticky.js';
 export { defaultRuntimeOptions, type RuntimeOptions } from './runtime.js';
-export { FileRouteTableSource } from './sources/file.js';
+export {
+  ControllerRouteTableSource,
+  type ControllerSourceOptions,
+  FileRouteTableSource,
+  isRouteTableUrl,
+  openRouteTableSource,
+  type RouteTableEvents,
+  type RouteTableSource,
+  SourceErrorCodes,
+} from './sources/index.js';

@@ -98,7 +98,8 @@ export class Controller {
     });
     this.platform = local;
     const { adopted, restarted } = local.supervisor.adopt(this.state.processes);
-    if (adopted.length + restarted.length > 0) this.logger.info({ adopted, restarted }, 'processes from the previous run');
+    if (adopted.length + restarted.length > 0)
+      this.logger.info({ adopted, restarted }, 'processes from the previous run');
     this.router = new GraylaneProxyRouter(this.publisher, {
       previous: this.state.routeTable,
       revision: this.state.revision,
@@ -147,7 +148,10 @@ export class Controller {
     const text = `${JSON.stringify(config, null, 2)}\n`;
     if (text !== this.proxyConfig) writeFileSync(configFile, text, { mode: 0o600 });
     this.proxyConfig = text;
-    const bin = join(dirname(createRequire(import.meta.url).resolve('@graylane/router-proxy')), 'main.js');
+    const bin = join(
+      dirname(createRequire(import.meta.url).resolve('@graylane/router-proxy')),
+      'main.js',
+    );
     supervisor.ensure(MANAGED_PROXY, {
       command: process.execPath,
       args: [bin, '--config', configFile],
@@ -190,7 +194,9 @@ export class Controller {
 
   private persist(): void {
     if (!this.state) return;
-    this.store.save(this.state).catch((error: unknown) => this.logger.error({ err: error }, 'state write failed'));
+    this.store
+      .save(this.state)
+      .catch((error: unknown) => this.logger.error({ err: error }, 'state write failed'));
   }
 
   private entryService(release: Release): string | undefined {
@@ -198,13 +204,18 @@ export class Controller {
   }
 
   private releasesByAge(): Release[] {
-    return Object.values(this.state.releases).sort((a, b) => a.status.createdAt.localeCompare(b.status.createdAt));
+    return Object.values(this.state.releases).sort((a, b) =>
+      a.status.createdAt.localeCompare(b.status.createdAt),
+    );
   }
 
   private observe(release: Release): Record<string, CanaryObservation> {
     const canaries: Record<string, CanaryObservation> = {};
     for (const member of release.spec.services) {
-      const { health, message } = this.platform.status({ service: member.name, lane: release.spec.lane }, member.canary);
+      const { health, message } = this.platform.status(
+        { service: member.name, lane: release.spec.lane },
+        member.canary,
+      );
       canaries[member.name] = message === undefined ? { health } : { health, message };
     }
     return canaries;
@@ -214,7 +225,9 @@ export class Controller {
   private effect(key: string, run: () => Promise<void>, pokeWhenDone = true): void {
     if (this.effects.has(key)) return;
     const done = run()
-      .catch((error: unknown) => this.logger.error({ err: error, effect: key }, 'platform call failed'))
+      .catch((error: unknown) =>
+        this.logger.error({ err: error, effect: key }, 'platform call failed'),
+      )
       .finally(() => {
         this.effects.delete(key);
         if (pokeWhenDone) this.poke();
@@ -227,7 +240,11 @@ export class Controller {
     for (const service of Object.values(this.state.services)) {
       if (service.spec.stable.run) {
         const ref = { service: service.metadata.name, lane: STABLE };
-        this.effect(`deploy ${ref.service}/${ref.lane}`, () => this.platform.deploy(ref, service.spec.stable), false);
+        this.effect(
+          `deploy ${ref.service}/${ref.lane}`,
+          () => this.platform.deploy(ref, service.spec.stable),
+          false,
+        );
       }
     }
     const now = Date.now();
@@ -239,7 +256,10 @@ export class Controller {
         { now, canaries: this.observe(release), applied: (r) => this.router.applied(r) },
         this.entryService(release),
       );
-      if (outcome.events.length > 0 || JSON.stringify(outcome.status) !== JSON.stringify(release.status)) {
+      if (
+        outcome.events.length > 0 ||
+        JSON.stringify(outcome.status) !== JSON.stringify(release.status)
+      ) {
         release.status = outcome.status;
         changed = true;
         this.logEvents(release, outcome.events);
@@ -259,7 +279,12 @@ export class Controller {
   private logEvents(release: Release, events: readonly ReleaseEvent[]): void {
     for (const event of events) {
       this.logger[event.type === 'Warning' ? 'warn' : 'info'](
-        { release: release.metadata.name, lane: release.spec.lane, reason: event.reason, phase: event.phase },
+        {
+          release: release.metadata.name,
+          lane: release.spec.lane,
+          reason: event.reason,
+          phase: event.phase,
+        },
         event.message,
       );
     }
@@ -301,12 +326,16 @@ export class Controller {
       services: Object.values(this.state.services),
       entrypoints: Object.values(this.state.entrypoints),
       releases: this.releasesByAge(),
-      endpointsOf: (service, lane, workload) => this.platform.status({ service, lane }, workload).endpoints,
+      endpointsOf: (service, lane, workload) =>
+        this.platform.status({ service, lane }, workload).endpoints,
     });
     try {
       return this.router.apply(desired);
     } catch (error) {
-      this.logger.error({ err: error }, 'the route table the controller built is invalid; keeping the last one');
+      this.logger.error(
+        { err: error },
+        'the route table the controller built is invalid; keeping the last one',
+      );
       return this.state.revision;
     }
   }
@@ -314,7 +343,9 @@ export class Controller {
   // ---- what the API calls ----
 
   /** Applies documents as one change: all are checked before any is stored. */
-  async apply(documents: readonly AnyDocument[]): Promise<Array<{ kind: string; name: string; result: string }>> {
+  async apply(
+    documents: readonly AnyDocument[],
+  ): Promise<Array<{ kind: string; name: string; result: string }>> {
     const trial: ControllerState = structuredClone(this.state);
     const results: Array<{ kind: string; name: string; result: string }> = [];
     const order = { Service: 0, Entrypoint: 1, Release: 2 } as const;
@@ -359,7 +390,12 @@ export class Controller {
         ...release.status,
         entryRouted: true,
         weight: 50,
-        services: Object.fromEntries(release.spec.services.map((s) => [s.name, { canary: 'routed' as const, health: 'ready' }])),
+        services: Object.fromEntries(
+          release.spec.services.map((s) => [
+            s.name,
+            { canary: 'routed' as const, health: 'ready' },
+          ]),
+        ),
       },
     }));
     const desired = buildRouteTable({
@@ -378,10 +414,17 @@ export class Controller {
     const doc = collection[name];
     if (!doc) throw new ControllerError('notFound', `${kind.toLowerCase()} ${name} not found`);
     if (kind === 'Release' && isActive((doc as Release).status.phase)) {
-      throw new ControllerError('conflict', `release ${name} is ${(doc as Release).status.phase}; roll it back first`);
+      throw new ControllerError(
+        'conflict',
+        `release ${name} is ${(doc as Release).status.phase}; roll it back first`,
+      );
     }
     const users = dependents(this.state, kind, name);
-    if (users.length > 0) throw new ControllerError('conflict', `${kind.toLowerCase()} ${name} is used by ${users.join(', ')}`);
+    if (users.length > 0)
+      throw new ControllerError(
+        'conflict',
+        `${kind.toLowerCase()} ${name} is used by ${users.join(', ')}`,
+      );
     delete collection[name];
     if (kind === 'Service') {
       const service = doc as AnyDocument;
@@ -423,7 +466,13 @@ export class Controller {
     return {
       revision: this.state.revision,
       proxies: this.router.instances(),
-      processes: this.state.processes.map(({ id, pid, health, restarts, spec }) => ({ id, pid, health, restarts, port: spec.port })),
+      processes: this.state.processes.map(({ id, pid, health, restarts, spec }) => ({
+        id,
+        pid,
+        health,
+        restarts,
+        port: spec.port,
+      })),
     };
   }
 

@@ -17,7 +17,11 @@ export interface ApiOptions {
   logger: Logger;
 }
 
-const RESOURCES: Record<string, Kind> = { services: 'Service', entrypoints: 'Entrypoint', releases: 'Release' };
+const RESOURCES: Record<string, Kind> = {
+  services: 'Service',
+  entrypoints: 'Entrypoint',
+  releases: 'Release',
+};
 
 function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
@@ -33,7 +37,8 @@ function bearer(request: FastifyRequest): string | undefined {
 
 function requireToken(request: FastifyRequest, ...accepted: Array<string | undefined>): void {
   const given = bearer(request);
-  if (given === undefined) throw new ControllerError('unauthorized', 'this request needs Authorization: Bearer <token>');
+  if (given === undefined)
+    throw new ControllerError('unauthorized', 'this request needs Authorization: Bearer <token>');
   if (!accepted.some((token) => token !== undefined && sameSecret(given, token))) {
     throw new ControllerError('unauthorized', 'the bearer token is not valid');
   }
@@ -52,11 +57,18 @@ function kindOf(resource: string): Kind {
 export function buildApi(options: ApiOptions): FastifyInstance {
   const { controller } = options;
   const app: FastifyInstance = Fastify({
-    loggerInstance: options.logger.child({ component: 'api' }, { level: 'warn' }) as FastifyInstance['log'],
+    loggerInstance: options.logger.child(
+      { component: 'api' },
+      { level: 'warn' },
+    ) as FastifyInstance['log'],
     bodyLimit: 1024 * 1024,
   });
 
-  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(
+    ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'],
+    { parseAs: 'string' },
+    (_req, body, done) => done(null, body),
+  );
 
   app.setErrorHandler((error: Error, _request, reply) => {
     if (error instanceof ControllerError) {
@@ -65,14 +77,23 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     }
     const status = (error as { statusCode?: number }).statusCode;
     if (status !== undefined && status >= 400 && status < 500) {
-      void reply.code(status).send({ error: { code: 'GRAYLANE_ERR_BAD_REQUEST', message: error.message } });
+      void reply
+        .code(status)
+        .send({ error: { code: 'GRAYLANE_ERR_BAD_REQUEST', message: error.message } });
       return;
     }
     options.logger.error({ err: error }, 'API request failed');
-    void reply.code(500).send({ error: { code: 'GRAYLANE_ERR_INTERNAL', message: 'internal error; see the controller log' } });
+    void reply.code(500).send({
+      error: { code: 'GRAYLANE_ERR_INTERNAL', message: 'internal error; see the controller log' },
+    });
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: { code: 'GRAYLANE_ERR_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } });
+    void reply.code(404).send({
+      error: {
+        code: 'GRAYLANE_ERR_NOT_FOUND',
+        message: `no route ${request.method} ${request.url.split('?')[0]}`,
+      },
+    });
   });
 
   const write = (request: FastifyRequest) => requireToken(request, options.token());
@@ -99,7 +120,10 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.post('/v1/apply', async (request, reply) => {
     write(request);
     const body = request.body;
-    const documents = typeof body === 'string' ? parseDocumentsText(body) : parseDocumentsText(JSON.stringify(body ?? null));
+    const documents =
+      typeof body === 'string'
+        ? parseDocumentsText(body)
+        : parseDocumentsText(JSON.stringify(body ?? null));
     const results = await controller.apply(documents);
     return reply.code(200).send({ results });
   });
@@ -115,7 +139,9 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     const { resource } = request.params as { resource: string };
     const document = parseDocument(request.body, kindOf(resource));
     const [result] = await controller.apply([document]);
-    return reply.code(result?.result === 'created' ? 201 : 200).send(controller.collection(document.kind)[document.metadata.name]);
+    return reply
+      .code(result?.result === 'created' ? 201 : 200)
+      .send(controller.collection(document.kind)[document.metadata.name]);
   });
 
   app.get('/v1/:resource/:name', async (request) => {
@@ -131,7 +157,11 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     const { resource, name } = request.params as { resource: string; name: string };
     const document = parseDocument(request.body, kindOf(resource));
     if (document.metadata.name !== name) {
-      throw new ControllerError('badRequest', `metadata.name ${document.metadata.name} is not ${name}`, { path: 'metadata.name' });
+      throw new ControllerError(
+        'badRequest',
+        `metadata.name ${document.metadata.name} is not ${name}`,
+        { path: 'metadata.name' },
+      );
     }
     await controller.apply([document]);
     return controller.collection(document.kind)[name];
@@ -155,7 +185,10 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     write(request);
     const { name, action } = request.params as { name: string; action: string };
     if (!RELEASE_ACTIONS.includes(action as ReleaseAction)) {
-      throw new ControllerError('notFound', `no action ${action}; one of ${RELEASE_ACTIONS.join(', ')}`);
+      throw new ControllerError(
+        'notFound',
+        `no action ${action}; one of ${RELEASE_ACTIONS.join(', ')}`,
+      );
     }
     return controller.describe(await controller.act(name, action as ReleaseAction));
   });

@@ -20,7 +20,11 @@ export interface ClientOptions {
 export class ApiClient {
   constructor(private readonly options: ClientOptions) {}
 
-  async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: { json?: unknown; text?: string }): Promise<T> {
+  async call<T = unknown>(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    body?: { json?: unknown; text?: string },
+  ): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     let payload: string | undefined;
@@ -33,17 +37,31 @@ export class ApiClient {
     }
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(new URL(path, this.options.server), { method, headers, body: payload, headersTimeout: 30_000 });
+      res = await request(new URL(path, this.options.server), {
+        method,
+        headers,
+        body: payload,
+        headersTimeout: 30_000,
+      });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'unreachable';
-      throw new ApiCallError('GRAYLANE_ERR_UNREACHABLE', `cannot reach the controller at ${this.options.server} (${code}); is \`graylane controller\` running?`);
+      throw new ApiCallError(
+        'GRAYLANE_ERR_UNREACHABLE',
+        `cannot reach the controller at ${this.options.server} (${code}); is \`graylane controller\` running?`,
+      );
     }
     const text = await res.body.text();
     const value: unknown = text ? safeJson(text) : undefined;
     if (res.statusCode >= 400) {
-      const error = (value as { error?: { code?: string; message?: string; path?: string } } | undefined)?.error;
+      const error = (
+        value as { error?: { code?: string; message?: string; path?: string } } | undefined
+      )?.error;
       const where = error?.path ? ` (at ${error.path})` : '';
-      throw new ApiCallError(error?.code ?? `HTTP_${res.statusCode}`, `${error?.message ?? text}${where}`, res.statusCode);
+      throw new ApiCallError(
+        error?.code ?? `HTTP_${res.statusCode}`,
+        `${error?.message ?? text}${where}`,
+        res.statusCode,
+      );
     }
     return value as T;
   }

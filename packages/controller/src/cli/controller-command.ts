@@ -19,12 +19,16 @@ export function parseListen(value: string): { host: string; port: number } {
   const at = value.lastIndexOf(':');
   const host = at <= 0 ? '127.0.0.1' : value.slice(0, at).replace(/^\[|\]$/g, '');
   const port = Number(at === -1 ? value : value.slice(at + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`not HOST:PORT: ${value}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`not HOST:PORT: ${value}`);
   return { host, port };
 }
 
 /** `graylane controller`: the control plane in the foreground until SIGTERM or SIGINT. */
-export async function runController(options: ControllerCommandOptions, fail: (message: string) => never): Promise<void> {
+export async function runController(
+  options: ControllerCommandOptions,
+  fail: (message: string) => never,
+): Promise<void> {
   let listen: { host: string; port: number };
   try {
     listen = parseListen(options.listen);
@@ -63,7 +67,8 @@ export async function runController(options: ControllerCommandOptions, fail: (me
     await api.close().catch(() => {});
     if (error instanceof ControllerError) fail(error.message);
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES') fail(`cannot listen on ${options.listen}: ${code}`);
+    if (code === 'EADDRINUSE' || code === 'EACCES')
+      fail(`cannot listen on ${options.listen}: ${code}`);
     throw error;
   }
   if (controller.tokenCreated) {
@@ -78,6 +83,8 @@ export async function runController(options: ControllerCommandOptions, fail: (me
     stopping = true;
     logger.info({ signal }, 'stopping');
     void (async () => {
+      // Watch streams never end by themselves; the API closes once they are gone.
+      controller.publisher.close();
       await api.close();
       await controller.close({ stopWorkloads: !options.leaveRunning });
       process.exit(0);

@@ -3,7 +3,11 @@ import type { Release, ReleaseEvent } from '../release/status.js';
 /** Columns padded to their widest cell, as kubectl prints them. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('   ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('   ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
@@ -27,23 +31,43 @@ export function eventLines(events: readonly ReleaseEvent[]): string[] {
 }
 
 /** What `graylane status` shows: phase, step, weight, per-service canary health, last events. */
-export function renderStatus(release: Release & { routeTableRevision?: number; proxies?: Array<{ id: string; appliedRevision: number | undefined }> }, eventCount = 8): string {
+export function renderStatus(
+  release: Release & {
+    routeTableRevision?: number;
+    proxies?: Array<{ id: string; appliedRevision: number | undefined }>;
+  },
+  eventCount = 8,
+): string {
   const { status, spec } = release;
   const lines = [
     `Release:     ${release.metadata.name}`,
     `Lane:        ${spec.lane}   Entrypoint: ${spec.entrypoint}`,
-    `Phase:       ${status.phase}${status.awaitingApproval ? ' (waiting for approval: graylane approve ' + release.metadata.name + ')' : ''}${status.pausedFor ? ` (${status.pausedFor})` : ''}`,
+    `Phase:       ${status.phase}${status.awaitingApproval ? ` (waiting for approval: graylane approve ${release.metadata.name})` : ''}${status.pausedFor ? ` (${status.pausedFor})` : ''}`,
     `Step:        ${stepText(release)}   Weight: ${status.weight}%`,
   ];
   if (status.failure) lines.push(`Failure:     ${status.failure}`);
   if (release.routeTableRevision !== undefined) {
-    const proxies = (release.proxies ?? []).map((p) => `${p.id}@${p.appliedRevision ?? '-'}`).join(', ') || 'none watching';
+    const proxies =
+      (release.proxies ?? []).map((p) => `${p.id}@${p.appliedRevision ?? '-'}`).join(', ') ||
+      'none watching';
     lines.push(`Route table: revision ${release.routeTableRevision}; proxies: ${proxies}`);
   }
-  lines.push('', table(['SERVICE', 'VERSION', 'CANARY', 'HEALTH', 'MESSAGE'], spec.services.map((s) => {
-    const st = status.services[s.name];
-    return [s.name, s.canary.version, st?.canary ?? '-', st?.health ?? '-', (st?.message ?? '').split('\n')[0] ?? ''];
-  })));
+  lines.push(
+    '',
+    table(
+      ['SERVICE', 'VERSION', 'CANARY', 'HEALTH', 'MESSAGE'],
+      spec.services.map((s) => {
+        const st = status.services[s.name];
+        return [
+          s.name,
+          s.canary.version,
+          st?.canary ?? '-',
+          st?.health ?? '-',
+          (st?.message ?? '').split('\n')[0] ?? '',
+        ];
+      }),
+    ),
+  );
   lines.push('', 'Events:', ...eventLines(status.events.slice(-eventCount)).map((l) => `  ${l}`));
   return lines.join('\n');
 }

@@ -14,9 +14,15 @@ import { age, eventLines, renderStatus, stepText, table } from './format.js';
 const DEFAULT_SERVER = 'http://127.0.0.1:7070';
 const DEFAULT_STATE_DIR = '.graylane';
 const KINDS: Record<string, string> = {
-  release: 'releases', releases: 'releases', rel: 'releases',
-  service: 'services', services: 'services', svc: 'services',
-  entrypoint: 'entrypoints', entrypoints: 'entrypoints', ep: 'entrypoints',
+  release: 'releases',
+  releases: 'releases',
+  rel: 'releases',
+  service: 'services',
+  services: 'services',
+  svc: 'services',
+  entrypoint: 'entrypoints',
+  entrypoints: 'entrypoints',
+  ep: 'entrypoints',
 };
 
 function usage(message: string): never {
@@ -26,7 +32,8 @@ function usage(message: string): never {
 
 async function client(program: Command): Promise<ApiClient> {
   const opts = program.opts<{ server: string; token?: string; stateDir: string }>();
-  const token = opts.token ?? (await readToken(opts.stateDir)) ?? (await readToken(join(opts.stateDir)));
+  const token =
+    opts.token ?? (await readToken(opts.stateDir)) ?? (await readToken(join(opts.stateDir)));
   return new ApiClient({ server: opts.server, token });
 }
 
@@ -43,26 +50,57 @@ function resource(kind: string): string {
   return name;
 }
 
-type Doc = { metadata: { name: string }; spec: Record<string, unknown>; status?: Record<string, unknown> };
+type Doc = {
+  metadata: { name: string };
+  spec: Record<string, unknown>;
+  status?: Record<string, unknown>;
+};
 
 function rowsOf(kind: string, items: Doc[]): string {
   if (kind === 'releases') {
     const releases = items as unknown as Release[];
-    return table(['NAME', 'LANE', 'PHASE', 'STEP', 'WEIGHT', 'SERVICES', 'AGE'], releases.map((r) => [
-      r.metadata.name, r.spec.lane, r.status.phase, stepText(r), `${r.status.weight}%`,
-      r.spec.services.map((s) => s.name).join(','), age(r.status.createdAt),
-    ]));
+    return table(
+      ['NAME', 'LANE', 'PHASE', 'STEP', 'WEIGHT', 'SERVICES', 'AGE'],
+      releases.map((r) => [
+        r.metadata.name,
+        r.spec.lane,
+        r.status.phase,
+        stepText(r),
+        `${r.status.weight}%`,
+        r.spec.services.map((s) => s.name).join(','),
+        age(r.status.createdAt),
+      ]),
+    );
   }
   if (kind === 'services') {
-    return table(['NAME', 'STABLE', 'WHERE'], items.map((s) => {
-      const stable = s.spec.stable as { version: string; endpoints?: string[]; run?: { command: string } };
-      return [s.metadata.name, stable.version, stable.endpoints?.join(',') ?? `run: ${stable.run?.command}`];
-    }));
+    return table(
+      ['NAME', 'STABLE', 'WHERE'],
+      items.map((s) => {
+        const stable = s.spec.stable as {
+          version: string;
+          endpoints?: string[];
+          run?: { command: string };
+        };
+        return [
+          s.metadata.name,
+          stable.version,
+          stable.endpoints?.join(',') ?? `run: ${stable.run?.command}`,
+        ];
+      }),
+    );
   }
-  return table(['NAME', 'SERVICE', 'MATCH', 'CLIENT-LANES'], items.map((e) => {
-    const match = e.spec.match as { host?: string; pathPrefix?: string };
-    return [e.metadata.name, String(e.spec.service), `${match.host ?? '*'}${match.pathPrefix ?? '/'}`, String(e.spec.clientLanes)];
-  }));
+  return table(
+    ['NAME', 'SERVICE', 'MATCH', 'CLIENT-LANES'],
+    items.map((e) => {
+      const match = e.spec.match as { host?: string; pathPrefix?: string };
+      return [
+        e.metadata.name,
+        String(e.spec.service),
+        `${match.host ?? '*'}${match.pathPrefix ?? '/'}`,
+        String(e.spec.clientLanes),
+      ];
+    }),
+  );
 }
 
 async function readInput(file: string): Promise<string> {
@@ -95,24 +133,65 @@ async function watchStatus(api: ApiClient, name: string, intervalMs: number): Pr
 export function buildProgram(): Command {
   const program = new Command('graylane')
     .description('Release a change that spans several services as one canary (local mode).')
-    .addOption(new Option('--server <url>', 'controller API').env('GRAYLANE_SERVER').default(DEFAULT_SERVER))
-    .addOption(new Option('--token <token>', 'write token (default: read from the state dir)').env('GRAYLANE_TOKEN'))
-    .addOption(new Option('--state-dir <dir>', 'state directory').env('GRAYLANE_STATE_DIR').default(DEFAULT_STATE_DIR))
+    .addOption(
+      new Option('--server <url>', 'controller API').env('GRAYLANE_SERVER').default(DEFAULT_SERVER),
+    )
+    .addOption(
+      new Option('--token <token>', 'write token (default: read from the state dir)').env(
+        'GRAYLANE_TOKEN',
+      ),
+    )
+    .addOption(
+      new Option('--state-dir <dir>', 'state directory')
+        .env('GRAYLANE_STATE_DIR')
+        .default(DEFAULT_STATE_DIR),
+    )
     .showHelpAfterError()
     .exitOverride();
 
   program
     .command('controller')
     .description('run the controller (HTTP API, state, reconcile loop) in the foreground')
-    .addOption(new Option('--listen <host:port>', 'API address').env('GRAYLANE_LISTEN').default('127.0.0.1:7070'))
-    .addOption(new Option('--gateway <host:port>', 'also run a graylane-proxy gateway here').env('GRAYLANE_GATEWAY'))
-    .addOption(new Option('--outbound <host:port>', 'also run a graylane-proxy outbound (sidecar) listener here').env('GRAYLANE_OUTBOUND'))
-    .addOption(new Option('--read-token <token>', 'require this bearer token to read the route table').env('GRAYLANE_READ_TOKEN'))
-    .addOption(new Option('--drain <duration>', 'wait between unrouting an instance and stopping it').env('GRAYLANE_DRAIN').default('1s'))
-    .addOption(new Option('--leave-running', 'on exit, leave managed processes running for the next controller to adopt').env('GRAYLANE_LEAVE_RUNNING'))
-    .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|silent').env('GRAYLANE_LOG_LEVEL').default('info'))
+    .addOption(
+      new Option('--listen <host:port>', 'API address')
+        .env('GRAYLANE_LISTEN')
+        .default('127.0.0.1:7070'),
+    )
+    .addOption(
+      new Option('--gateway <host:port>', 'also run a graylane-proxy gateway here').env(
+        'GRAYLANE_GATEWAY',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--outbound <host:port>',
+        'also run a graylane-proxy outbound (sidecar) listener here',
+      ).env('GRAYLANE_OUTBOUND'),
+    )
+    .addOption(
+      new Option('--read-token <token>', 'require this bearer token to read the route table').env(
+        'GRAYLANE_READ_TOKEN',
+      ),
+    )
+    .addOption(
+      new Option('--drain <duration>', 'wait between unrouting an instance and stopping it')
+        .env('GRAYLANE_DRAIN')
+        .default('1s'),
+    )
+    .addOption(
+      new Option(
+        '--leave-running',
+        'on exit, leave managed processes running for the next controller to adopt',
+      ).env('GRAYLANE_LEAVE_RUNNING'),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'fatal|error|warn|info|debug|silent')
+        .env('GRAYLANE_LOG_LEVEL')
+        .default('info'),
+    )
     .action(async (opts) => {
-      const drain = parseDuration(opts.drain) ?? (opts.drain === '0' || opts.drain === '0s' ? 0 : undefined);
+      const drain =
+        parseDuration(opts.drain) ?? (opts.drain === '0' || opts.drain === '0s' ? 0 : undefined);
       if (drain === undefined) usage(`--drain: not a duration: ${opts.drain}`);
       await runController({ ...opts, stateDir: program.opts().stateDir, drain }, usage);
     });
@@ -130,8 +209,11 @@ export function buildProgram(): Command {
         } catch (error) {
           usage(`${file}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
         }
-        const { results } = await api.call<{ results: Array<{ kind: string; name: string; result: string }> }>('POST', '/v1/apply', { text });
-        for (const r of results) process.stdout.write(`${r.kind.toLowerCase()}/${r.name} ${r.result}\n`);
+        const { results } = await api.call<{
+          results: Array<{ kind: string; name: string; result: string }>;
+        }>('POST', '/v1/apply', { text });
+        for (const r of results)
+          process.stdout.write(`${r.kind.toLowerCase()}/${r.name} ${r.result}\n`);
       }
     });
 
@@ -140,7 +222,11 @@ export function buildProgram(): Command {
     .description('list releases, services or entrypoints')
     .argument('<kind>', 'releases | services | entrypoints')
     .argument('[name]', 'one of them')
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json', 'yaml']).default('table'))
+    .addOption(
+      new Option('-o, --output <format>', 'output format')
+        .choices(['table', 'json', 'yaml'])
+        .default('table'),
+    )
     .action(async (kind: string, name: string | undefined, opts: { output: string }) => {
       const api = await client(program);
       const path = resource(kind);
@@ -169,7 +255,10 @@ export function buildProgram(): Command {
     .command('status')
     .description('phase, step, weight, canary health and last events of a release')
     .argument('<release>')
-    .option('-w, --watch', 'follow until the release ends (redraws on a terminal, prints changes otherwise)')
+    .option(
+      '-w, --watch',
+      'follow until the release ends (redraws on a terminal, prints changes otherwise)',
+    )
     .option('--interval <duration>', 'poll interval with --watch', '1s')
     .action(async (name: string, opts: { watch?: boolean; interval: string }) => {
       const api = await client(program);
@@ -184,7 +273,10 @@ export function buildProgram(): Command {
     .argument('<release>')
     .action(async (name: string) => {
       const api = await client(program);
-      const { items } = await api.call<{ items: Release['status']['events'] }>('GET', `/v1/releases/${encodeURIComponent(name)}/events`);
+      const { items } = await api.call<{ items: Release['status']['events'] }>(
+        'GET',
+        `/v1/releases/${encodeURIComponent(name)}/events`,
+      );
       process.stdout.write(`${eventLines(items).join('\n')}\n`);
     });
 
@@ -195,7 +287,10 @@ export function buildProgram(): Command {
       .argument('<release>')
       .action(async (name: string) => {
         const api = await client(program);
-        const release = await api.call<Release>('POST', `/v1/releases/${encodeURIComponent(name)}/${action}`);
+        const release = await api.call<Release>(
+          'POST',
+          `/v1/releases/${encodeURIComponent(name)}/${action}`,
+        );
         process.stdout.write(`release/${name} ${action}: ${release.status.phase}\n`);
       });
   }

@@ -20,5 +20,8 @@ export function formatDuration(ms: number): string {
 /** A positive duration written as text (`30s`); the document keeps the text, code reads `parseDuration`. */
 export const DurationSchema = z
   .string()
-  .refine((text) => (parseDuration(text) ?? 0) > 0, 'a positive duration such as 500ms, 30s, 2m, 1h')
+  .refine(
+    (text) => (parseDuration(text) ?? 0) > 0,
+    'a positive duration such as 500ms, 30s, 2m, 1h',
+  )
   .describe('A duration: a number and a unit, `ms`, `s`, `m` or `h` (`30s`).');

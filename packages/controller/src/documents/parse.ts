@@ -39,11 +39,16 @@ export function parseDocument<K extends Kind>(
   const wanted = kind ?? found;
   if (typeof wanted !== 'string' || !KINDS.includes(wanted as Kind)) {
     throw invalid([
-      { path: [prefix, 'kind'].filter(Boolean).join('.'), message: `kind is one of ${KINDS.join(', ')}` },
+      {
+        path: [prefix, 'kind'].filter(Boolean).join('.'),
+        message: `kind is one of ${KINDS.join(', ')}`,
+      },
     ]);
   }
   if (kind !== undefined && found !== undefined && found !== kind) {
-    throw invalid([{ path: [prefix, 'kind'].filter(Boolean).join('.'), message: `expected kind ${kind}` }]);
+    throw invalid([
+      { path: [prefix, 'kind'].filter(Boolean).join('.'), message: `expected kind ${kind}` },
+    ]);
   }
   const schema = SCHEMAS[wanted as K];
   const parsed = schema.safeParse({ apiVersion: API_VERSION, kind: wanted, ...(value as object) });
@@ -69,7 +74,9 @@ export function parseDocumentsText(text: string, source = 'input'): AnyDocument[
       });
     }
   } catch (error) {
-    throw invalid([{ path: source, message: (error as Error).message.split('\n')[0] ?? 'unreadable' }]);
+    throw invalid([
+      { path: source, message: (error as Error).message.split('\n')[0] ?? 'unreadable' },
+    ]);
   }
   values = values.flatMap((value) => {
     const list = value as { kind?: unknown; items?: unknown };

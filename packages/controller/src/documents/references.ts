@@ -12,13 +12,15 @@ import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './sch
  * Throws GRAYLANE_ERR_INVALID_DOCUMENT (a bad reference) or GRAYLANE_ERR_CONFLICT (another release).
  */
 export function checkReferences(state: ControllerState, doc: AnyDocument): void {
-  if (doc.kind === 'Service') return checkService(state, doc);
-  if (doc.kind === 'Entrypoint') return checkEntrypoint(state, doc);
-  return checkRelease(state, doc);
+  if (doc.kind === 'Service') checkService(state, doc);
+  else if (doc.kind === 'Entrypoint') checkEntrypoint(state, doc);
+  else checkRelease(state, doc);
 }
 
 function activeReleases(state: ControllerState, except?: string) {
-  return Object.values(state.releases).filter((r) => isActive(r.status.phase) && r.metadata.name !== except);
+  return Object.values(state.releases).filter(
+    (r) => isActive(r.status.phase) && r.metadata.name !== except,
+  );
 }
 
 function checkService(state: ControllerState, doc: ServiceDocument): void {
@@ -49,14 +51,21 @@ function checkRelease(state: ControllerState, doc: ReleaseDocument): void {
   }
   spec.services.forEach((service, i) => {
     if (!Object.hasOwn(state.services, service.name)) {
-      problems.push({ path: `spec.services[${i}].name`, message: `unknown service "${service.name}"` });
+      problems.push({
+        path: `spec.services[${i}].name`,
+        message: `unknown service "${service.name}"`,
+      });
     }
   });
   problems.push(...orderProblems(spec.services));
   if (problems.length > 0) throw invalid(problems);
 
   const existing = state.releases[name];
-  if (existing && isActive(existing.status.phase) && JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+  if (
+    existing &&
+    isActive(existing.status.phase) &&
+    JSON.stringify(existing.spec) !== JSON.stringify(spec)
+  ) {
     throw new ControllerError(
       'conflict',
       `release ${name} is ${existing.status.phase}; its spec cannot change now (roll it back first, then apply again)`,
@@ -82,10 +91,15 @@ function checkRelease(state: ControllerState, doc: ReleaseDocument): void {
   }
   for (const [i, service] of spec.services.entries()) {
     const stable = state.services[service.name]?.spec.stable.endpoints ?? [];
-    const clash = (service.canary.endpoints ?? []).find((e) => stable.some((s) => new URL(s).origin === safeOrigin(e)));
+    const clash = (service.canary.endpoints ?? []).find((e) =>
+      stable.some((s) => new URL(s).origin === safeOrigin(e)),
+    );
     if (clash) {
       throw invalid([
-        { path: `spec.services[${i}].canary.endpoints`, message: `${clash} is also a ${STABLE} endpoint of ${service.name}` },
+        {
+          path: `spec.services[${i}].canary.endpoints`,
+          message: `${clash} is also a ${STABLE} endpoint of ${service.name}`,
+        },
       ]);
     }
   }
@@ -100,7 +114,11 @@ function safeOrigin(url: string): string | undefined {
 }
 
 /** What depends on a document that is about to be deleted; an empty list means it may go. */
-export function dependents(state: ControllerState, kind: AnyDocument['kind'], name: string): string[] {
+export function dependents(
+  state: ControllerState,
+  kind: AnyDocument['kind'],
+  name: string,
+): string[] {
   if (kind === 'Service') {
     return [
       ...Object.values(state.entrypoints)

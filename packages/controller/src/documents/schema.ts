@@ -72,7 +72,9 @@ export const WorkloadSchema = z
   .refine((w) => (w.endpoints === undefined) !== (w.run === undefined), {
     message: 'exactly one of endpoints or run',
   })
-  .describe('Where a version runs: `endpoints` (run elsewhere) or `run` (started by the controller).');
+  .describe(
+    'Where a version runs: `endpoints` (run elsewhere) or `run` (started by the controller).',
+  );
 
 export const ServiceSpecSchema = z
   .object({
@@ -118,7 +120,10 @@ export const StepSchema = z
 export const MatchRuleSchema = z
   .object({
     headers: z
-      .record(z.string().regex(/^[!#$%&'*+\-.^_`|~0-9a-z]+$/, 'a header name in lower case'), StringMatchSchema)
+      .record(
+        z.string().regex(/^[!#$%&'*+\-.^_`|~0-9a-z]+$/, 'a header name in lower case'),
+        StringMatchSchema,
+      )
       .default({})
       .describe('Every header named must match.'),
   })
@@ -151,7 +156,10 @@ export const ReleaseSpecSchema = z
       .describe('Requests put in the lane from the first step on (testers: a header or a cookie).'),
     sticky: z
       .string()
-      .regex(/^(cookie|header):[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'sticky is cookie:NAME or header:NAME')
+      .regex(
+        /^(cookie|header):[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/,
+        'sticky is cookie:NAME or header:NAME',
+      )
       .default('cookie:graylane')
       .describe('What keeps a user in the lane as the weight changes.'),
     steps: z

@@ -61,7 +61,10 @@ export class LocalPlatform implements Platform {
     const existing = this.instances(ref);
     for (let i = 0; i < run.replicas; i++) {
       const id = instanceId(ref, i);
-      const port = run.port !== undefined ? run.port + i : (this.supervisor.get(id)?.spec.port ?? (await freePort()));
+      const port =
+        run.port !== undefined
+          ? run.port + i
+          : (this.supervisor.get(id)?.spec.port ?? (await freePort()));
       const spec: ProcessSpec = {
         command: run.command,
         args: run.args,
@@ -74,7 +77,9 @@ export class LocalPlatform implements Platform {
       };
       this.supervisor.ensure(id, spec);
     }
-    const surplus = existing.filter((r) => Number(r.id.slice(prefixOf(ref).length)) >= run.replicas);
+    const surplus = existing.filter(
+      (r) => Number(r.id.slice(prefixOf(ref).length)) >= run.replicas,
+    );
     await Promise.all(surplus.map((r) => this.supervisor.stop(r.id)));
   }
 
@@ -83,7 +88,9 @@ export class LocalPlatform implements Platform {
     const instances = this.instances(ref);
     const endpoints = instances.map((r) => `http://127.0.0.1:${r.spec.port}`);
     if (instances.length === 0) return { health: 'absent', endpoints };
-    const worst = (['failed', 'unready', 'starting'] as const).find((h) => instances.some((r) => r.health === h));
+    const worst = (['failed', 'unready', 'starting'] as const).find((h) =>
+      instances.some((r) => r.health === h),
+    );
     const message = instances.find((r) => r.health === worst)?.message;
     return { health: worst ?? 'ready', endpoints, ...(message ? { message } : {}) };
   }
@@ -103,7 +110,10 @@ export class LocalPlatform implements Platform {
       await Promise.all(stable.map((r) => this.supervisor.stop(r.id)));
     }
     for (const record of canary) {
-      this.supervisor.rename(record.id, `${service}.stable.${record.id.slice(prefixOf({ service, lane }).length)}`);
+      this.supervisor.rename(
+        record.id,
+        `${service}.stable.${record.id.slice(prefixOf({ service, lane }).length)}`,
+      );
     }
   }
 

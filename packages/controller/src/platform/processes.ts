@@ -35,25 +35,35 @@ export interface ProcessRecord {
 const BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000];
 const TICK_MS = 200;
 
-/** The 22nd field of /proc/PID/stat; undefined where there is no /proc or the process is gone. */
-export function processStartTime(pid: number): string | undefined {
+/** State and start time (clock ticks since boot) from /proc/PID/stat; undefined without /proc. */
+function procStat(pid: number): { state: string; start: string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0] ?? '?', start: fields[19] ?? '' };
   } catch {
     return undefined;
   }
 }
 
+export function processStartTime(pid: number): string | undefined {
+  return procStat(pid)?.start;
+}
+
+/**
+ * Whether `pid` runs and is the process started at `start`. A zombie is dead: an orphan whose new
+ * parent does not reap (PID 1 in a container often does not) still answers signal 0.
+ */
 export function isAlive(pid: number, start?: string): boolean {
   try {
     process.kill(pid, 0);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  if (start === undefined) return true;
-  const now = processStartTime(pid);
-  return now === undefined || now === start;
+  const stat = procStat(pid);
+  if (stat === undefined) return true;
+  if (stat.state === 'Z' || stat.state === 'X') return false;
+  return start === undefined || stat.start === start;
 }
 
 /** The last lines a process wrote, for events that say why it failed. */
@@ -139,7 +149,12 @@ export class ProcessSupervisor {
   /** Runs `spec` as `id` unless it already runs (a changed spec replaces the process). */
   ensure(id: string, spec: ProcessSpec): void {
     const existing = this.records.get(id);
-    if (existing && JSON.stringify(existing.spec) === JSON.stringify(spec) && !this.stopping.has(id)) return;
+    if (
+      existing &&
+      JSON.stringify(existing.spec) === JSON.stringify(spec) &&
+      !this.stopping.has(id)
+    )
+      return;
     if (existing?.pid !== undefined) this.kill(existing, 'SIGTERM');
     this.records.set(id, { id, spec, health: 'starting', restarts: 0 });
     this.nextStart.set(id, 0);
@@ -176,7 +191,8 @@ export class ProcessSupervisor {
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
         if (isAlive(record.pid, record.pidStart)) this.kill(record, 'SIGKILL');
-        while (isAlive(record.pid, record.pidStart)) await new Promise((resolve) => setTimeout(resolve, 20));
+        while (isAlive(record.pid, record.pidStart))
+          await new Promise((resolve) => setTimeout(resolve, 20));
       }
       this.records.delete(id);
       this.children.delete(id);
@@ -223,7 +239,11 @@ export class ProcessSupervisor {
         else if (now >= (this.nextStart.get(record.id) ?? 0)) this.start(record);
         continue;
       }
-      if (record.health === 'starting' || record.health === 'unready' || record.health === 'failed') {
+      if (
+        record.health === 'starting' ||
+        record.health === 'unready' ||
+        record.health === 'failed'
+      ) {
         void this.checkReady(record, now);
       }
     }
@@ -265,8 +285,16 @@ export class ProcessSupervisor {
     }
   }
 
-  private async exited(record: ProcessRecord, how: string | number | null | undefined): Promise<void> {
-    if (this.records.get(record.id) !== record || record.pid === undefined || this.stopping.has(record.id)) return;
+  private async exited(
+    record: ProcessRecord,
+    how: string | number | null | undefined,
+  ): Promise<void> {
+    if (
+      this.records.get(record.id) !== record ||
+      record.pid === undefined ||
+      this.stopping.has(record.id)
+    )
+      return;
     const pid = record.pid;
     delete record.pid;
     delete record.pidStart;

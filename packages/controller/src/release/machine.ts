@@ -1,5 +1,5 @@
-import { ControllerError } from '../errors.js';
 import { parseDuration } from '../documents/duration.js';
+import { ControllerError } from '../errors.js';
 import { deployOrder } from './order.js';
 import { type Phase, TRANSITIONS } from './phases.js';
 import { MAX_EVENTS, type Release, type ReleaseEvent, type ReleaseStatus } from './status.js';
@@ -26,7 +26,13 @@ export interface Outcome {
 }
 
 export type ReleaseAction = 'approve' | 'pause' | 'resume' | 'promote' | 'rollback';
-export const RELEASE_ACTIONS: readonly ReleaseAction[] = ['approve', 'pause', 'resume', 'promote', 'rollback'];
+export const RELEASE_ACTIONS: readonly ReleaseAction[] = [
+  'approve',
+  'pause',
+  'resume',
+  'promote',
+  'rollback',
+];
 
 /** A copy of a release's status being changed, with the events the change makes. */
 class Draft {
@@ -87,7 +93,8 @@ export function teardownOrder(release: Release, entryService: string | undefined
 
 function stepDuration(release: Release, index: number): number | undefined {
   const step = release.spec.steps[index];
-  if (step === undefined || !('pause' in step) || step.pause.duration === undefined) return undefined;
+  if (step === undefined || !('pause' in step) || step.pause.duration === undefined)
+    return undefined;
   return parseDuration(step.pause.duration);
 }
 
@@ -120,19 +127,30 @@ function deploying(draft: Draft, observations: Observations): boolean {
     const service = status.services[name]!;
     if (service.canary === 'pending') {
       service.canary = 'deploying';
-      draft.event('Normal', 'CanaryDeploying', `deploying canary ${name} (lane ${release.spec.lane})`);
+      draft.event(
+        'Normal',
+        'CanaryDeploying',
+        `deploying canary ${name} (lane ${release.spec.lane})`,
+      );
       return true;
     }
     if (service.canary === 'deploying') {
       const seen = observations.canaries[name] ?? { health: 'absent' as const };
       if (seen.health === 'failed') {
-        startRollback(draft, `canary ${name} failed to deploy: ${seen.message ?? 'no reason given'}`);
+        startRollback(
+          draft,
+          `canary ${name} failed to deploy: ${seen.message ?? 'no reason given'}`,
+        );
         return true;
       }
       if (seen.health !== 'ready') return false;
       service.canary = 'routed';
       draft.routingChanged();
-      draft.event('Normal', 'CanaryReady', `canary ${name} is ready; lane ${release.spec.lane} of ${name} enters the route table`);
+      draft.event(
+        'Normal',
+        'CanaryReady',
+        `canary ${name} is ready; lane ${release.spec.lane} of ${name} enters the route table`,
+      );
       return true;
     }
     if (!draft.settled(observations)) return false;
@@ -141,7 +159,11 @@ function deploying(draft: Draft, observations: Observations): boolean {
   status.stepStartedAt = new Date(draft.now).toISOString();
   status.entryRouted = true;
   draft.routingChanged();
-  draft.phase('Progressing', 'Deployed', `every canary is in the route table; matched and tagged traffic reaches lane ${release.spec.lane}`);
+  draft.phase(
+    'Progressing',
+    'Deployed',
+    `every canary is in the route table; matched and tagged traffic reaches lane ${release.spec.lane}`,
+  );
   return true;
 }
 
@@ -158,7 +180,12 @@ function progressing(draft: Draft, observations: Observations): boolean {
   if (unhealthy && status.phase === 'Progressing') {
     const [name, service] = unhealthy;
     status.pausedFor = `canary ${name} is ${service.health}`;
-    draft.phase('Paused', 'CanaryUnhealthy', `${status.pausedFor}; resume when it is healthy`, 'Warning');
+    draft.phase(
+      'Paused',
+      'CanaryUnhealthy',
+      `${status.pausedFor}; resume when it is healthy`,
+      'Warning',
+    );
     return true;
   }
   if (status.phase !== 'Progressing') return false;
@@ -172,7 +199,11 @@ function progressing(draft: Draft, observations: Observations): boolean {
     if (status.weight !== step.weight) {
       status.weight = step.weight;
       draft.routingChanged();
-      draft.event('Normal', 'Weight', `step ${status.step + 1}: ${step.weight}% of entry traffic to lane ${release.spec.lane}`);
+      draft.event(
+        'Normal',
+        'Weight',
+        `step ${status.step + 1}: ${step.weight}% of entry traffic to lane ${release.spec.lane}`,
+      );
       return true;
     }
     if (!draft.settled(observations)) return false;
@@ -204,27 +235,42 @@ function promote(draft: Draft): void {
 
 function promoting(draft: Draft, observations: Observations): boolean {
   if (!draft.settled(observations)) return false;
-  draft.phase('Finalising', 'Promoted', 'every proxy serves the new versions as stable; stopping the old ones top-down');
+  draft.phase(
+    'Finalising',
+    'Promoted',
+    'every proxy serves the new versions as stable; stopping the old ones top-down',
+  );
   return true;
 }
 
-function finalising(draft: Draft, observations: Observations, entryService: string | undefined): boolean {
+function finalising(
+  draft: Draft,
+  observations: Observations,
+  entryService: string | undefined,
+): boolean {
   const { status } = draft;
   for (const name of teardownOrder(draft.release, entryService)) {
     const service = status.services[name]!;
     if (service.canary === 'promoted') {
       service.canary = 'retiring';
-      draft.event('Normal', 'Retiring', `${name}: the canary is the stable version now; stopping the previous one after drain`);
+      draft.event(
+        'Normal',
+        'Retiring',
+        `${name}: the canary is the stable version now; stopping the previous one after drain`,
+      );
       return true;
     }
     if (service.canary === 'retiring') {
       if ((observations.canaries[name]?.health ?? 'absent') !== 'absent') return false;
       service.canary = 'retired';
       service.health = 'absent';
-      continue;
     }
   }
-  draft.phase('Succeeded', 'Finalised', 'the release is promoted and the previous versions are stopped');
+  draft.phase(
+    'Succeeded',
+    'Finalised',
+    'the release is promoted and the previous versions are stopped',
+  );
   return true;
 }
 
@@ -236,10 +282,19 @@ function startRollback(draft: Draft, failure?: string): void {
   }
   status.awaitingApproval = false;
   delete status.pausedFor;
-  draft.phase('RollingBack', failure ? 'Failed' : 'RollbackRequested', failure ?? 'rollback requested', failure ? 'Warning' : 'Normal');
+  draft.phase(
+    'RollingBack',
+    failure ? 'Failed' : 'RollbackRequested',
+    failure ?? 'rollback requested',
+    failure ? 'Warning' : 'Normal',
+  );
 }
 
-function rollingBack(draft: Draft, observations: Observations, entryService: string | undefined): boolean {
+function rollingBack(
+  draft: Draft,
+  observations: Observations,
+  entryService: string | undefined,
+): boolean {
   const { status, release } = draft;
   const order = teardownOrder(release, entryService);
   if (status.entryRouted || status.weight > 0) {
@@ -248,7 +303,11 @@ function rollingBack(draft: Draft, observations: Observations, entryService: str
     const entry = entryService === undefined ? undefined : status.services[entryService];
     if (entry?.canary === 'routed') entry.canary = 'unrouted';
     draft.routingChanged();
-    draft.event('Normal', 'EntryClosed', `entry split to 0; lane ${release.spec.lane} leaves the entrypoint first`);
+    draft.event(
+      'Normal',
+      'EntryClosed',
+      `entry split to 0; lane ${release.spec.lane} leaves the entrypoint first`,
+    );
     return true;
   }
   for (const name of order) {
@@ -259,17 +318,29 @@ function rollingBack(draft: Draft, observations: Observations, entryService: str
         continue;
       case 'deploying':
         service.canary = 'removing';
-        draft.event('Normal', 'CanaryRemoving', `stopping canary ${name}, which never entered the route table`);
+        draft.event(
+          'Normal',
+          'CanaryRemoving',
+          `stopping canary ${name}, which never entered the route table`,
+        );
         return true;
       case 'routed':
         service.canary = 'unrouted';
         draft.routingChanged();
-        draft.event('Normal', 'CanaryUnrouted', `lane ${release.spec.lane} of ${name} leaves the route table`);
+        draft.event(
+          'Normal',
+          'CanaryUnrouted',
+          `lane ${release.spec.lane} of ${name} leaves the route table`,
+        );
         return true;
       case 'unrouted':
         if (!draft.settled(observations)) return false;
         service.canary = 'removing';
-        draft.event('Normal', 'CanaryRemoving', `every proxy stopped sending lane ${release.spec.lane} to ${name}; stopping its canary after drain`);
+        draft.event(
+          'Normal',
+          'CanaryRemoving',
+          `every proxy stopped sending lane ${release.spec.lane} to ${name}; stopping its canary after drain`,
+        );
         return true;
       case 'removing':
         if ((observations.canaries[name]?.health ?? 'absent') !== 'absent') return false;
@@ -281,8 +352,14 @@ function rollingBack(draft: Draft, observations: Observations, entryService: str
         continue;
     }
   }
-  if (status.failure !== undefined) draft.phase('Failed', 'RolledBack', `rolled back after: ${status.failure}`, 'Warning');
-  else draft.phase('RolledBack', 'RolledBack', 'every canary is removed; traffic is on the stable versions');
+  if (status.failure !== undefined)
+    draft.phase('Failed', 'RolledBack', `rolled back after: ${status.failure}`, 'Warning');
+  else
+    draft.phase(
+      'RolledBack',
+      'RolledBack',
+      'every canary is removed; traffic is on the stable versions',
+    );
   return true;
 }
 
@@ -292,7 +369,11 @@ function rollingBack(draft: Draft, observations: Observations, entryService: str
  * the same output, and the input is not changed. `entryService` is the service of the release's
  * entrypoint (undefined when that entrypoint is gone).
  */
-export function advance(release: Release, observations: Observations, entryService?: string): Outcome {
+export function advance(
+  release: Release,
+  observations: Observations,
+  entryService?: string,
+): Outcome {
   const draft = new Draft(release, observations.now, 'controller');
   recordHealth(draft, observations);
   // Each pass takes one transition; a release never needs more than a few per reconcile.
@@ -300,7 +381,11 @@ export function advance(release: Release, observations: Observations, entryServi
     let moved = false;
     switch (draft.status.phase) {
       case 'Pending':
-        draft.phase('Deploying', 'Deploying', `deploying canaries bottom-up: ${deployOrder(release.spec.services).join(', ')}`);
+        draft.phase(
+          'Deploying',
+          'Deploying',
+          `deploying canaries bottom-up: ${deployOrder(release.spec.services).join(', ')}`,
+        );
         moved = true;
         break;
       case 'Deploying':
@@ -328,7 +413,10 @@ export function advance(release: Release, observations: Observations, entryServi
 }
 
 function refuse(release: Release, action: ReleaseAction, why: string): never {
-  throw new ControllerError('invalidAction', `cannot ${action} release ${release.metadata.name} (${release.status.phase}): ${why}`);
+  throw new ControllerError(
+    'invalidAction',
+    `cannot ${action} release ${release.metadata.name} (${release.status.phase}): ${why}`,
+  );
 }
 
 /**
@@ -355,9 +443,11 @@ export function act(release: Release, action: ReleaseAction, now: number, actor 
       break;
     case 'resume':
       if (phase !== 'Paused') refuse(release, action, 'it is not paused');
-      if (status.pausedFor === undefined) refuse(release, action, 'it waits for approval (graylane approve)');
+      if (status.pausedFor === undefined)
+        refuse(release, action, 'it waits for approval (graylane approve)');
       delete status.pausedFor;
-      if (status.awaitingApproval) draft.event('Normal', 'Resumed', 'resumed; still waiting for approval');
+      if (status.awaitingApproval)
+        draft.event('Normal', 'Resumed', 'resumed; still waiting for approval');
       else draft.phase('Progressing', 'Resumed', 'resumed');
       break;
     case 'promote':
@@ -365,13 +455,21 @@ export function act(release: Release, action: ReleaseAction, now: number, actor 
       if (phase !== 'Progressing' && phase !== 'Paused') {
         refuse(release, action, 'only a progressing or paused release can promote');
       }
-      draft.phase('Promoting', 'PromoteRequested', 'promotion requested; skipping the remaining steps');
+      draft.phase(
+        'Promoting',
+        'PromoteRequested',
+        'promotion requested; skipping the remaining steps',
+      );
       promote(draft);
       break;
     case 'rollback':
       if (['RollingBack', 'RolledBack', 'Failed'].includes(phase)) break;
       if (phase === 'Finalising' || phase === 'Succeeded') {
-        refuse(release, action, 'it is promoted; release the previous version as a new release instead');
+        refuse(
+          release,
+          action,
+          'it is promoted; release the previous version as a new release instead',
+        );
       }
       startRollback(draft);
       break;

@@ -33,7 +33,10 @@ export function orderProblems(services: readonly ReleaseService[]): Problem[] {
   const names = new Set<string>();
   services.forEach((service, i) => {
     if (names.has(service.name)) {
-      problems.push({ path: `spec.services[${i}].name`, message: `service "${service.name}" is listed twice` });
+      problems.push({
+        path: `spec.services[${i}].name`,
+        message: `service "${service.name}" is listed twice`,
+      });
     }
     names.add(service.name);
   });
@@ -48,11 +51,16 @@ export function orderProblems(services: readonly ReleaseService[]): Problem[] {
     });
   });
   if (problems.length > 0) return problems;
-  const deps = new Map(services.map((s, i) => [s.name, s.dependsOn ?? (i > 0 ? [services[i - 1]!.name] : [])]));
+  const deps = new Map(
+    services.map((s, i) => [s.name, s.dependsOn ?? (i > 0 ? [services[i - 1]!.name] : [])]),
+  );
   const cycle = findCycle(deps);
   if (cycle) {
     const at = services.findIndex((s) => s.name === cycle[0]);
-    problems.push({ path: `spec.services[${at}].dependsOn`, message: `dependency cycle ${cycle.join(' -> ')}` });
+    problems.push({
+      path: `spec.services[${at}].dependsOn`,
+      message: `dependency cycle ${cycle.join(' -> ')}`,
+    });
   }
   return problems;
 }

@@ -60,13 +60,23 @@ export function initialStatus(spec: ReleaseDocument['spec'], now: number): Relea
     entryRouted: false,
     awaitingApproval: false,
     services: Object.fromEntries(
-      spec.services.map((s) => [s.name, { canary: 'pending', health: 'absent' } satisfies ServiceStatus]),
+      spec.services.map((s) => [
+        s.name,
+        { canary: 'pending', health: 'absent' } satisfies ServiceStatus,
+      ]),
     ),
     awaitRevision: 0,
     createdAt: time,
     updatedAt: time,
     events: [
-      { time, type: 'Normal', reason: 'Created', message: `release of lane ${spec.lane} created`, actor: 'user', phase: 'Pending' },
+      {
+        time,
+        type: 'Normal',
+        reason: 'Created',
+        message: `release of lane ${spec.lane} created`,
+        actor: 'user',
+        phase: 'Pending',
+      },
     ],
   };
 }

@@ -78,7 +78,11 @@ export class FileStateStore implements StateStore {
       } catch {
         // a lock file cut short by a crash: nobody holds it
       }
-      if (typeof holder.pid === 'number' && holder.pid !== process.pid && isAlive(holder.pid, holder.start ?? undefined)) {
+      if (
+        typeof holder.pid === 'number' &&
+        holder.pid !== process.pid &&
+        isAlive(holder.pid, holder.start ?? undefined)
+      ) {
         throw new ControllerError(
           'locked',
           `another controller (pid ${holder.pid}) uses the state directory ${this.dir}; stop it first or pick another --state-dir`,
@@ -96,7 +100,10 @@ export class FileStateStore implements StateStore {
       text = await readFile(this.path, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
-      throw new ControllerError('state', `${this.path}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      throw new ControllerError(
+        'state',
+        `${this.path}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+      );
     }
     let value: unknown;
     try {
@@ -132,7 +139,9 @@ export class FileStateStore implements StateStore {
 }
 
 /** The write token: made on first start (mode 0600), read afterwards. `created` says to print it once. */
-export async function loadOrCreateToken(dir: string): Promise<{ token: string; created: boolean; path: string }> {
+export async function loadOrCreateToken(
+  dir: string,
+): Promise<{ token: string; created: boolean; path: string }> {
   const path = join(dir, TOKEN_FILE);
   try {
     const token = (await readFile(path, 'utf8')).trim();

@@ -1,5 +1,5 @@
-import type { RouteTable } from '@graylane/lane-core';
 import { isDeepStrictEqual } from 'node:util';
+import type { RouteTable } from '@graylane/lane-core';
 import type { RouteTablePublisher } from './publisher.js';
 import { finishRouteTable } from './route-table.js';
 import type { DesiredRouting, TrafficRouter } from './router.js';
@@ -53,10 +53,12 @@ export class GraylaneProxyRouter implements TrafficRouter {
     const watchers = this.publisher.watchers();
     const applied = new Map<string, number>();
     for (const w of watchers) {
-      if (w.proxy !== undefined) applied.set(w.proxy, Math.max(applied.get(w.proxy) ?? -1, w.appliedRevision ?? -1));
+      if (w.proxy !== undefined)
+        applied.set(w.proxy, Math.max(applied.get(w.proxy) ?? -1, w.appliedRevision ?? -1));
     }
     if ([...applied.values()].some((r) => r < revision)) return false;
-    if (this.options.requiredProxies().some((id) => (applied.get(id) ?? -1) < revision)) return false;
+    if (this.options.requiredProxies().some((id) => (applied.get(id) ?? -1) < revision))
+      return false;
     // A proxy that watched the previous controller may not have reconnected yet.
     return Date.now() - this.startedAt >= this.options.reconnectGraceMs || applied.size > 0;
   }

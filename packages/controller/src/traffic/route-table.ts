@@ -3,8 +3,8 @@ import {
   type Entrypoint,
   type RouteTable,
   type RouteTableInput,
-  STABLE,
   type Service,
+  STABLE,
   validateRouteTable,
 } from '@graylane/lane-core';
 import type { EntrypointDocument, ServiceDocument, Workload } from '../documents/schema.js';
@@ -30,14 +30,20 @@ function serviceEntry(doc: ServiceDocument, stable: { version: string; endpoints
     lanes: {} as Record<string, { version: string; endpoints: string[]; fallback: string }>,
     ...(spec.loadBalancing ? { loadBalancing: spec.loadBalancing } : {}),
     ...(spec.healthCheck ? { healthCheck: spec.healthCheck } : {}),
-    ...(spec.retryNonIdempotent !== undefined ? { retryNonIdempotent: spec.retryNonIdempotent } : {}),
+    ...(spec.retryNonIdempotent !== undefined
+      ? { retryNonIdempotent: spec.retryNonIdempotent }
+      : {}),
   };
 }
 
 function releaseRules(release: Release): AssignRule[] {
   const { spec, status } = release;
-  const rules: AssignRule[] = spec.match.map((rule) => ({ lane: spec.lane, when: { headers: rule.headers } }));
-  if (status.weight > 0) rules.push({ lane: spec.lane, weight: status.weight, sticky: spec.sticky });
+  const rules: AssignRule[] = spec.match.map((rule) => ({
+    lane: spec.lane,
+    when: { headers: rule.headers },
+  }));
+  if (status.weight > 0)
+    rules.push({ lane: spec.lane, weight: status.weight, sticky: spec.sticky });
   return rules;
 }
 
@@ -73,16 +79,31 @@ export function buildRouteTable(input: RoutingInput): Omit<RouteTableInput, 'rev
   }
   const entrypoints = input.entrypoints.map((doc) => {
     const rules = input.releases
-      .filter((r) => isActive(r.status.phase) && r.status.entryRouted && r.spec.entrypoint === doc.metadata.name)
+      .filter(
+        (r) =>
+          isActive(r.status.phase) &&
+          r.status.entryRouted &&
+          r.spec.entrypoint === doc.metadata.name,
+      )
       .flatMap(releaseRules);
-    return { ...doc.spec, name: doc.metadata.name, assign: [...rules, ...doc.spec.assign] } satisfies Entrypoint;
+    return {
+      ...doc.spec,
+      name: doc.metadata.name,
+      assign: [...rules, ...doc.spec.assign],
+    } satisfies Entrypoint;
   });
   return { apiVersion: 'graylane/v1', services: services as Record<string, Service>, entrypoints };
 }
 
 /** Numbers and validates a built table; a table the proxies would refuse is never published. */
-export function finishRouteTable(built: Omit<RouteTableInput, 'revision'>, revision: number): RouteTable {
+export function finishRouteTable(
+  built: Omit<RouteTableInput, 'revision'>,
+  revision: number,
+): RouteTable {
   const result = validateRouteTable({ ...built, revision });
-  if (!result.ok) throw invalid(result.problems.map((p) => ({ path: `routeTable.${p.path}`, message: p.message })));
+  if (!result.ok)
+    throw invalid(
+      result.problems.map((p) => ({ path: `routeTable.${p.path}`, message: p.message })),
+    );
   return result.table;
 }

@@ -62,6 +62,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       { level: 'warn' },
     ) as FastifyInstance['log'],
     bodyLimit: 1024 * 1024,
+    // Watch streams and the proxies' keep-alive connections would hold a close open forever.
+    forceCloseConnections: true,
   });
 
   app.addContentTypeParser(

@@ -58,6 +58,7 @@ export class Controller {
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
   private again = false;
+  private closing = false;
   private scheduled: NodeJS.Immediate | undefined;
   private readonly effects = new Map<string, Promise<void>>();
   private readonly logger: Logger;
@@ -169,6 +170,7 @@ export class Controller {
 
   /** Runs a reconcile soon; calls while one runs fold into one more. */
   poke(): void {
+    if (this.closing) return;
     if (this.reconciling || this.scheduled) {
       if (this.reconciling) this.again = true;
       return;
@@ -477,6 +479,7 @@ export class Controller {
   }
 
   async close(options: { stopWorkloads?: boolean } = {}): Promise<void> {
+    this.closing = true;
     clearInterval(this.timer);
     this.timer = undefined;
     clearImmediate(this.scheduled);

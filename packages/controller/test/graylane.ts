@@ -169,7 +169,15 @@ export async function startController(options: ControllerOptions = {}): Promise<
     },
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return await exited;
+      const timeout = sleep(20_000).then(() => 'timeout' as const);
+      const result = await Promise.race([exited, timeout]);
+      if (result === 'timeout') {
+        child.kill('SIGKILL');
+        throw new Error(
+          `controller did not stop on ${signal} within 20 s:\n${output.slice(-4000)}`,
+        );
+      }
+      return result;
     },
   };
   return controller;

@@ -111,6 +111,7 @@ export class ProcessSupervisor {
   private readonly probing = new Set<string>();
   private readonly stopping = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     private readonly logger: Logger,
@@ -148,6 +149,7 @@ export class ProcessSupervisor {
 
   /** Runs `spec` as `id` unless it already runs (a changed spec replaces the process). */
   ensure(id: string, spec: ProcessSpec): void {
+    if (this.closed) return;
     const existing = this.records.get(id);
     if (
       existing &&
@@ -194,7 +196,7 @@ export class ProcessSupervisor {
         while (isAlive(record.pid, record.pidStart))
           await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      this.records.delete(id);
+      if (this.records.get(id) === record) this.records.delete(id);
       this.children.delete(id);
       this.stopping.delete(id);
       this.changed();
@@ -205,6 +207,7 @@ export class ProcessSupervisor {
 
   /** Stops watching; with `stopAll` the processes are stopped too, otherwise left for adoption. */
   async close(stopAll: boolean): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     this.timer = undefined;
     if (stopAll) await Promise.all([...this.records.keys()].map((id) => this.stop(id, 5_000)));

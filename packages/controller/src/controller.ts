@@ -53,6 +53,7 @@ export class Controller {
   token = '';
   tokenCreated = false;
   private state!: ControllerState;
+  private committed: ControllerState | undefined;
   private platform!: Platform & { supervisor?: LocalPlatform['supervisor'] };
   private router!: TrafficRouter;
   private timer: NodeJS.Timeout | undefined;
@@ -79,6 +80,7 @@ export class Controller {
     await this.store.lock();
     try {
       this.state = await this.store.load();
+      this.committed = structuredClone(this.state);
     } catch (error) {
       await this.store.close();
       throw error;
@@ -106,9 +108,10 @@ export class Controller {
       revision: this.state.revision,
       requiredProxies: () => (this.managesProxy() ? [MANAGED_PROXY_ID] : []),
       reconnectGraceMs: (this.options.heartbeatMs ?? 5_000) * 2,
-      onPublish: (table) => {
+      commit: async (table) => {
         this.state.revision = table.revision;
         this.state.routeTable = table;
+        await this.save();
       },
     });
     this.timer = setInterval(() => this.poke(), this.options.reconcileMs ?? 250);
@@ -194,11 +197,28 @@ export class Controller {
       });
   }
 
+  /**
+   * Writes a snapshot of the state. The API answers from the last snapshot on disk, never from
+   * memory ahead of it, so what a client saw survives a `kill -9` at any instant.
+   */
+  private save(): Promise<void> {
+    const snapshot = structuredClone(this.state);
+    return this.store.save(snapshot).then(() => {
+      this.committed = snapshot;
+    });
+  }
+
   private persist(): void {
     if (!this.state) return;
-    this.store
-      .save(this.state)
-      .catch((error: unknown) => this.logger.error({ err: error }, 'state write failed'));
+    this.save().catch((error: unknown) => this.logger.error({ err: error }, 'state write failed'));
+  }
+
+  /** Documents as last written to disk, for reads. */
+  view(kind: AnyDocument['kind']): Readonly<Record<string, AnyDocument>> {
+    const state = this.committed ?? this.state;
+    if (kind === 'Service') return state.services;
+    if (kind === 'Entrypoint') return state.entrypoints;
+    return state.releases;
   }
 
   private entryService(release: Release): string | undefined {
@@ -268,7 +288,7 @@ export class Controller {
       }
       this.converge(release);
     }
-    const revision = this.publishRouting();
+    const revision = await this.publishRouting();
     for (const release of Object.values(this.state.releases)) {
       if (release.status.awaitRevision === -1) {
         release.status.awaitRevision = revision;
@@ -323,7 +343,7 @@ export class Controller {
     }
   }
 
-  private publishRouting(): number {
+  private async publishRouting(): Promise<number> {
     const desired = buildRouteTable({
       services: Object.values(this.state.services),
       entrypoints: Object.values(this.state.entrypoints),
@@ -332,7 +352,7 @@ export class Controller {
         this.platform.status({ service, lane }, workload).endpoints,
     });
     try {
-      return this.router.apply(desired);
+      return await this.router.apply(desired);
     } catch (error) {
       this.logger.error(
         { err: error },
@@ -379,7 +399,7 @@ export class Controller {
     this.state.services = trial.services;
     this.state.entrypoints = trial.entrypoints;
     this.state.releases = trial.releases;
-    await this.store.save(this.state);
+    await this.save();
     this.poke();
     return results;
   }
@@ -434,7 +454,7 @@ export class Controller {
         await this.platform.remove({ service: name, lane: STABLE });
       }
     }
-    await this.store.save(this.state);
+    await this.save();
     this.poke();
   }
 
@@ -450,16 +470,16 @@ export class Controller {
     const outcome = act(release, action, Date.now());
     release.status = outcome.status;
     this.logEvents(release, outcome.events);
-    await this.store.save(this.state);
+    await this.save();
     this.poke();
-    return release;
+    return this.committed?.releases[name] ?? release;
   }
 
   /** Per-service canary health and the proxies' applied revisions, for `graylane status`. */
   describe(release: Release) {
     return {
       ...release,
-      routeTableRevision: this.state.revision,
+      routeTableRevision: (this.committed ?? this.state).revision,
       proxies: this.router.instances(),
     };
   }
@@ -488,7 +508,7 @@ export class Controller {
     await this.platform?.close(options);
     this.router?.close();
     this.publisher.close();
-    if (this.state) await this.store.save(this.state);
+    if (this.state) await this.save();
     await this.store.close();
   }
 }

@@ -132,7 +132,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   app.get('/v1/:resource', async (request) => {
     const { resource } = request.params as { resource: string };
-    const items = Object.values(controller.collection(kindOf(resource)));
+    const items = Object.values(controller.view(kindOf(resource)));
     return { items };
   });
 
@@ -143,13 +143,13 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     const [result] = await controller.apply([document]);
     return reply
       .code(result?.result === 'created' ? 201 : 200)
-      .send(controller.collection(document.kind)[document.metadata.name]);
+      .send(controller.view(document.kind)[document.metadata.name]);
   });
 
   app.get('/v1/:resource/:name', async (request) => {
     const { resource, name } = request.params as { resource: string; name: string };
     const kind = kindOf(resource);
-    const doc = controller.collection(kind)[name];
+    const doc = controller.view(kind)[name];
     if (!doc) throw new ControllerError('notFound', `${kind.toLowerCase()} ${name} not found`);
     return kind === 'Release' ? controller.describe(doc as Release) : doc;
   });
@@ -166,7 +166,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       );
     }
     await controller.apply([document]);
-    return controller.collection(document.kind)[name];
+    return controller.view(document.kind)[name];
   });
 
   app.delete('/v1/:resource/:name', async (request, reply) => {
@@ -178,7 +178,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   app.get('/v1/releases/:name/events', async (request) => {
     const { name } = request.params as { name: string };
-    const release = controller.collection('Release')[name] as Release | undefined;
+    const release = controller.view('Release')[name] as Release | undefined;
     if (!release) throw new ControllerError('notFound', `release ${name} not found`);
     return { items: release.status.events };
   });

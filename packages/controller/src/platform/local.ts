@@ -44,7 +44,7 @@ export class LocalPlatform implements Platform {
   constructor(private readonly options: LocalPlatformOptions) {
     this.logDir = join(options.stateDir, 'logs');
     mkdirSync(this.logDir, { recursive: true, mode: 0o700 });
-    this.supervisor = new ProcessSupervisor(options.logger, options.onChange);
+    this.supervisor = new ProcessSupervisor(options.logger, options.onChange, options.stateDir);
   }
 
   private instances(ref: WorkloadRef): ProcessRecord[] {

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { request } from 'undici';
@@ -30,6 +30,35 @@ export interface ProcessRecord {
   message?: string;
   restarts: number;
   startedAt?: string;
+}
+
+const MARKER_ENV = 'GRAYLANE_MANAGED_BY';
+const PROCESS_ENV = 'GRAYLANE_PROCESS';
+
+/** Live processes whose environment carries `marker` (Linux /proc; elsewhere none are found). */
+function markedProcesses(
+  marker: string,
+): Array<{ pid: number; id: string; start: string | undefined }> {
+  const found: Array<{ pid: number; id: string; start: string | undefined }> = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    const pid = Number(entry);
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      if (!env.includes(`${MARKER_ENV}=${marker}`) || !isAlive(pid)) continue;
+      const id =
+        env.find((e) => e.startsWith(`${PROCESS_ENV}=`))?.slice(PROCESS_ENV.length + 1) ?? '';
+      found.push({ pid, id, start: processStartTime(pid) });
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return found;
 }
 
 const BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000];
@@ -116,14 +145,38 @@ export class ProcessSupervisor {
   constructor(
     private readonly logger: Logger,
     private readonly onChange: (records: ProcessRecord[]) => void,
+    /** Put in every process's environment, so that a process this state never recorded is found. */
+    private readonly marker: string,
   ) {}
 
-  /** Takes over processes recorded by an earlier controller: alive ones are adopted, gone ones restarted. */
-  adopt(records: readonly ProcessRecord[]): { adopted: string[]; restarted: string[] } {
+  /**
+   * Takes over processes recorded by an earlier controller: alive ones are adopted, gone ones
+   * restarted. A controller killed between starting a process and recording its pid leaves an
+   * orphan: found by its environment marker, it is adopted when its record lacks a pid, and stopped
+   * otherwise, so that nothing ever runs twice.
+   */
+  adopt(records: readonly ProcessRecord[]): {
+    adopted: string[];
+    restarted: string[];
+    stoppedOrphans: number[];
+  } {
     const adopted: string[] = [];
     const restarted: string[] = [];
+    const stoppedOrphans: number[] = [];
+    const known = new Set(records.map((r) => r.pid).filter((pid) => pid !== undefined));
+    const orphans = markedProcesses(this.marker).filter((p) => !known.has(p.pid));
     for (const record of records) {
       const copy = structuredClone(record);
+      const orphan =
+        copy.pid === undefined || !isAlive(copy.pid, copy.pidStart)
+          ? orphans.find((o) => o.id === copy.id)
+          : undefined;
+      if (orphan) {
+        orphans.splice(orphans.indexOf(orphan), 1);
+        copy.pid = orphan.pid;
+        if (orphan.start === undefined) delete copy.pidStart;
+        else copy.pidStart = orphan.start;
+      }
       if (copy.pid !== undefined && isAlive(copy.pid, copy.pidStart)) {
         adopted.push(copy.id);
         this.startedAt.set(copy.id, Date.now());
@@ -135,8 +188,20 @@ export class ProcessSupervisor {
       }
       this.records.set(copy.id, copy);
     }
+    for (const orphan of orphans) {
+      stoppedOrphans.push(orphan.pid);
+      this.logger.warn(
+        { pid: orphan.pid, process: orphan.id },
+        'stopping a process no record knows of',
+      );
+      try {
+        process.kill(-orphan.pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+    }
     this.timer ??= setInterval(() => this.tick(), TICK_MS);
-    return { adopted, restarted };
+    return { adopted, restarted, stoppedOrphans };
   }
 
   list(): ProcessRecord[] {
@@ -259,7 +324,13 @@ export class ProcessSupervisor {
       log = openSync(spec.logFile, 'a', 0o600);
       const child = spawn(spec.command, spec.args, {
         cwd: spec.cwd,
-        env: { ...process.env, ...spec.env, PORT: String(spec.port) },
+        env: {
+          ...process.env,
+          ...spec.env,
+          PORT: String(spec.port),
+          [MARKER_ENV]: this.marker,
+          [PROCESS_ENV]: record.id,
+        },
         detached: true,
         stdio: ['ignore', log, log],
       });

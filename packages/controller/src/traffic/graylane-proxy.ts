@@ -12,7 +12,11 @@ export interface GraylaneProxyRouterOptions {
   requiredProxies: () => readonly string[];
   /** After a restart, proxies take a moment to reconnect; until then nobody is taken to have applied anything new. */
   reconnectGraceMs: number;
-  onPublish?: (table: RouteTable) => void;
+  /**
+   * Records a table durably before any proxy sees it (write-ahead), so that a controller killed
+   * right after publishing restarts at that revision, never below what proxies already serve.
+   */
+  commit: (table: RouteTable) => Promise<void>;
 }
 
 function withoutRevision(table: RouteTable | undefined): unknown {
@@ -38,13 +42,13 @@ export class GraylaneProxyRouter implements TrafficRouter {
     }
   }
 
-  apply(desired: DesiredRouting): number {
+  async apply(desired: DesiredRouting): Promise<number> {
     const current = this.publisher.current;
     const next = finishRouteTable(desired, this.revision + 1);
     if (isDeepStrictEqual(withoutRevision(next), withoutRevision(current))) return this.revision;
     this.revision = next.revision;
+    await this.options.commit(next);
     this.publisher.publish(next);
-    this.options.onPublish?.(next);
     return this.revision;
   }
 

@@ -9,7 +9,7 @@ export type DesiredRouting = Omit<RouteTableInput, 'revision'>;
 export interface TrafficRouter {
   readonly name: string;
   /** Puts this routing into effect; the revision that carries it (the same one when nothing changed). */
-  apply(desired: DesiredRouting): number;
+  apply(desired: DesiredRouting): Promise<number>;
   /** Whether every data-plane instance serves `revision` or a later one. */
   applied(revision: number): boolean;
   /** What is in effect now. */

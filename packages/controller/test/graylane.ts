@@ -111,7 +111,10 @@ export async function startController(options: ControllerOptions = {}): Promise<
   const deadline = Date.now() + 15_000;
   for (;;) {
     const ok = await request(`${url}/healthz`).then(
-      async (res) => (await res.body.dump(), res.statusCode === 200),
+      async (res) => {
+        await res.body.dump();
+        return res.statusCode === 200;
+      },
       () => false,
     );
     if (ok && output.includes('controller listening')) break;

@@ -17,6 +17,10 @@ export interface LocalPlatformOptions {
   onChange: (records: ProcessRecord[]) => void;
 }
 
+/** Not a lane name (lanes are DNS labels), so never taken for one. */
+const RETIRING = '_retiring';
+const STABLE = 'stable';
+
 const instanceId = (ref: WorkloadRef, index: number) => `${ref.service}.${ref.lane}.${index}`;
 const prefixOf = (ref: WorkloadRef) => `${ref.service}.${ref.lane}.`;
 
@@ -102,19 +106,32 @@ export class LocalPlatform implements Platform {
     await Promise.all(instances.map((r) => this.supervisor.stop(r.id)));
   }
 
+  /**
+   * The canary's instances take the stable names at once (no await in between, so no reconcile
+   * sees a service without stable instances); the previous stable instances are set aside and
+   * stopped after drain.
+   */
   async promote(service: string, lane: string): Promise<void> {
     const canary = this.instances({ service, lane });
-    const stable = this.instances({ service, lane: 'stable' });
-    if (canary.length > 0 && stable.length > 0) {
-      await new Promise((resolve) => setTimeout(resolve, this.options.drainMs));
-      await Promise.all(stable.map((r) => this.supervisor.stop(r.id)));
+    const previous = this.instances({ service, lane: STABLE });
+    if (canary.length > 0) {
+      for (const record of previous) {
+        this.supervisor.rename(
+          record.id,
+          `${service}.${RETIRING}.${record.id.slice(prefixOf({ service, lane: STABLE }).length)}`,
+        );
+      }
+      for (const record of canary) {
+        this.supervisor.rename(
+          record.id,
+          `${service}.${STABLE}.${record.id.slice(prefixOf({ service, lane }).length)}`,
+        );
+      }
     }
-    for (const record of canary) {
-      this.supervisor.rename(
-        record.id,
-        `${service}.stable.${record.id.slice(prefixOf({ service, lane }).length)}`,
-      );
-    }
+    const retiring = this.instances({ service, lane: RETIRING });
+    if (retiring.length === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, this.options.drainMs));
+    await Promise.all(retiring.map((r) => this.supervisor.stop(r.id)));
   }
 
   async close(options: { stopWorkloads?: boolean } = {}): Promise<void> {

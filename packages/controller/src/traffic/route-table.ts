@@ -69,11 +69,16 @@ export function buildRouteTable(input: RoutingInput): Omit<RouteTableInput, 'rev
       const target = services[member.name];
       const state = release.status.services[member.name]?.canary;
       if (target === undefined || state === undefined) continue;
-      const endpoints = input.endpointsOf(member.name, lane, member.canary);
       if (laneRouted(state)) {
+        const endpoints = input.endpointsOf(member.name, lane, member.canary);
         target.lanes[lane] = { version: member.canary.version, endpoints, fallback: STABLE };
       } else if (servesStable(state)) {
-        target.stable = { version: member.canary.version, endpoints };
+        // Once retiring, the platform runs the canary's instances as the service's stable ones.
+        const where = state === 'promoted' ? lane : STABLE;
+        target.stable = {
+          version: member.canary.version,
+          endpoints: input.endpointsOf(member.name, where, member.canary),
+        };
       }
     }
   }

@@ -84,10 +84,18 @@ class Draft {
   }
 }
 
-/** Top-down: the entry service first (its lane leaves the entry first), then callers before callees. */
+/**
+ * Top-down: callers before callees, and the entry service first when nothing in the release calls
+ * it (then its lane leaves together with the entry split). A callee never leaves before its callers.
+ */
 export function teardownOrder(release: Release, entryService: string | undefined): string[] {
-  const order = deployOrder(release.spec.services).reverse();
+  const services = release.spec.services;
+  const order = deployOrder(services).reverse();
   if (entryService === undefined || !order.includes(entryService)) return order;
+  const called = services.some((s, i) =>
+    (s.dependsOn ?? (i > 0 ? [services[i - 1]!.name] : [])).includes(entryService),
+  );
+  if (called) return order;
   return [entryService, ...order.filter((name) => name !== entryService)];
 }
 
@@ -227,7 +235,9 @@ function promote(draft: Draft): void {
   for (const service of Object.values(draft.status.services)) {
     if (service.canary === 'routed') service.canary = 'promoted';
   }
+  // The split is over: every request of the entry now reaches the new versions as stable.
   draft.status.entryRouted = false;
+  draft.status.weight = 0;
   draft.status.awaitingApproval = false;
   delete draft.status.pausedFor;
   draft.routingChanged();
@@ -300,8 +310,11 @@ function rollingBack(
   if (status.entryRouted || status.weight > 0) {
     status.entryRouted = false;
     status.weight = 0;
-    const entry = entryService === undefined ? undefined : status.services[entryService];
-    if (entry?.canary === 'routed') entry.canary = 'unrouted';
+    const first =
+      order[0] === entryService && entryService !== undefined
+        ? status.services[entryService]
+        : undefined;
+    if (first?.canary === 'routed') first.canary = 'unrouted';
     draft.routingChanged();
     draft.event(
       'Normal',

@@ -98,6 +98,11 @@ export class Controller {
         this.persist();
         this.poke();
       },
+      declared: [...(this.state.declared ?? [])],
+      onDeclared: (declared) => {
+        this.state.declared = declared;
+        this.persist();
+      },
     });
     this.platform = local;
     const { adopted, restarted } = local.supervisor.adopt(this.state.processes);

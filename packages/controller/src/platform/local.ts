@@ -15,6 +15,9 @@ export interface LocalPlatformOptions {
   /** Time between "no proxy sends here any more" and SIGTERM, for requests already in flight. */
   drainMs: number;
   onChange: (records: ProcessRecord[]) => void;
+  /** Workloads with `endpoints` deployed so far (`service/lane`), kept in the state like processes. */
+  declared: string[];
+  onDeclared: (declared: string[]) => void;
 }
 
 /** Not a lane name (lanes are DNS labels), so never taken for one. */
@@ -59,9 +62,22 @@ export class LocalPlatform implements Platform {
       .sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
   }
 
+  private declare(ref: WorkloadRef, present: boolean): void {
+    const key = `${ref.service}/${ref.lane}`;
+    const has = this.options.declared.includes(key);
+    if (has === present) return;
+    this.options.declared = present
+      ? [...this.options.declared, key]
+      : this.options.declared.filter((k) => k !== key);
+    this.options.onDeclared(this.options.declared);
+  }
+
   async deploy(ref: WorkloadRef, workload: Workload): Promise<void> {
     const run = workload.run;
-    if (!run) return;
+    if (!run) {
+      this.declare(ref, true);
+      return;
+    }
     const existing = this.instances(ref);
     for (let i = 0; i < run.replicas; i++) {
       const id = instanceId(ref, i);
@@ -88,7 +104,14 @@ export class LocalPlatform implements Platform {
   }
 
   status(ref: WorkloadRef, workload: Workload): WorkloadStatus {
-    if (!workload.run) return { health: 'ready', endpoints: workload.endpoints ?? [] };
+    if (!workload.run) {
+      // Run by someone else: there once declared, with the endpoints the spec gives.
+      const declared =
+        ref.lane === STABLE || this.options.declared.includes(`${ref.service}/${ref.lane}`);
+      return declared
+        ? { health: 'ready', endpoints: workload.endpoints ?? [] }
+        : { health: 'absent', endpoints: [] };
+    }
     const instances = this.instances(ref);
     const endpoints = instances.map((r) => `http://127.0.0.1:${r.spec.port}`);
     if (instances.length === 0) return { health: 'absent', endpoints };
@@ -100,6 +123,7 @@ export class LocalPlatform implements Platform {
   }
 
   async remove(ref: WorkloadRef): Promise<void> {
+    this.declare(ref, false);
     const instances = this.instances(ref);
     if (instances.length === 0) return;
     await new Promise((resolve) => setTimeout(resolve, this.options.drainMs));
@@ -112,6 +136,7 @@ export class LocalPlatform implements Platform {
    * stopped after drain.
    */
   async promote(service: string, lane: string): Promise<void> {
+    this.declare({ service, lane }, false);
     const canary = this.instances({ service, lane });
     const previous = this.instances({ service, lane: STABLE });
     if (canary.length > 0) {

@@ -13,6 +13,8 @@ export interface ControllerState {
   entrypoints: Record<string, EntrypointDocument>;
   releases: Record<string, Release>;
   processes: ProcessRecord[];
+  /** Canary workloads given as `endpoints` (run elsewhere) that are deployed: `service/lane`. */
+  declared: string[];
 }
 
 export const emptyState = (): ControllerState => ({
@@ -22,6 +24,7 @@ export const emptyState = (): ControllerState => ({
   entrypoints: {},
   releases: {},
   processes: [],
+  declared: [],
 });
 
 /** Where the state lives: a file in local mode, the API server in Kubernetes mode. */

@@ -76,12 +76,15 @@ export class GraylaneProxy {
       this.addServer('gateway', createGatewayListener(this.runtime, this.tunnels));
     }
     if (options.outbound) {
-      const self = () => this.servers.get('outbound')?.address() as AddressInfo | undefined;
+      const own = () =>
+        [...this.servers.values()]
+          .map((server) => server.address())
+          .filter((address): address is AddressInfo => typeof address === 'object' && !!address);
       const server = this.addServer(
         'outbound',
-        createOutboundListener(this.runtime, self, this.tunnels),
+        createOutboundListener(this.runtime, own, this.tunnels),
       );
-      this.onSocket(server, 'connect', createConnectHandler(this.runtime, server));
+      this.onSocket(server, 'connect', createConnectHandler(this.runtime, server, own));
     }
     if (options.inbound && options.inboundApp) {
       this.addServer(

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { ProxyErrorCodes, respondError } from '../http/respond.js';
 import { serviceFromHost } from '../routing/entrypoint.js';
 import type { ProxyRuntime } from '../runtime.js';
+import { addressesItself, type OwnAddresses } from './self-address.js';
 
 function tunnel(
   client: Duplex,
@@ -37,7 +38,7 @@ function tunnel(
  * by default) is joined to this listener itself, so the HTTP inside is routed by lane like any other
  * call; TLS inside cannot be, and fails there as a bad request.
  */
-export function createConnectHandler(runtime: ProxyRuntime, server: Server) {
+export function createConnectHandler(runtime: ProxyRuntime, server: Server, own: OwnAddresses) {
   return (req: IncomingMessage, client: Duplex, head: Buffer): void => {
     const authority = req.url ?? '';
     const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(authority);
@@ -46,6 +47,14 @@ export function createConnectHandler(runtime: ProxyRuntime, server: Server) {
     };
     if (!match) {
       refuse(400, ProxyErrorCodes.badRequest, 'CONNECT needs host:port');
+      return;
+    }
+    if (addressesItself(authority, 0, own)) {
+      refuse(
+        400,
+        ProxyErrorCodes.badRequest,
+        `${authority} is this proxy: CONNECT to it is refused`,
+      );
       return;
     }
     const service = serviceFromHost(match[1]);

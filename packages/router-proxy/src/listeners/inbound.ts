@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { recordCarrier, STABLE, writeLaneTag } from '@graylane/lane-core';
 import { readRequestLane, tagOptionsOf } from '../forwarding/lane-tag.js';
 import { LANE_SERVED_HEADER, prependHop, provenance } from '../forwarding/service-route.js';

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { recordCarrier, removeLaneTag } from '@graylane/lane-core';
 import { readRequestLane, tagOptionsOf } from '../forwarding/lane-tag.js';
+import { addressesItself, type OwnAddresses } from '../forwarding/self-address.js';
 import { forwardToService } from '../forwarding/service-route.js';
 import { exchange, keepUpgrade, type Tunnels } from '../forwarding/tunnel.js';
 import { upgradeToService } from '../forwarding/upgrade.js';
@@ -9,7 +9,7 @@ import { nextVia } from '../forwarding/via.js';
 import { endToEndHeaders, setForwardedHeaders } from '../http/headers.js';
 import { ProxyErrorCodes, type Refusal, refusal, respondError } from '../http/respond.js';
 import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
-import { hostWithoutPort, serviceFromHost } from '../routing/entrypoint.js';
+import { serviceFromHost } from '../routing/entrypoint.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { AbortSwitch } from '../upstream/abort.js';
 import { forwardOnce } from '../upstream/forward.js';
@@ -41,16 +41,6 @@ function targetOf(req: IncomingMessage): OutboundTarget | undefined {
   }
 }
 
-const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '0.0.0.0', '[::]']);
-
-/** A call addressed to the sidecar itself (no Host, or its own address) would loop through it. */
-function addressesItself(host: string, self: AddressInfo | undefined): boolean {
-  if (!self) return false;
-  const bare = hostWithoutPort(host) ?? '';
-  const port = Number(host.slice(host.lastIndexOf(':') + 1)) || 80;
-  return port === self.port && (LOCAL_HOSTS.has(bare) || bare === self.address);
-}
-
 /** Where the sidecar sends a call: a service of the table, or (none) a host outside the mesh. */
 export interface OutboundRoute {
   ok: true;
@@ -66,7 +56,7 @@ export interface OutboundRoute {
 export function routeOutbound(
   runtime: ProxyRuntime,
   req: IncomingMessage,
-  self: AddressInfo | undefined,
+  own: OwnAddresses,
 ): OutboundRoute | Refusal {
   const table = currentTable(runtime);
   if (isRefusal(table)) return table;
@@ -74,7 +64,7 @@ export function routeOutbound(
   if (!target) return refusal(400, ProxyErrorCodes.badRequest, 'request has no target host');
   const via = nextVia(runtime, req);
   if (typeof via !== 'string') return via;
-  if (addressesItself(target.host, self)) {
+  if (addressesItself(target.host, target.protocol === 'https:' ? 443 : 80, own)) {
     return refusal(
       400,
       ProxyErrorCodes.badRequest,
@@ -118,7 +108,7 @@ function leaveMesh(runtime: ProxyRuntime, route: OutboundRoute): Refusal | undef
 /** The sidecar listener: routes calls to services by lane, and passes other hosts through untagged. */
 export function createOutboundListener(
   runtime: ProxyRuntime,
-  self: () => AddressInfo | undefined,
+  own: OwnAddresses,
   tunnels: Tunnels,
 ): ListenerHandlers {
   const toService = (route: OutboundRoute, service: ServiceView) => ({
@@ -130,7 +120,7 @@ export function createOutboundListener(
     headers: route.headers,
   });
   return driveListener(runtime, tunnels, {
-    route: (req) => routeOutbound(runtime, req, self()),
+    route: (req) => routeOutbound(runtime, req, own),
     request: (req, res, route) =>
       route.service
         ? forwardToService(runtime, req, res, toService(route, route.service))

@@ -55,6 +55,8 @@ export interface CompiledTable {
   services: ReadonlyMap<string, ServiceView>;
   /** Lanes that at least one service defines: what `clientLanes: known` accepts. */
   knownLanes: ReadonlySet<string>;
+  /** Lanes a metric label may name: the known lanes, the lanes assign rules give, and stable. */
+  labelLanes: ReadonlySet<string>;
   /** Longest path prefix first; at equal length, host-specific before any-host. */
   entrypoints: readonly CompiledEntrypoint[];
   /** Every endpoint origin in the table, for pool lifecycle. */
@@ -130,5 +132,30 @@ export function compileTable(table: RouteTable): CompiledTable {
     });
   }
   const entrypoints = table.entrypoints.map(compileEntrypoint).sort(byMatchPriority);
-  return { table, revision: table.revision, services, knownLanes, entrypoints, origins };
+  const labelLanes = new Set([
+    STABLE,
+    ...knownLanes,
+    ...table.entrypoints.flatMap((entry) => entry.assign.map((rule) => rule.lane)),
+  ]);
+  return {
+    table,
+    revision: table.revision,
+    services,
+    knownLanes,
+    labelLanes,
+    entrypoints,
+    origins,
+  };
+}
+
+/**
+ * The `lane` label for a lane that came from a request. Clients may send any valid lane (with
+ * `clientLanes: any`, and always on the outbound listener), and a label value per lane would let
+ * them grow the series without bound; every lane the table does not name is counted as one,
+ * `_other` (not a DNS label, so no lane can be called that).
+ */
+export const OTHER_LANE_LABEL = '_other';
+
+export function laneLabel(table: CompiledTable | undefined, lane: string): string {
+  return table?.labelLanes.has(lane) ? lane : OTHER_LANE_LABEL;
 }

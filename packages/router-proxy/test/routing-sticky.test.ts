@@ -2,34 +2,11 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BUCKETS, inWeight, stickyBucket, WeightedSplitter } from '../src/routing/sticky.js';
+import { referenceBucket, referenceFmix32, referenceFnv1a } from './sticky-reference.js';
 
 const lane = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$/);
 const key = fc.string({ maxLength: 64 });
 const weight = fc.double({ min: 0, max: 100, noNaN: true });
-
-/**
- * The sticky hash written again from its definitions, in BigInt arithmetic rather than Math.imul, and
- * checked below against published vectors: FNV-1a 32 (Fowler, Noll, Vo; over UTF-16 code units,
- * which are the bytes for ASCII keys), then murmur3's fmix32 finaliser.
- */
-const MASK = 0xffffffffn;
-function referenceFnv1a(text: string): bigint {
-  let hash = 2166136261n;
-  for (let i = 0; i < text.length; i++)
-    hash = ((hash ^ BigInt(text.charCodeAt(i))) * 16777619n) & MASK;
-  return hash;
-}
-function referenceFmix32(value: bigint): bigint {
-  let h = value;
-  h ^= h >> 16n;
-  h = (h * 0x85ebca6bn) & MASK;
-  h ^= h >> 13n;
-  h = (h * 0xc2b2ae35n) & MASK;
-  h ^= h >> 16n;
-  return h;
-}
-const referenceBucket = (key: string, laneName: string) =>
-  Number(referenceFmix32(referenceFnv1a(`${laneName}\u0000${key}`)) % 10_000n);
 
 const samples = new Map<string, string[]>();
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { recordCarrier, writeLaneTag } from '@graylane/lane-core';
+import { ProxyErrorCodes, respondError, upstreamRefusal } from '../http/respond.js';
 import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { AbortSwitch } from '../upstream/abort.js';
@@ -7,11 +7,9 @@ import { type AttemptKind, type AttemptTarget, attemptEndpoints } from '../upstr
 import { nothingSent } from '../upstream/errors.js';
 import { type ForwardOutcome, forwardOnce, requestHasBody } from '../upstream/forward.js';
 import { RequestBody } from '../upstream/request-body.js';
-import { ProxyErrorCodes, respondError, upstreamRefusal } from './respond.js';
+import { type ListenerName, tagForwarded } from './lane-tag.js';
 
 export { provenance } from '../upstream/attempts.js';
-
-export type ListenerName = 'gateway' | 'outbound' | 'inbound';
 
 export const LANE_SERVED_HEADER = 'x-lane-served';
 
@@ -47,16 +45,6 @@ export function mergeHeaders(
       target[name] = [existing, value].flat().map(String);
     } else target[name] = value;
   }
-}
-
-/** Writes the request's lane on the forwarded headers, in the table's header and baggage key. */
-export function tagForwarded(request: {
-  table: CompiledTable;
-  lane: string;
-  headers: Record<string, string | string[]>;
-}) {
-  const { laneHeader, baggageKey } = request.table.table;
-  writeLaneTag(recordCarrier(request.headers), request.lane, { laneHeader, baggageKey });
 }
 
 /** `service web lane gray endpoint http://…`: what a failure message names. */

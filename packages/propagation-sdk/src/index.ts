@@ -5,6 +5,8 @@ export {
   configure,
   getConfig,
   LANE_SERVED_HEADER,
+  configureFromEnv,
+  ENV_VARIABLES,
   optionsFromEnv,
   type SdkOptions,
   type SdkOptionsInput,

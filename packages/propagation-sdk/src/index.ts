@@ -3,10 +3,10 @@
 export { STABLE } from '@graylane/lane-core';
 export {
   configure,
-  getConfig,
-  LANE_SERVED_HEADER,
   configureFromEnv,
   ENV_VARIABLES,
+  getConfig,
+  LANE_SERVED_HEADER,
   optionsFromEnv,
   type SdkOptions,
   type SdkOptionsInput,

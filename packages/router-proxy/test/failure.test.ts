@@ -111,6 +111,9 @@ function report(what: string, figures: Record<string, number>): void {
   console.info(`[figures] ${what}: ${JSON.stringify(figures)}`);
 }
 
+/** The active checks of `setup({ healthCheck: true })`: two in a row change an endpoint's state. */
+const HEALTH_INTERVAL_MS = 300;
+
 const failures = (results: Array<LoadResult | { error: string }>) =>
   results.filter((r) => 'error' in r || r.status !== 200);
 
@@ -138,10 +141,10 @@ describe('fallback when a canary fails', () => {
               ? {
                   healthCheck: {
                     path: '/healthz',
-                    intervalMs: 200,
+                    intervalMs: HEALTH_INTERVAL_MS,
                     timeoutMs: 150,
-                    unhealthyThreshold: 1,
-                    healthyThreshold: 1,
+                    unhealthyThreshold: 2,
+                    healthyThreshold: 2,
                   },
                 }
               : {}),
@@ -198,7 +201,7 @@ describe('fallback when a canary fails', () => {
     });
   });
 
-  it('returns tagged traffic to a restarted canary within one health-check interval', async () => {
+  it('returns tagged traffic to a restarted canary after two passing checks, within two intervals', async () => {
     const { canary, proxy } = await setup({ healthCheck: true });
     const get = async () => {
       const res = await request(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'gray' } });
@@ -215,7 +218,7 @@ describe('fallback when a canary fails', () => {
     expect(
       await metricValue(proxy, 'graylane_endpoint_ejected', { service: 'web', lane: 'gray' }),
     ).toBe(1);
-    // Within an interval the check fails and the lane falls back as unhealthy.
+    // Within two intervals two checks fail and the lane falls back as unhealthy.
     let fallback = '';
     for (const deadline = Date.now() + 2000; Date.now() < deadline; await sleep(50)) {
       const { served, body } = await get();
@@ -237,14 +240,16 @@ describe('fallback when a canary fails', () => {
       }
       await sleep(20);
     }
-    expect(back).toBeGreaterThan(0);
-    // One 200 ms interval, plus a check's own time and scheduling slack on a busy machine.
-    expect(back).toBeLessThan(200 + 800);
+    // healthyThreshold 2: the first passing check after the restart, then one interval, then the
+    // second. Not sooner (less 50 ms: a check may start just before the restart is announced), and
+    // not later than two intervals plus 200 ms for the checks themselves and a busy machine.
+    expect(back).toBeGreaterThanOrEqual(HEALTH_INTERVAL_MS - 50);
+    expect(back).toBeLessThan(2 * HEALTH_INTERVAL_MS + 200);
     // A passing health check ends the ejection early.
     expect(
       await metricValue(proxy, 'graylane_endpoint_ejected', { service: 'web', lane: 'gray' }),
     ).toBe(0);
-    report('active health check recovery', { intervalMs: 200, recoveredMs: back });
+    report('active health check recovery', { intervalMs: HEALTH_INTERVAL_MS, recoveredMs: back });
   });
 
   it('returns tagged traffic to a restarted canary when its ejection period ends', async () => {

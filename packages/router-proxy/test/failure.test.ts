@@ -207,7 +207,7 @@ describe('fallback when a canary fails', () => {
       const res = await request(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'gray' } });
       return {
         served: String(res.headers['x-lane-served']),
-        body: (await res.body.json()) as { upstream: string },
+        body: (await res.body.json()) as { upstream: string; healthChecks?: number },
       };
     };
     expect((await get()).body.upstream).toBe('canary');
@@ -233,13 +233,18 @@ describe('fallback when a canary fails', () => {
     cleanups.push(() => restarted.kill());
     const restartedAt = Date.now();
     let back = 0;
+    let checksBefore = 0;
     while (Date.now() - restartedAt < 3000) {
-      if ((await get()).body.upstream === 'canary-again') {
+      const { body } = await get();
+      if (body.upstream === 'canary-again') {
         back = Date.now() - restartedAt;
+        checksBefore = body.healthChecks ?? 0;
         break;
       }
       await sleep(20);
     }
+    // The restarted canary gets traffic at its second passing check, not at the first.
+    expect(checksBefore).toBe(2);
     // healthyThreshold 2: the first passing check after the restart, then one interval, then the
     // second. Not sooner (less 50 ms: a check may start just before the restart is announced), and
     // not later than two intervals plus 200 ms for the checks themselves and a busy machine.

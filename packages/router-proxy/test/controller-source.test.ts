@@ -3,7 +3,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { GraylaneError, RouteTable } from '@graylane/lane-core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ControllerRouteTableSource, type GraylaneProxy } from '../src/index.js';
+import {
+  ConfigError,
+  ControllerRouteTableSource,
+  type GraylaneProxy,
+  parseCli,
+  proxyOptionsFrom,
+} from '../src/index.js';
 import { createLogger } from '../src/logger.js';
 import { metricValue, startProxy } from './helpers.js';
 
@@ -248,5 +254,27 @@ describe('graylane-proxy with a controller that sends a bad table', () => {
     } finally {
       await controller.close();
     }
+  });
+});
+
+describe('--route-table with a URL', () => {
+  const gateway = ['--gateway', '127.0.0.1:0'];
+
+  it('takes the controller URL, and the token only from the environment or the config file', () => {
+    const cli = parseCli([...gateway, '--route-table', 'http://127.0.0.1:7070/v1/routetable'], {
+      GRAYLANE_ROUTE_TABLE_TOKEN: 't0ken',
+    });
+    expect(!cli.help && proxyOptionsFrom(cli.config)).toMatchObject({
+      routeTable: 'http://127.0.0.1:7070/v1/routetable',
+      routeTableToken: 't0ken',
+      routeTableStartTimeoutMs: 10_000,
+    });
+    expect(() => parseCli([...gateway, '--route-table-token', 'x'], {})).toThrow(ConfigError);
+  });
+
+  it('refuses a URL of another scheme, naming the field', () => {
+    expect(() =>
+      parseCli([...gateway, '--route-table', 'ftp://controller/v1/routetable'], {}),
+    ).toThrow(/routeTable: a file, or the controller's http\(s\) URL/);
   });
 });

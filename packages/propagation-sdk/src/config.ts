@@ -1,6 +1,6 @@
 import { DEFAULT_BAGGAGE_KEY, DEFAULT_LANE_HEADER, type TagOptions } from '@graylane/lane-core';
 import { SdkConfigError } from './errors.js';
-import { type SdkLogger, setLogger } from './log.js';
+import { type SdkLogger, setLogger, warnOnce } from './log.js';
 
 /** The provenance header the proxies write (`service=lane[;fallback=reason]` hops) and the SDK relays. */
 export const LANE_SERVED_HEADER = 'x-lane-served';
@@ -73,6 +73,15 @@ function flag(value: string | undefined): boolean | undefined {
   return !['0', 'false', 'no', 'off'].includes(value.toLowerCase());
 }
 
+/** Which environment variable sets which option. */
+export const ENV_VARIABLES = {
+  laneHeader: 'GRAYLANE_LANE_HEADER',
+  baggageKey: 'GRAYLANE_BAGGAGE_KEY',
+  servedHeader: 'GRAYLANE_SERVED_HEADER',
+  strict: 'GRAYLANE_STRICT',
+  leakDetection: 'GRAYLANE_LEAK_DETECTION',
+} as const satisfies Record<keyof SdkOptions, string>;
+
 /**
  * Options from the environment (`GRAYLANE_LANE_HEADER`, `GRAYLANE_BAGGAGE_KEY`, `GRAYLANE_STRICT`,
  * `GRAYLANE_LEAK_DETECTION`, `GRAYLANE_SERVED_HEADER`); unset variables keep the defaults.
@@ -87,4 +96,30 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): SdkOptions
   const leakDetection = flag(env.GRAYLANE_LEAK_DETECTION);
   if (leakDetection !== undefined) options.leakDetection = leakDetection;
   return options;
+}
+
+/**
+ * Applies the environment one variable at a time, so that a bad value keeps the default for that
+ * variable only (a typo in `GRAYLANE_SERVED_HEADER` must not also drop a valid lane header). Each
+ * refused variable is logged by name. Returns the names refused.
+ */
+export function configureFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  const refused: string[] = [];
+  const options = optionsFromEnv(env);
+  // The lane header first: the served header is checked against it.
+  for (const key of Object.keys(ENV_VARIABLES) as Array<keyof SdkOptions>) {
+    if (options[key] === undefined) continue;
+    try {
+      configure({ [key]: options[key] });
+    } catch (err) {
+      const variable = ENV_VARIABLES[key];
+      refused.push(variable);
+      warnOnce(
+        `config:${variable}`,
+        { variable, value: env[variable], error: err instanceof Error ? err.message : String(err) },
+        `graylane sdk: ${variable} refused, its default is kept`,
+      );
+    }
+  }
+  return refused;
 }

@@ -16,6 +16,13 @@ const untaggedOutbound = new Counter({
   registers: [sdkRegistry],
 });
 
+const staleOutbound = new Counter({
+  name: 'graylane_sdk_stale_context_outbound_total',
+  help: 'Outbound calls made in the context of a request that had ended (a queue or pool made at start-up, fire-and-forget work); sent untagged.',
+  labelNames: ['client'] as const,
+  registers: [sdkRegistry],
+});
+
 const invalidLane = new Counter({
   name: 'graylane_sdk_invalid_lane_total',
   help: 'Lane tags that were present but invalid, and were dropped.',
@@ -25,6 +32,10 @@ const invalidLane = new Counter({
 
 export function countUntaggedOutbound(client: OutboundClient): void {
   untaggedOutbound.inc({ client });
+}
+
+export function countStaleOutbound(client: OutboundClient): void {
+  staleOutbound.inc({ client });
 }
 
 export function countInvalidLane(source: InvalidSource): void {

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatPath, GraylaneError, LANE_PATTERN, parseDocumentText } from '@graylane/lane-core';
 import { z } from 'zod';
-import { DEFAULT_HEAD_LIMITS } from './listeners/http-guard.js';
-import { DEFAULT_MAX_CONNECTIONS } from './listeners/limits.js';
+import { DEFAULT_HEAD_LIMITS } from './http/guard.js';
+import { DEFAULT_MAX_CONNECTIONS } from './http/limits.js';
 import type { ListenAddress, ProxyOptions } from './proxy.js';
 import { defaultRuntimeOptions } from './runtime.js';
 

@@ -5,9 +5,9 @@ export {
   parseCli,
   proxyOptionsFrom,
 } from './config.js';
+export { LANE_SERVED_HEADER, provenance } from './forwarding/service-route.js';
+export { ProxyErrorCodes } from './http/respond.js';
 export type { InboundApp } from './listeners/inbound.js';
-export { ProxyErrorCodes } from './listeners/respond.js';
-export { LANE_SERVED_HEADER, provenance } from './listeners/service-route.js';
 export { createLogger } from './logger.js';
 export { ProxyMetrics } from './metrics.js';
 export {

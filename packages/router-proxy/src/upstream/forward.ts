@@ -1,7 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { responseHeaders } from '../listeners/http-headers.js';
+import { responseHeaders } from '../http/headers.js';
 import type { AbortSwitch } from './abort.js';
 import { classifyUpstreamError, type UpstreamFailure } from './errors.js';
 

@@ -1,17 +1,15 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { recordCarrier, writeLaneTag } from '@graylane/lane-core';
-import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
+import { ProxyErrorCodes, respondError, upstreamRefusal } from '../http/respond.js';
+import { type CompiledTable, laneLabel, type ServiceView } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { AbortSwitch } from '../upstream/abort.js';
 import { type AttemptKind, type AttemptTarget, attemptEndpoints } from '../upstream/attempts.js';
 import { nothingSent } from '../upstream/errors.js';
 import { type ForwardOutcome, forwardOnce, requestHasBody } from '../upstream/forward.js';
 import { RequestBody } from '../upstream/request-body.js';
-import { ProxyErrorCodes, respondError, upstreamRefusal } from './respond.js';
+import { type ListenerName, tagForwarded } from './lane-tag.js';
 
 export { provenance } from '../upstream/attempts.js';
-
-export type ListenerName = 'gateway' | 'outbound' | 'inbound';
 
 export const LANE_SERVED_HEADER = 'x-lane-served';
 
@@ -47,16 +45,6 @@ export function mergeHeaders(
       target[name] = [existing, value].flat().map(String);
     } else target[name] = value;
   }
-}
-
-/** Writes the request's lane on the forwarded headers, in the table's header and baggage key. */
-export function tagForwarded(request: {
-  table: CompiledTable;
-  lane: string;
-  headers: Record<string, string | string[]>;
-}) {
-  const { laneHeader, baggageKey } = request.table.table;
-  writeLaneTag(recordCarrier(request.headers), request.lane, { laneHeader, baggageKey });
 }
 
 /** `service web lane gray endpoint http://…`: what a failure message names. */
@@ -176,7 +164,7 @@ export async function forwardToService(
       runtime.metrics.requests.inc({
         listener,
         service: service.name,
-        lane,
+        lane: laneLabel(request.table, lane),
         version: '',
         code: 503,
       });

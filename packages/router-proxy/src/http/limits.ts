@@ -1,7 +1,7 @@
 import type { Server, ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DEFAULT_HEAD_LIMITS, type HeadLimits } from './http-guard.js';
+import { DEFAULT_HEAD_LIMITS, type HeadLimits } from './guard.js';
 import { ProxyErrorCodes, rawResponse } from './respond.js';
 
 /** Per-listener limits: how long a client may take, how much it may send, how many may connect. */

@@ -85,6 +85,13 @@ export const ProxyConfigSchema = z
       .optional(),
     loopLimit: z.number().int().min(1).default(8),
     unknownHosts: z.enum(['passthrough', 'refuse']).default('passthrough'),
+    serviceDomains: z
+      .array(
+        z
+          .string()
+          .regex(/^\.?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/, 'a domain such as .corp.internal'),
+      )
+      .default([]),
     drainTimeoutMs: z.number().int().min(0).default(10_000),
     server: z
       .object({
@@ -261,6 +268,7 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
       ...(config.proxyId ? { proxyId: config.proxyId } : {}),
       loopLimit: config.loopLimit,
       unknownHosts: config.unknownHosts,
+      serviceDomains: config.serviceDomains,
       upstream: { ...runtime.upstream, ...given(config.upstream) },
       retry: { ...runtime.retry, ...given(config.retry) },
       outlier: { ...runtime.outlier, ...given(config.outlier) },

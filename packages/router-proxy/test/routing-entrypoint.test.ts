@@ -3,12 +3,8 @@ import { parseRouteTable } from '@graylane/lane-core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileTable } from '../src/routing/compiled-table.js';
-import {
-  hostWithoutPort,
-  matchEntrypoint,
-  pathHasPrefix,
-  serviceFromHost,
-} from '../src/routing/entrypoint.js';
+import { hostWithoutPort, matchEntrypoint, pathHasPrefix } from '../src/routing/entrypoint.js';
+import { serviceFromHost } from '../src/routing/service-host.js';
 
 type EntrypointInput = NonNullable<RouteTableInput['entrypoints']>[number];
 
@@ -324,21 +320,48 @@ describe('serviceFromHost', () => {
     expect(serviceFromHost('web1.shop')).toBe('web1');
   });
 
-  it('property: any label with any suffix and port names that label', () => {
+  it('property: a label in a cluster form, with any port, names that label', () => {
     const label = fc.stringMatching(/^[a-z]([-a-z0-9]{0,20}[a-z0-9])?$/);
     fc.assert(
       fc.property(
         label,
-        fc.array(label, { maxLength: 4 }),
+        fc.constantFrom('', '.ns', '.ns.svc', '.ns.svc.cluster.local', '.shop.svc.k8s.example'),
         fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
         fc.boolean(),
-        (first, rest, port, upper) => {
-          let host = [first, ...rest].join('.');
+        (first, suffix, port, upper) => {
+          let host = `${first}${suffix}`;
           if (upper) host = host.toUpperCase();
           if (port !== undefined) host += `:${port}`;
           expect(serviceFromHost(host)).toBe(first);
         },
       ),
     );
+  });
+
+  it('property: three or more labels not in a cluster form name no service', () => {
+    const label = fc.stringMatching(/^[a-z]([-a-z0-9]{0,20}[a-z0-9])?$/);
+    fc.assert(
+      fc.property(
+        label,
+        label.filter((l) => l !== 'svc'),
+        fc.array(label, { minLength: 1, maxLength: 3 }),
+        (first, second, rest) => {
+          const third = rest[0] === 'svc' ? ['x', ...rest.slice(1)] : rest;
+          expect(serviceFromHost([first, second, ...third].join('.'))).toBeUndefined();
+        },
+      ),
+    );
+  });
+
+  it('a configured service domain and the table hosts name a service too', () => {
+    const options = {
+      serviceDomains: ['.corp.internal'],
+      hosts: new Map([['api.example.org', 'api']]),
+    };
+    expect(serviceFromHost('billing.corp.internal', options)).toBe('billing');
+    expect(serviceFromHost('billing.corp.internal.evil.com', options)).toBeUndefined();
+    expect(serviceFromHost('API.example.org:443', options)).toBe('api');
+    expect(serviceFromHost('api.example.org.evil.com', options)).toBeUndefined();
+    expect(serviceFromHost('api.github.com', options)).toBeUndefined();
   });
 });

@@ -68,9 +68,22 @@ export const HealthCheckSchema = z
   })
   .strict();
 
+const hostName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/,
+    'a host name without port (letters, digits, dots, dashes)',
+  );
+
 export const ServiceSchema = z
   .object({
     stable: EndpointSetSchema.describe('The stable (default) endpoints.'),
+    hosts: z
+      .array(hostName)
+      .default([])
+      .describe(
+        "More host names that name this service at the outbound listener, besides `<service>`, `<service>.<namespace>`, `<service>.<namespace>.svc[.<cluster-domain>]` and the proxy's `serviceDomains`. Exact names, case-insensitive; a host may belong to one service only.",
+      ),
     lanes: z
       .record(z.string(), LaneSetSchema)
       .default({})

@@ -64,6 +64,8 @@ export interface CompiledTable {
   entrypoints: readonly CompiledEntrypoint[];
   /** Every endpoint origin in the table, for pool lifecycle. */
   origins: ReadonlySet<string>;
+  /** The `hosts:` the table gives services, lower case, to the service's name. */
+  serviceHosts: ReadonlyMap<string, string>;
 }
 
 export enum HostRank {
@@ -126,7 +128,9 @@ export function compileTable(table: RouteTable): CompiledTable {
   const services = new Map<string, ServiceView>();
   const knownLanes = new Set<string>();
   const origins = new Set<string>();
+  const serviceHosts = new Map<string, string>();
   for (const [name, service] of Object.entries(table.services)) {
+    for (const host of service.hosts) serviceHosts.set(host.toLowerCase(), name);
     const sets = new Map<string, EndpointSetView>();
     const normalise = (endpoints: readonly string[]) => endpoints.map((e) => new URL(e).origin);
     sets.set(STABLE, {
@@ -167,6 +171,7 @@ export function compileTable(table: RouteTable): CompiledTable {
     labelLanes,
     entrypoints,
     origins,
+    serviceHosts,
   };
 }
 

@@ -43,17 +43,3 @@ export function matchEntrypoint(
     (entry) => hostMatches(entry, bareHost) && pathHasPrefix(path, entry.pathPrefix),
   );
 }
-
-const IPV4_LITERAL = /^\d{1,3}(\.\d{1,3}){3}$/;
-
-/**
- * The service a host names: its first DNS label (`backend`, `backend.shop.svc.cluster.local:8080`).
- * An IP literal names no service (`10.0.0.1` is not service `10`).
- */
-export function serviceFromHost(host: string | undefined): string | undefined {
-  const bare = hostWithoutPort(host);
-  if (!bare || bare.startsWith('[') || IPV4_LITERAL.test(bare)) return undefined;
-  const dot = bare.indexOf('.');
-  const label = dot === -1 ? bare : bare.slice(0, dot);
-  return label === '' ? undefined : label;
-}

@@ -3,6 +3,8 @@
 export { STABLE } from '@graylane/lane-core';
 export {
   configure,
+  configureFromEnv,
+  ENV_VARIABLES,
   getConfig,
   LANE_SERVED_HEADER,
   optionsFromEnv,

@@ -18,13 +18,18 @@ export {
 } from './proxy.js';
 export { type Assignment, type AssignmentInput, assignLane } from './routing/assign.js';
 export { type CompiledTable, compileTable } from './routing/compiled-table.js';
-export {
-  hostWithoutPort,
-  matchEntrypoint,
-  pathHasPrefix,
-  serviceFromHost,
-} from './routing/entrypoint.js';
+export { hostWithoutPort, matchEntrypoint, pathHasPrefix } from './routing/entrypoint.js';
 export { type FallbackStep, type Resolution, resolveRoute } from './routing/resolve.js';
+export { serviceFromHost } from './routing/service-host.js';
 export { BUCKETS, inWeight, stickyBucket, WeightedSplitter } from './routing/sticky.js';
 export { defaultRuntimeOptions, type RuntimeOptions } from './runtime.js';
-export { FileRouteTableSource } from './sources/file.js';
+export {
+  ControllerRouteTableSource,
+  type ControllerSourceOptions,
+  FileRouteTableSource,
+  isRouteTableUrl,
+  openRouteTableSource,
+  type RouteTableEvents,
+  type RouteTableSource,
+  SourceErrorCodes,
+} from './sources/index.js';

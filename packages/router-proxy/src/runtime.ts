@@ -16,6 +16,8 @@ export interface RuntimeOptions {
   loopLimit: number;
   /** Outbound requests to hosts that are not services: pass them through, or refuse with 502. */
   unknownHosts: 'passthrough' | 'refuse';
+  /** Suffixes under which `<service>.<suffix>` names a service at the outbound listener. */
+  serviceDomains: string[];
   upstream: {
     connectTimeoutMs: number;
     /** Time for an upstream to start its response; past it the attempt fails as a timeout. */
@@ -37,6 +39,7 @@ export const defaultRuntimeOptions = (): RuntimeOptions => ({
   proxyId: randomBytes(4).toString('hex'),
   loopLimit: 8,
   unknownHosts: 'passthrough',
+  serviceDomains: [],
   upstream: {
     connectTimeoutMs: 2_000,
     headersTimeoutMs: 15_000,

@@ -135,9 +135,19 @@ export function validateRouteTable(document: unknown): ValidationResult {
   const table = parsed.data;
   const problems: Problem[] = [];
   const definedLanes = new Set<string>();
+  const hostOwners = new Map<string, string>();
   for (const [name, service] of Object.entries(table.services)) {
     problems.push(...serviceProblems(name, service));
     for (const lane of Object.keys(service.lanes)) definedLanes.add(lane);
+    service.hosts.forEach((host, i) => {
+      const owner = hostOwners.get(host.toLowerCase());
+      if (owner !== undefined && owner !== name) {
+        problems.push({
+          path: `services.${name}.hosts[${i}]`,
+          message: `host "${host}" also names service "${owner}"`,
+        });
+      } else hostOwners.set(host.toLowerCase(), name);
+    });
   }
   problems.push(...entrypointProblems(table, definedLanes));
   return problems.length === 0 ? { ok: true, table } : { ok: false, problems };

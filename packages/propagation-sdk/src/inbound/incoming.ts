@@ -31,7 +31,7 @@ export interface OutgoingLike {
   once(event: 'close', listener: () => void): unknown;
 }
 
-const entered = Symbol('graylane.context');
+const entered = Symbol.for('graylane.sdk.entered');
 type Marked = IncomingLike & { [entered]?: LaneContext };
 
 /** A request's context: node:http requests carry it as their bound-events mark, others a mark of their own. */
@@ -60,7 +60,7 @@ export function runWithIncoming<T>(req: IncomingLike, fn: () => T, res?: Outgoin
     return fn();
   }
   const result = runInContext(store, fn);
-  if (store.lane !== STABLE && res === undefined) trackTaggedResult(result);
+  if (store.lane !== STABLE && res === undefined) trackTaggedResult(result, store);
   return result;
 }
 
@@ -80,7 +80,7 @@ function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
     if (typeof req.emit === 'function') bindEmitterTo(req as Pick<EventEmitter, 'emit'>, store);
   }
   if (store.lane !== STABLE && res !== undefined && typeof res.once === 'function') {
-    trackTaggedRequest(res);
+    trackTaggedRequest(res, store);
   }
   return store;
 }

@@ -125,7 +125,7 @@ export function laneInterceptor(): Dispatcher.DispatcherComposeInterceptor {
         headers = headersToRecord(opts.headers);
         return objectCarrier(headers);
       };
-      const outcome = tagOutbound(carrierOf, 'undici');
+      const outcome = tagOutbound(carrierOf, 'undici', graylaneDispatch);
       const relayed = relayHandler(handler);
       if (outcome !== 'tagged' || headers === undefined) return dispatch(opts, relayed);
       return dispatch({ ...opts, headers: headers as Record<string, string | string[]> }, relayed);

@@ -2,7 +2,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ProxyErrorCodes, respondError } from '../http/respond.js';
-import { serviceFromHost } from '../routing/entrypoint.js';
+import { serviceForHost } from '../routing/service-host.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { addressesItself, type OwnAddresses } from './self-address.js';
 
@@ -57,8 +57,8 @@ export function createConnectHandler(runtime: ProxyRuntime, server: Server, own:
       );
       return;
     }
-    const service = serviceFromHost(match[1]);
-    if (service !== undefined && runtime.tables.current?.services.has(service)) {
+    const table = runtime.tables.current;
+    if (table && serviceForHost(table, match[1], runtime.options.serviceDomains)) {
       const self = server.address() as AddressInfo;
       tunnel(client, head, self.address, self.port, authority, refuse);
       return;

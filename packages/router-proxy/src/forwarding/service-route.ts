@@ -1,6 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { ProxyErrorCodes, respondError, upstreamRefusal } from '../http/respond.js';
-import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
+import { type CompiledTable, laneLabel, type ServiceView } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { AbortSwitch } from '../upstream/abort.js';
 import { type AttemptKind, type AttemptTarget, attemptEndpoints } from '../upstream/attempts.js';
@@ -165,7 +165,7 @@ export async function forwardToService(
       runtime.metrics.requests.inc({
         listener,
         service: service.name,
-        lane,
+        lane: laneLabel(request.table, lane),
         version: '',
         code: 503,
       });

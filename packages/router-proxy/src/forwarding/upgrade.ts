@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ProxyErrorCodes, respondError, upstreamRefusal } from '../http/respond.js';
+import { laneLabel } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { type AttemptKind, attemptEndpoints } from '../upstream/attempts.js';
 import { nothingSent } from '../upstream/errors.js';
@@ -81,7 +82,13 @@ export async function upgradeToService(
     respondError(client, 503, ProxyErrorCodes.noEndpoint, attempted.reason, {
       [LANE_SERVED_HEADER]: `${service.name}=none`,
     });
-    runtime.metrics.requests.inc({ listener, service: service.name, lane, version: '', code: 503 });
+    runtime.metrics.requests.inc({
+      listener,
+      service: service.name,
+      lane: laneLabel(request.table, lane),
+      version: '',
+      code: 503,
+    });
     return;
   }
   const { target, outcome } = attempted;

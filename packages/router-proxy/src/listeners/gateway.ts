@@ -9,7 +9,12 @@ import { nextVia } from '../forwarding/via.js';
 import { endToEndHeaders, setForwardedHeaders, singleHeader } from '../http/headers.js';
 import { ProxyErrorCodes, type Refusal, refusal } from '../http/respond.js';
 import { type Assignment, assignLane } from '../routing/assign.js';
-import type { CompiledEntrypoint, CompiledTable, ServiceView } from '../routing/compiled-table.js';
+import {
+  type CompiledEntrypoint,
+  type CompiledTable,
+  laneLabel,
+  type ServiceView,
+} from '../routing/compiled-table.js';
 import { matchEntrypoint } from '../routing/entrypoint.js';
 import { WeightedSplitter } from '../routing/sticky.js';
 import type { ProxyRuntime } from '../runtime.js';
@@ -91,7 +96,7 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
     const assignment = assign(table, entry, req);
     runtime.metrics.laneAssignments.inc({
       entrypoint: entry.name,
-      lane: assignment.lane,
+      lane: laneLabel(table, assignment.lane),
       reason: assignment.reason,
     });
     const secretHeader = entry.clientLanesSecret?.header;

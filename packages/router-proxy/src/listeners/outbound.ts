@@ -9,7 +9,7 @@ import { nextVia } from '../forwarding/via.js';
 import { endToEndHeaders, setForwardedHeaders } from '../http/headers.js';
 import { ProxyErrorCodes, type Refusal, refusal, respondError } from '../http/respond.js';
 import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
-import { serviceFromHost } from '../routing/entrypoint.js';
+import { serviceForHost } from '../routing/service-host.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { AbortSwitch } from '../upstream/abort.js';
 import { forwardOnce } from '../upstream/forward.js';
@@ -71,8 +71,7 @@ export function routeOutbound(
       `${target.host} is this proxy: name the service in Host or the URL`,
     );
   }
-  const serviceName = serviceFromHost(target.host);
-  const service = serviceName === undefined ? undefined : table.services.get(serviceName);
+  const service = serviceForHost(table, target.host, runtime.options.serviceDomains);
   const tag = readRequestLane(runtime, tagOptionsOf(table), req, 'outbound');
   const headers = endToEndHeaders(req.headers);
   setForwardedHeaders(headers, req, false);

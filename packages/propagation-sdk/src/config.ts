@@ -1,6 +1,7 @@
 import { DEFAULT_BAGGAGE_KEY, DEFAULT_LANE_HEADER, type TagOptions } from '@graylane/lane-core';
 import { SdkConfigError } from './errors.js';
 import { type SdkLogger, setLogger, warnOnce } from './log.js';
+import { shared } from './state.js';
 
 /** The provenance header the proxies write (`service=lane[;fallback=reason]` hops) and the SDK relays. */
 export const LANE_SERVED_HEADER = 'x-lane-served';
@@ -27,17 +28,16 @@ const defaults: SdkOptions = {
   servedHeader: LANE_SERVED_HEADER,
 };
 
-let current: SdkOptions = { ...defaults };
-
 /** The options every hook reads on each call, so `configure()` applies to hooks already installed. */
 export function getConfig(): SdkOptions {
-  return current;
+  // biome-ignore lint/suspicious/noAssignInExpressions: the first read in the process sets the defaults
+  return (shared.options ??= { ...defaults });
 }
 
 /** Sets options; an explicit call with a bad header name or key throws `SdkConfigError`. */
 export function configure(input: SdkOptionsInput = {}): SdkOptions {
   const { logger, ...options } = input;
-  const next: SdkOptions = { ...current };
+  const next: SdkOptions = { ...getConfig() };
   for (const [key, value] of Object.entries(options)) {
     if (value !== undefined) Object.assign(next, { [key]: value });
   }
@@ -59,13 +59,13 @@ export function configure(input: SdkOptionsInput = {}): SdkOptions {
     throw new SdkConfigError(`baggageKey ${JSON.stringify(next.baggageKey)} is not a baggage key`);
   }
   if (logger) setLogger(logger);
-  current = next;
-  return current;
+  shared.options = next;
+  return next;
 }
 
 /** For tests: back to the defaults. */
 export function resetConfig(): void {
-  current = { ...defaults };
+  shared.options = { ...defaults };
 }
 
 function flag(value: string | undefined): boolean | undefined {

@@ -1,9 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
 import { parseLane, type TagSource } from '@graylane/lane-core';
 import { getConfig } from './config.js';
 import { activeOtelLane, otelContextActive, runWithOtelLane } from './otel/bridge.js';
 import type { Relay } from './provenance.js';
+import { shared } from './state.js';
 
 /** What the SDK knows about the current unit of work. */
 export interface LaneContext {
@@ -15,8 +15,9 @@ export interface LaneContext {
   readonly request: boolean;
 }
 
-const relayKey = Symbol('graylane.relay');
-const endedKey = Symbol('graylane.ended');
+// Symbol.for: another copy of the SDK in the process (a bundle's) reads the same fields.
+const relayKey = Symbol.for('graylane.sdk.relay');
+const endedKey = Symbol.for('graylane.sdk.ended');
 
 /**
  * The SDK's store: the context, the request whose response relays the hops of calls made in it, and
@@ -27,7 +28,7 @@ export interface Store extends LaneContext {
   [endedKey]?: boolean;
 }
 
-const storage = new AsyncLocalStorage<Store>();
+const storage = shared.storage;
 
 /** The store of an inbound request; `relay` collects its outbound calls' provenance hops. */
 export function requestStore(
@@ -123,7 +124,7 @@ export function bindLane<A extends unknown[], R>(fn: (...args: A) => R): (...arg
   return (...args: A) => runInContext(bound, () => fn(...args));
 }
 
-const boundStore = Symbol('graylane.boundStore');
+const boundStore = Symbol.for('graylane.sdk.boundStore');
 type BindableEmitter = Pick<EventEmitter, 'emit'> & { [boundStore]?: LaneContext };
 
 /**
@@ -161,7 +162,7 @@ function boundEmitOf(emit: Emit): Emit {
   } as Emit;
 }
 
-const patchedPrototypes = new WeakSet<object>();
+const patchedPrototypes = shared.patched;
 
 /**
  * Binds the events of every instance of a class at once, by wrapping `emit` on its prototype: an

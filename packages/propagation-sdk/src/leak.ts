@@ -3,6 +3,7 @@ import { type LaneContext, markEnded } from './context.js';
 import { LaneLeakError, type LeakKind } from './errors.js';
 import { warnOnce } from './log.js';
 import { countStaleOutbound, countUntaggedOutbound, type OutboundClient } from './metrics.js';
+import { shared } from './state.js';
 
 /**
  * Lane-leak detection. Two kinds of outbound call most likely lost their request's async context:
@@ -19,10 +20,8 @@ import { countStaleOutbound, countUntaggedOutbound, type OutboundClient } from '
  * Work bound on purpose (`bindLane(job)`, `withLane(lane, job)`) is neither: its context never ends.
  */
 
-let taggedInFlight = 0;
-
 export function taggedRequestsInFlight(): number {
-  return taggedInFlight;
+  return shared.taggedInFlight;
 }
 
 interface Closable {
@@ -31,21 +30,21 @@ interface Closable {
 
 /** Counts a tagged request as in flight until `res` closes; its context then ends. */
 export function trackTaggedRequest(res: Closable, store: LaneContext): void {
-  taggedInFlight++;
+  shared.taggedInFlight++;
   let done = false;
   res.once('close', () => {
     if (done) return;
     done = true;
-    taggedInFlight--;
+    shared.taggedInFlight--;
     markEnded(store);
   });
 }
 
 /** For a framework without a response object: in flight until `result` settles. */
 export function trackTaggedResult(result: unknown, store: LaneContext): void {
-  taggedInFlight++;
+  shared.taggedInFlight++;
   const end = () => {
-    taggedInFlight--;
+    shared.taggedInFlight--;
     markEnded(store);
   };
   if (result instanceof Promise) result.then(end, end);
@@ -53,7 +52,7 @@ export function trackTaggedResult(result: unknown, store: LaneContext): void {
 }
 
 export function leakDetectionActive(): boolean {
-  return taggedInFlight > 0 && getConfig().leakDetection;
+  return shared.taggedInFlight > 0 && getConfig().leakDetection;
 }
 
 /** Frames that are never the app's own code. */
@@ -126,7 +125,12 @@ export function reportLeak(
   Error.stackTraceLimit = limit;
   const callSite = appCallSite(holder.stack);
   if (getConfig().strict) throw new LaneLeakError(client, callSite, kind);
-  const fields: Record<string, unknown> = { client, kind, callSite, taggedInFlight };
+  const fields: Record<string, unknown> = {
+    client,
+    kind,
+    callSite,
+    taggedInFlight: shared.taggedInFlight,
+  };
   if (lane !== undefined) fields.lane = lane;
   warnOnce(`leak:${kind}:${callSite}`, fields, MESSAGES[kind]);
 }

@@ -31,7 +31,7 @@ export interface OutgoingLike {
   once(event: 'close', listener: () => void): unknown;
 }
 
-const entered = Symbol('graylane.context');
+const entered = Symbol.for('graylane.sdk.entered');
 type Marked = IncomingLike & { [entered]?: LaneContext };
 
 /** A request's context: node:http requests carry it as their bound-events mark, others a mark of their own. */

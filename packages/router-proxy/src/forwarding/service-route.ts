@@ -136,6 +136,7 @@ function forwardAttempts(
             prependHop(headers, hop);
           },
           signal,
+          runtime.options.upstream.headersTimeoutMs,
         );
       } finally {
         release();

@@ -62,6 +62,7 @@ export function createInboundListener(
         { origin, path: req.url ?? '/', method: req.method ?? 'GET', headers },
         (response) => prependHop(response, hop),
         signal,
+        runtime.options.upstream.headersTimeoutMs,
       );
       dispose();
       const code = settleForward(runtime, res, signal, outcome, {

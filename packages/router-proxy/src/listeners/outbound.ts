@@ -164,6 +164,7 @@ async function passThrough(
     },
     () => {},
     signal,
+    runtime.options.upstream.headersTimeoutMs,
   );
   dispose();
   settleForward(runtime, res, signal, outcome, {

@@ -7,10 +7,12 @@ import { DEFAULT_MAX_CONNECTIONS } from './http/limits.js';
 import type { ListenAddress, ProxyOptions } from './proxy.js';
 import { defaultRuntimeOptions } from './runtime.js';
 
-export const USAGE = `Usage: graylane-proxy --route-table <file> [options]
+export const USAGE = `Usage: graylane-proxy --route-table <file|url> [options]
        graylane-proxy --inbound HOST:PORT --inbound-target URL --service NAME [options]
 
-  --route-table FILE     route table (JSON or YAML), watched for changes; optional with --inbound alone
+  --route-table FILE|URL route table (JSON or YAML), watched for changes; or the controller's
+                         http(s)://HOST:PORT/v1/routetable, watched (token: GRAYLANE_ROUTE_TABLE_TOKEN);
+                         optional with --inbound alone
   --gateway HOST:PORT    gateway (entry) listener
   --outbound HOST:PORT   outbound (sidecar) listener: the app's HTTP_PROXY, or Host-addressed calls
   --inbound HOST:PORT    inbound (sidecar) listener in front of the local app: per-lane metrics, tag
@@ -42,10 +44,26 @@ function isAppOrigin(value: string): boolean {
   }
 }
 
+/** A file path, or an http(s) URL of the controller's route table; no other scheme. */
+function isRouteTableSpec(value: string): boolean {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value.trim() !== '';
+  try {
+    return /^https?:$/.test(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
 /** The config file: the flags plus settings too detailed for flags. */
 export const ProxyConfigSchema = z
   .object({
-    routeTable: z.string().optional(),
+    routeTable: z
+      .string()
+      .refine(isRouteTableSpec, "a file, or the controller's http(s) URL")
+      .optional(),
+    /** The controller's bearer token; kept off the command line, where `ps` would show it. */
+    routeTableToken: z.string().min(1).optional(),
+    routeTableStartTimeoutMs: z.number().int().min(0).default(10_000),
     gateway: address.optional(),
     outbound: address.optional(),
     inbound: address.optional(),
@@ -200,6 +218,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
     const value = pick(flag);
     if (flag !== 'config' && value !== undefined) overrides[field(flag)] = value;
   }
+  const token = env.GRAYLANE_ROUTE_TABLE_TOKEN;
+  if (token) overrides.routeTableToken = token;
   const merged = { ...(fromFile as object), ...overrides };
   const result = ProxyConfigSchema.safeParse(merged);
   if (!result.success) {
@@ -224,6 +244,8 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
   const runtime = defaultRuntimeOptions();
   return {
     ...(config.routeTable ? { routeTable: config.routeTable } : {}),
+    ...(config.routeTableToken ? { routeTableToken: config.routeTableToken } : {}),
+    routeTableStartTimeoutMs: config.routeTableStartTimeoutMs,
     ...(config.gateway ? { gateway: parseAddress(config.gateway, 'gateway') } : {}),
     ...(config.outbound ? { outbound: parseAddress(config.outbound, 'outbound') } : {}),
     ...(config.inbound && config.inboundTarget && config.service

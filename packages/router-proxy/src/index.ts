@@ -23,4 +23,13 @@ export { type FallbackStep, type Resolution, resolveRoute } from './routing/reso
 export { serviceFromHost } from './routing/service-host.js';
 export { BUCKETS, inWeight, stickyBucket, WeightedSplitter } from './routing/sticky.js';
 export { defaultRuntimeOptions, type RuntimeOptions } from './runtime.js';
-export { FileRouteTableSource } from './sources/file.js';
+export {
+  ControllerRouteTableSource,
+  type ControllerSourceOptions,
+  FileRouteTableSource,
+  isRouteTableUrl,
+  openRouteTableSource,
+  type RouteTableEvents,
+  type RouteTableSource,
+  SourceErrorCodes,
+} from './sources/index.js';

@@ -21,7 +21,7 @@ import { createLogger, type Logger } from './logger.js';
 import { ProxyMetrics } from './metrics.js';
 import { TableHolder } from './routing/table-holder.js';
 import { ProxyRuntime, type RuntimeOptions } from './runtime.js';
-import { FileRouteTableSource, type RouteTableSource } from './sources/file.js';
+import { openRouteTableSource, type RouteTableSource } from './sources/index.js';
 
 export type ListenerKind = 'gateway' | 'outbound' | 'inbound' | 'admin';
 
@@ -31,8 +31,15 @@ export interface ListenAddress {
 }
 
 export interface ProxyOptions {
-  /** A route table file (JSON or YAML), watched for changes. */
+  /**
+   * Where the route table comes from: a file (JSON or YAML), watched for changes, or the controller's
+   * `http(s)://…/v1/routetable`, watched over HTTP.
+   */
   routeTable?: string;
+  /** The controller's bearer token, for a `routeTable` URL. */
+  routeTableToken?: string;
+  /** How long `start` waits for the controller's first table before listening without one (10 s). */
+  routeTableStartTimeoutMs?: number;
   /** A table given in code instead of a file (tests, embedding). */
   initialTable?: RouteTable;
   gateway?: ListenAddress;
@@ -136,26 +143,38 @@ export class GraylaneProxy {
     return this.runtime.metrics;
   }
 
-  /** Loads the route table, then binds every listener. Rejects with the reason when either fails. */
+  /**
+   * Loads the route table, then binds every listener. Rejects with the reason when either fails; a
+   * controller that sends no table in time is not a failure (the listeners answer 503 until one comes).
+   */
   async start(): Promise<void> {
     if (this.options.initialTable) this.tables.set(this.options.initialTable, 'inline');
-    if (this.options.routeTable) {
-      const source = new FileRouteTableSource(this.options.routeTable, {
-        onTable: (table) => {
-          this.tables.set(table, this.options.routeTable!);
-          this.logger.info({ revision: table.revision }, 'route table applied');
+    const spec = this.options.routeTable;
+    if (spec) {
+      this.source = openRouteTableSource(
+        spec,
+        {
+          onTable: (table) => {
+            this.tables.set(table, spec);
+            this.logger.info({ revision: table.revision }, 'route table applied');
+          },
+          onError: (error) => {
+            this.metrics.routeTableErrors.inc();
+            const problems = 'problems' in error ? error.problems : undefined;
+            this.logger.error(
+              { err: error, code: error.code, problems },
+              'route table refused; keeping the last good one',
+            );
+          },
         },
-        onError: (error) => {
-          this.metrics.routeTableErrors.inc();
-          const problems = 'problems' in error ? error.problems : undefined;
-          this.logger.error(
-            { err: error, code: error.code, problems },
-            'route table refused; keeping the last good one',
-          );
+        {
+          proxyId: this.runtime.options.proxyId,
+          token: this.options.routeTableToken,
+          logger: this.logger,
+          startTimeoutMs: this.options.routeTableStartTimeoutMs,
         },
-      });
-      this.tables.set(await source.start(), this.options.routeTable);
-      this.source = source;
+      );
+      await this.source.start();
     }
     for (const [kind, server] of this.servers) {
       const address = this.options[kind]!;

@@ -103,6 +103,7 @@ function forwardAttempts(
             prependHop(headers, hop);
           },
           signal,
+          runtime.options.upstream.headersTimeoutMs,
         );
       } finally {
         release();

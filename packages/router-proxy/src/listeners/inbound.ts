@@ -66,6 +66,7 @@ export function createInboundListener(
         { origin, path: req.url ?? '/', method: req.method ?? 'GET', headers },
         (response) => prependHop(response, hop),
         abort,
+        runtime.options.upstream.headersTimeoutMs,
       );
       res.off('close', onClose);
       let code: number;

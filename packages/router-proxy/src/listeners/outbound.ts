@@ -167,6 +167,7 @@ async function passThrough(
     },
     () => {},
     abort,
+    runtime.options.upstream.headersTimeoutMs,
   );
   if (!outcome.ok && !outcome.responded && outcome.failure !== 'aborted') {
     respondError(res, 502, ProxyErrorCodes.upstream, `could not reach ${target.host}`);

@@ -1,18 +1,8 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { GraylaneError, parseRouteTableText, type RouteTable } from '@graylane/lane-core';
-
-export interface RouteTableSource {
-  /** Loads the first table; rejects (with the reason and path) when it is unreadable or invalid. */
-  start(): Promise<RouteTable>;
-  stop(): void;
-}
-
-export interface FileSourceEvents {
-  onTable(table: RouteTable): void;
-  onError(error: GraylaneError): void;
-}
+import { GraylaneError, parseRouteTableText } from '@graylane/lane-core';
+import type { RouteTableEvents, RouteTableSource } from './source.js';
 
 /**
  * A route table file, watched. The directory is watched rather than the file, so that both in-place
@@ -29,18 +19,18 @@ export class FileRouteTableSource implements RouteTableSource {
 
   constructor(
     path: string,
-    private readonly events: FileSourceEvents,
+    private readonly events: RouteTableEvents,
     private readonly options: { debounceMs?: number; pollMs?: number } = {},
   ) {
     this.path = resolve(path);
   }
 
-  async start(): Promise<RouteTable> {
+  /** Rejects (with the reason and path) when the file is unreadable or invalid. */
+  async start(): Promise<void> {
     const text = await this.read();
-    const table = parseRouteTableText(text, this.path);
+    this.events.onTable(parseRouteTableText(text, this.path));
     this.lastText = text;
     this.watch();
-    return table;
   }
 
   stop(): void {

@@ -1,0 +1,6 @@
+export {
+  type AppliedResult,
+  type PublisherOptions,
+  RouteTablePublisher,
+  type WatcherInfo,
+} from './traffic/publisher.js';

@@ -2,7 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { responseHeaders } from '../http/headers.js';
-import type { AbortSwitch } from './abort.js';
+import { AbortSwitch } from './abort.js';
 import { classifyUpstreamError, type UpstreamFailure } from './errors.js';
 
 export interface ForwardTarget {
@@ -18,8 +18,8 @@ export type ForwardOutcome =
   | { ok: true; status: number }
   /** Failed before any response byte reached the client: the caller may answer or retry. */
   | { ok: false; failure: UpstreamFailure; error: unknown; responded: false }
-  /** Failed mid-response: the client's response was cut and nothing more can be sent. */
-  | { ok: false; failure: UpstreamFailure; error: unknown; responded: true };
+  /** Failed mid-response (after `status` was sent): the client's response was cut. */
+  | { ok: false; failure: UpstreamFailure; error: unknown; responded: true; status: number };
 
 export function requestHasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
@@ -28,10 +28,54 @@ export function requestHasBody(req: IncomingMessage): boolean {
 }
 
 /**
+ * The response-headers timeout of one attempt, on a plain timer. undici runs its own on a coarse
+ * timer (a 499 ms tick): a 300 ms timeout answered after 1024-1038 ms. undici's stays set as a
+ * backstop. The time counts from when the request is sent: at once for a request whose body is
+ * none or in memory (a new connection's connect time included, which the connect timeout bounds),
+ * and from the end of a streamed body, as undici counts from the last body byte written.
+ */
+class HeadersDeadline {
+  /** The attempt's own abort switch: the request's, plus this deadline. */
+  readonly signal = new AbortSwitch();
+  expired = false;
+  private settled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly relay = () => this.signal.abort();
+
+  constructor(
+    private readonly request: AbortSwitch,
+    private readonly timeoutMs: number,
+    body: Buffer | Readable | null,
+  ) {
+    if (request.aborted) this.signal.abort();
+    else request.once('abort', this.relay);
+    if (body !== null && !Buffer.isBuffer(body)) body.once('end', () => this.start());
+    else this.start();
+  }
+
+  private start(): void {
+    if (this.settled || this.signal.aborted) return;
+    this.timer = setTimeout(() => {
+      this.expired = true;
+      this.signal.abort();
+    }, this.timeoutMs);
+  }
+
+  /** The response has started, or the attempt is over. */
+  settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.request.off('abort', this.relay);
+  }
+}
+
+/**
  * One attempt: streams the request to `target` and the response back, with no buffering either way.
  * `decorate` adds this hop's headers (provenance, cookies) to the response head. undici's `stream()`
  * writes the body straight into the client response: measured 1.8× the throughput of
- * `request()` + `stream.pipeline` on small responses (bench/results/forwarding.md).
+ * `request()` + `stream.pipeline` on small responses (bench/results/forwarding.md). No response
+ * head within `headersTimeoutMs` of the request being sent fails the attempt as a `timeout`.
  */
 export async function forwardOnce(
   dispatcher: Dispatcher,
@@ -40,8 +84,11 @@ export async function forwardOnce(
   target: ForwardTarget,
   decorate: (headers: OutgoingHttpHeaders, status: number) => void,
   signal: AbortSwitch,
+  headersTimeoutMs: number,
 ): Promise<ForwardOutcome> {
   let status = 0;
+  const body = target.body !== undefined ? target.body : requestHasBody(req) ? req : null;
+  const deadline = new HeadersDeadline(signal, headersTimeoutMs, body);
   try {
     await dispatcher.stream(
       {
@@ -49,10 +96,11 @@ export async function forwardOnce(
         path: target.path,
         method: target.method as Dispatcher.HttpMethod,
         headers: target.headers,
-        body: target.body !== undefined ? target.body : requestHasBody(req) ? req : null,
-        signal,
+        body,
+        signal: deadline.signal,
       },
       ({ statusCode, headers }) => {
+        deadline.settle();
         status = statusCode;
         const outgoing = responseHeaders(headers);
         decorate(outgoing, statusCode);
@@ -62,9 +110,11 @@ export async function forwardOnce(
     );
     return { ok: true, status };
   } catch (error) {
-    const failure = classifyUpstreamError(error);
+    const failure = deadline.expired ? 'timeout' : classifyUpstreamError(error);
     if (status === 0) return { ok: false, failure, error, responded: false };
     res.destroy();
-    return { ok: false, failure, error, responded: true };
+    return { ok: false, failure, error, responded: true, status };
+  } finally {
+    deadline.settle();
   }
 }

@@ -22,6 +22,8 @@ export interface SharedState {
   /** Prototypes whose `emit` one of the copies bound to the instance's context. */
   readonly patched: WeakSet<object>;
   metrics: SdkMetrics | undefined;
+  /** Above zero while an outbound hook that wrote the tag itself dispatches (see otel/bridge.ts). */
+  otelInjectPaused: number;
 }
 
 const STATE_KEY = Symbol.for('graylane.sdk.state.v1');
@@ -37,6 +39,7 @@ function createState(): SharedState {
     taggedInFlight: 0,
     patched: new WeakSet(),
     metrics: undefined,
+    otelInjectPaused: 0,
   };
 }
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatPath, GraylaneError, LANE_PATTERN, parseDocumentText } from '@graylane/lane-core';
 import { z } from 'zod';
+import { DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import { DEFAULT_HEAD_LIMITS } from './http/guard.js';
 import { DEFAULT_MAX_CONNECTIONS } from './http/limits.js';
 import type { ListenAddress, ProxyOptions } from './proxy.js';
@@ -100,6 +101,16 @@ export const ProxyConfigSchema = z
         maxConnections: z.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
         maxHeaderBytes: z.number().int().min(1024).default(DEFAULT_HEAD_LIMITS.maxHeaderBytes),
         maxHeaderCount: z.number().int().min(1).default(DEFAULT_HEAD_LIMITS.maxHeaderCount),
+        requestBodyTimeoutMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(DEFAULT_BODY_LIMITS.requestBodyTimeoutMs),
+        requestBodyIdleTimeoutMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(DEFAULT_BODY_LIMITS.requestBodyIdleTimeoutMs),
       })
       .strict()
       .prefault({}),

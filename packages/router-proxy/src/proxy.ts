@@ -78,6 +78,7 @@ export class GraylaneProxy {
       new TableHolder(),
       new ProxyMetrics(),
       this.logger,
+      this.limits,
     );
     if (options.gateway) {
       this.addServer('gateway', createGatewayListener(this.runtime, this.tunnels));

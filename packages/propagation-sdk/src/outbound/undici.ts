@@ -3,6 +3,7 @@ import { type HeaderRecord, headersToRecord, objectCarrier } from '../carriers.j
 import { getConfig } from '../config.js';
 import { currentRelay } from '../context.js';
 import { internalError } from '../log.js';
+import { dispatchWithoutOtelBaggage } from '../otel/bridge.js';
 import { type Relay, rawHeaderValue, recordServed } from '../provenance.js';
 import { tagOutbound } from './tag.js';
 
@@ -122,13 +123,20 @@ export function laneInterceptor(): Dispatcher.DispatcherComposeInterceptor {
     function graylaneDispatch(opts, handler) {
       let headers: HeaderRecord | undefined;
       const carrierOf = () => {
-        headers = headersToRecord(opts.headers);
+        headers ??= headersToRecord(opts.headers);
         return objectCarrier(headers);
       };
-      const outcome = tagOutbound(carrierOf, 'undici', graylaneDispatch);
+      // Whatever the outcome, the headers to send are the ones the carrier holds, if it was made.
+      tagOutbound(carrierOf, 'undici', graylaneDispatch);
       const relayed = relayHandler(handler);
-      if (outcome !== 'tagged' || headers === undefined) return dispatch(opts, relayed);
-      return dispatch({ ...opts, headers: headers as Record<string, string | string[]> }, relayed);
+      const send = () =>
+        dispatch(
+          headers !== undefined
+            ? { ...opts, headers: headers as Record<string, string | string[]> }
+            : opts,
+          relayed,
+        );
+      return dispatchWithoutOtelBaggage(getConfig().baggageKey, carrierOf, send);
     };
 }
 

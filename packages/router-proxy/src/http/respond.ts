@@ -17,6 +17,7 @@ export const ProxyErrorCodes = {
   malformedRequest: 'GRAYLANE_ERR_MALFORMED_REQUEST',
   transferCoding: 'GRAYLANE_ERR_TRANSFER_CODING',
   requestTimeout: 'GRAYLANE_ERR_REQUEST_TIMEOUT',
+  bodyTimeout: 'GRAYLANE_ERR_BODY_TIMEOUT',
   overloaded: 'GRAYLANE_ERR_OVERLOADED',
   internal: 'GRAYLANE_ERR_INTERNAL',
 } as const;

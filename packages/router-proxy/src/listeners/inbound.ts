@@ -1,13 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { recordCarrier, STABLE, writeLaneTag } from '@graylane/lane-core';
 import { readRequestLane, tagOptionsOf } from '../forwarding/lane-tag.js';
+import { settleForward, watchRequest } from '../forwarding/request-signal.js';
 import { LANE_SERVED_HEADER, prependHop, provenance } from '../forwarding/service-route.js';
 import { codeOf, exchange, keepUpgrade, type Tunnels } from '../forwarding/tunnel.js';
 import { nextVia } from '../forwarding/via.js';
 import { endToEndHeaders, setForwardedHeaders } from '../http/headers.js';
 import { respondError, upstreamRefusal } from '../http/respond.js';
 import type { ProxyRuntime } from '../runtime.js';
-import { AbortSwitch } from '../upstream/abort.js';
 import type { UpstreamFailure } from '../upstream/errors.js';
 import { forwardOnce } from '../upstream/forward.js';
 import { driveListener, type ListenerHandlers } from './driver.js';
@@ -54,31 +54,24 @@ export function createInboundListener(
     async request(req, res, { via }) {
       const started = process.hrtime.bigint();
       const { lane, headers, hop } = toApp(runtime, app, req, via);
-      const abort = new AbortSwitch();
-      const onClose = () => {
-        if (!res.writableFinished) abort.abort();
-      };
-      res.once('close', onClose);
+      const { signal, dispose } = watchRequest(runtime, req, res);
       const outcome = await forwardOnce(
         runtime.dispatcher,
         req,
         res,
         { origin, path: req.url ?? '/', method: req.method ?? 'GET', headers },
         (response) => prependHop(response, hop),
-        abort,
+        signal,
         runtime.options.upstream.headersTimeoutMs,
       );
-      res.off('close', onClose);
-      let code: number;
-      if (outcome.ok) code = outcome.status;
-      else if (outcome.responded || outcome.failure === 'aborted') code = 0;
-      else {
-        const answer = failed(lane, outcome.failure, outcome.error);
-        respondError(res, answer.status, answer.code, answer.message, {
-          [LANE_SERVED_HEADER]: hop,
-        });
-        code = answer.status;
-      }
+      dispose();
+      const code = settleForward(runtime, res, signal, outcome, {
+        listener: 'inbound',
+        what: `service ${app.service} at ${origin}`,
+        headers: { [LANE_SERVED_HEADER]: hop },
+        log: { service: app.service, lane, endpoint: origin },
+        message: 'local app failed',
+      });
       record(runtime, app, code, started);
     },
     async upgrade(req, client, head, { via }) {

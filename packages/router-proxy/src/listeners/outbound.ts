@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { recordCarrier, removeLaneTag } from '@graylane/lane-core';
 import { readRequestLane, tagOptionsOf } from '../forwarding/lane-tag.js';
+import { settleForward, watchRequest } from '../forwarding/request-signal.js';
 import { addressesItself, type OwnAddresses } from '../forwarding/self-address.js';
 import { forwardToService } from '../forwarding/service-route.js';
 import { exchange, keepUpgrade, type Tunnels } from '../forwarding/tunnel.js';
@@ -11,7 +12,6 @@ import { ProxyErrorCodes, type Refusal, refusal, respondError } from '../http/re
 import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
 import { serviceForHost } from '../routing/service-host.js';
 import type { ProxyRuntime } from '../runtime.js';
-import { AbortSwitch } from '../upstream/abort.js';
 import { forwardOnce } from '../upstream/forward.js';
 import { currentTable, driveListener, isRefusal, type ListenerHandlers } from './driver.js';
 
@@ -151,10 +151,7 @@ async function passThrough(
   target: OutboundTarget,
   headers: Record<string, string | string[]>,
 ): Promise<void> {
-  const abort = new AbortSwitch();
-  res.once('close', () => {
-    if (!res.writableFinished) abort.abort();
-  });
+  const { signal, dispose } = watchRequest(runtime, req, res);
   const outcome = await forwardOnce(
     runtime.dispatcher,
     req,
@@ -166,10 +163,14 @@ async function passThrough(
       headers,
     },
     () => {},
-    abort,
+    signal,
     runtime.options.upstream.headersTimeoutMs,
   );
-  if (!outcome.ok && !outcome.responded && outcome.failure !== 'aborted') {
-    respondError(res, 502, ProxyErrorCodes.upstream, `could not reach ${target.host}`);
-  }
+  dispose();
+  settleForward(runtime, res, signal, outcome, {
+    listener: 'outbound',
+    what: target.host,
+    log: { host: target.host },
+    message: 'pass-through failed',
+  });
 }

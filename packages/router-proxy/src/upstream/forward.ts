@@ -18,8 +18,8 @@ export type ForwardOutcome =
   | { ok: true; status: number }
   /** Failed before any response byte reached the client: the caller may answer or retry. */
   | { ok: false; failure: UpstreamFailure; error: unknown; responded: false }
-  /** Failed mid-response: the client's response was cut and nothing more can be sent. */
-  | { ok: false; failure: UpstreamFailure; error: unknown; responded: true };
+  /** Failed mid-response (after `status` was sent): the client's response was cut. */
+  | { ok: false; failure: UpstreamFailure; error: unknown; responded: true; status: number };
 
 export function requestHasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
@@ -113,7 +113,7 @@ export async function forwardOnce(
     const failure = deadline.expired ? 'timeout' : classifyUpstreamError(error);
     if (status === 0) return { ok: false, failure, error, responded: false };
     res.destroy();
-    return { ok: false, failure, error, responded: true };
+    return { ok: false, failure, error, responded: true, status };
   } finally {
     deadline.settle();
   }

@@ -194,10 +194,10 @@ describe('fallback when a canary fails', () => {
     ).toBe(1);
     // At least the 5 consecutive failures that eject it; at most those plus the requests already on
     // their way to the canary when it died (the pacer sends overdue requests at once after a pause):
-    // 12-25 measured. A threshold set 40 times too high would show hundreds.
+    // 12-25 measured alone, 38 under the whole suite. A threshold 40 times too high shows hundreds.
     const connectErrors = served.filter((r) => r.served.includes('fallback=connect_error')).length;
     expect(connectErrors).toBeGreaterThanOrEqual(5);
-    expect(connectErrors).toBeLessThanOrEqual(5 + 45);
+    expect(connectErrors).toBeLessThanOrEqual(5 + 95);
     report('canary killed under load', {
       requests: results.length,
       failed: failures(results).length,
@@ -344,7 +344,7 @@ describe('fallback when a canary fails', () => {
     ).toBe(0);
   });
 
-  it('times out a black-holed canary and falls back within the configured time (+150 ms)', async () => {
+  it('times out a black-holed canary and falls back within the configured time (+200 ms)', async () => {
     const stable = await startUpstream('stable');
     const hole = await startBlackHole();
     cleanups.push(
@@ -387,8 +387,9 @@ describe('fallback when a canary fails', () => {
     expect(res.headers['x-lane-served']).toBe('web=stable;fallback=timeout');
     expect(elapsed).toBeGreaterThanOrEqual(300);
     // The proxy's own timer (undici's fires on a 499 ms tick: 1024-1038 ms measured for 300 ms);
-    // 150 ms covers the fallback request to stable and a busy machine.
-    expect(elapsed).toBeLessThan(300 + 150);
+    // 200 ms covers the fallback request to stable and a machine busy with the whole suite (388 ms
+    // measured there).
+    expect(elapsed).toBeLessThan(300 + 200);
     report('black-holed canary', { headersTimeoutMs: 300, answeredMs: elapsed });
   });
 

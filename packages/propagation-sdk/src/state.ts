@@ -22,8 +22,13 @@ export interface SharedState {
   /** Prototypes whose `emit` one of the copies bound to the instance's context. */
   readonly patched: WeakSet<object>;
   metrics: SdkMetrics | undefined;
-  /** Above zero while an outbound hook that wrote the tag itself dispatches (see otel/bridge.ts). */
-  otelInjectPaused: number;
+  /**
+   * Above zero while the SDK's undici interceptor dispatches a call it has tagged: OTel's propagators
+   * stay out of it, and undici's request-creation channel knows the request was seen.
+   */
+  dispatching: number;
+  /** Set while the undici hook is installed: re-composes the global dispatcher if the app replaced it. */
+  keepGlobalDispatcher: (() => void) | undefined;
 }
 
 const STATE_KEY = Symbol.for('graylane.sdk.state.v1');
@@ -39,7 +44,8 @@ function createState(): SharedState {
     taggedInFlight: 0,
     patched: new WeakSet(),
     metrics: undefined,
-    otelInjectPaused: 0,
+    dispatching: 0,
+    keepGlobalDispatcher: undefined,
   };
 }
 

@@ -20,6 +20,7 @@ export const USAGE = `Usage: graylane-proxy --route-table <file|url> [options]
                          normalised (with --inbound-target URL of the app, --service NAME of it,
                          --service-lane LANE it serves (stable), --service-version V as a label)
   --admin HOST:PORT      admin listener: /metrics /healthz /readyz /routetable (127.0.0.1:15000)
+  --drain-delay-ms MS    on SIGTERM, keep accepting this long after /readyz turned 503 (5000)
   --config FILE          proxy settings (YAML or JSON); flags win over it
   --log-level LEVEL      fatal | error | warn | info | debug | trace | silent (info)
   -h, --help             this text
@@ -94,6 +95,7 @@ export const ProxyConfigSchema = z
       )
       .default([]),
     drainTimeoutMs: z.number().int().min(0).default(10_000),
+    drainDelayMs: z.number().int().min(0).default(5_000),
     server: z
       .object({
         headersTimeoutMs: z.number().int().min(1).default(10_000),
@@ -164,6 +166,7 @@ const FLAGS = [
   'service-version',
   'service-lane',
   'admin',
+  'drain-delay-ms',
   'config',
   'log-level',
 ] as const;
@@ -224,10 +227,12 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
   };
   const configPath = pick('config');
   const fromFile = configPath ? readConfigFile(configPath) : {};
-  const overrides: Record<string, string> = {};
+  const overrides: Record<string, string | number> = {};
   for (const flag of FLAGS) {
     const value = pick(flag);
-    if (flag !== 'config' && value !== undefined) overrides[field(flag)] = value;
+    if (flag === 'config' || value === undefined) continue;
+    // A number given as text is checked by the schema like any other value.
+    overrides[field(flag)] = flag.endsWith('-ms') && /^\d+$/.test(value) ? Number(value) : value;
   }
   const token = env.GRAYLANE_ROUTE_TABLE_TOKEN;
   if (token) overrides.routeTableToken = token;
@@ -273,6 +278,7 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
     admin: parseAddress(config.admin ?? '127.0.0.1:15000', 'admin'),
     adminAllowRemote: config.adminAllowRemote,
     drainTimeoutMs: config.drainTimeoutMs,
+    drainDelayMs: config.drainDelayMs,
     server: config.server,
     runtime: {
       ...runtime,

@@ -50,6 +50,11 @@ export interface ProxyOptions {
   admin?: ListenAddress;
   adminAllowRemote?: boolean;
   drainTimeoutMs: number;
+  /**
+   * How long a stopping proxy keeps accepting after `/readyz` turned 503, for load balancers and
+   * kube-proxy to stop sending to it; 0 by default in code, 5 s from the bin's config.
+   */
+  drainDelayMs?: number;
   server: ServerLimitsInput;
   runtime: RuntimeOptions;
   logger?: Logger;
@@ -92,7 +97,11 @@ export class GraylaneProxy {
         'outbound',
         createOutboundListener(this.runtime, own, this.tunnels),
       );
-      this.onSocket(server, 'connect', createConnectHandler(this.runtime, server, own));
+      this.onSocket(
+        server,
+        'connect',
+        createConnectHandler(this.runtime, server, own, this.tunnels),
+      );
     }
     if (options.inbound && options.inboundApp) {
       this.addServer(
@@ -204,19 +213,25 @@ export class GraylaneProxy {
   }
 
   /**
-   * Graceful stop: refuse new connections, let in-flight requests finish for up to `drainTimeoutMs`,
-   * then cut what is left. The admin listener stays up meanwhile so `/readyz` reports draining.
+   * Graceful stop: `/readyz` reports draining at once while the listeners keep accepting for
+   * `drainDelayMs` (the time endpoint changes take to reach load balancers), then new connections are
+   * refused, requests in flight and open tunnels (WebSocket, CONNECT) get up to `drainTimeoutMs`, and
+   * what is left is cut. The admin listener stays up meanwhile.
    */
-  async close(drainTimeoutMs = this.options.drainTimeoutMs): Promise<void> {
+  async close(
+    drainTimeoutMs = this.options.drainTimeoutMs,
+    drainDelayMs = this.options.drainDelayMs ?? 0,
+  ): Promise<void> {
     this.draining = true;
     this.source?.stop();
+    if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
     const traffic = [...this.servers].filter(([kind]) => kind !== 'admin').map(([, s]) => s);
     const closed = traffic.map(
       (server) => new Promise<void>((resolve) => server.close(() => resolve())),
     );
     for (const server of traffic) server.closeIdleConnections();
     const deadline = Date.now() + drainTimeoutMs;
-    while (this.active.size > 0 && Date.now() < deadline) {
+    while ((this.active.size > 0 || this.tunnels.size > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 25));
       for (const server of traffic) server.closeIdleConnections();
     }

@@ -22,6 +22,7 @@ import { internalError } from '../log.js';
 import { countInvalidLane } from '../metrics.js';
 import { otelContextActive } from '../otel/bridge.js';
 import { relayTo } from '../provenance.js';
+import { shared } from '../state.js';
 
 /** The part of a `node:http` `IncomingMessage` the SDK reads (also Fastify's `request.raw`, Koa's `ctx.req`). */
 export interface IncomingLike {
@@ -72,6 +73,8 @@ export function runWithIncoming<T>(req: IncomingLike, fn: () => T, res?: Outgoin
 }
 
 function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
+  // An app that set its own undici global dispatcher at start-up gets the lane interceptor back on it.
+  shared.keepGlobalDispatcher?.();
   const options = getConfig();
   const tag = readLaneTag(req.headers[options.laneHeader], req.headers[BAGGAGE_HEADER], options);
   if (tag.invalid) countInvalidLane('inbound');

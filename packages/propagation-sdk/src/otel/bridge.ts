@@ -81,8 +81,8 @@ export function runWithOtelLane<T>(lane: string, baggageKey: string, fn: () => T
  * OTel's instrumentation (undici's adds its headers when undici creates the request, after every
  * interceptor) does not add a second of each: the OTel baggage members other than the lane are merged
  * into the call's one `baggage` header here, the dispatch runs in the active OTel context less its
- * baggage (trace context is kept), and `GraylanePropagator` injects nothing meanwhile. Without an OTel
- * context manager it is just `fn()`.
+ * baggage (trace context is kept); the caller counts itself in `shared.dispatching`, which keeps
+ * `GraylanePropagator` out meanwhile. Without an OTel context manager it is just `fn()`.
  *
  * `carrierOf` is only called when there are OTel members to merge.
  */
@@ -106,17 +106,12 @@ export function dispatchWithoutOtelBaggage<T>(
     if (members.length > 0) mergeBaggage(carrierOf(), members);
   }
   const stripped = baggage === undefined ? active : propagation.deleteBaggage(active);
-  shared.otelInjectPaused++;
-  try {
-    return context.with(stripped, fn);
-  } finally {
-    shared.otelInjectPaused--;
-  }
+  return context.with(stripped, fn);
 }
 
 /** Whether an SDK hook is dispatching a call it tagged itself (`GraylanePropagator` then stays out). */
 export function otelInjectPaused(): boolean {
-  return shared.otelInjectPaused > 0;
+  return shared.dispatching > 0;
 }
 
 /**

@@ -1,10 +1,11 @@
-import { type Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { type HeaderRecord, headersToRecord, objectCarrier } from '../carriers.js';
 import { getConfig } from '../config.js';
 import { currentRelay } from '../context.js';
 import { internalError } from '../log.js';
 import { dispatchWithoutOtelBaggage } from '../otel/bridge.js';
 import { type Relay, rawHeaderValue, recordServed } from '../provenance.js';
+import { shared } from '../state.js';
 import { tagOutbound } from './tag.js';
 
 type Handler = Dispatcher.DispatchHandler;
@@ -136,23 +137,11 @@ export function laneInterceptor(): Dispatcher.DispatcherComposeInterceptor {
             : opts,
           relayed,
         );
-      return dispatchWithoutOtelBaggage(getConfig().baggageKey, carrierOf, send);
+      shared.dispatching++;
+      try {
+        return dispatchWithoutOtelBaggage(getConfig().baggageKey, carrierOf, send);
+      } finally {
+        shared.dispatching--;
+      }
     };
-}
-
-const composedMark = Symbol.for('graylane.sdk.dispatcher');
-
-/**
- * Makes undici's global dispatcher (used by `undici.request`/`fetch`, and by Node's own `fetch`,
- * which shares it) tag every request. Returns a function that restores the previous dispatcher.
- */
-export function installGlobalDispatcher(): () => void {
-  const previous = getGlobalDispatcher();
-  if ((previous as Dispatcher & { [composedMark]?: true })[composedMark]) return () => {};
-  const composed = previous.compose(laneInterceptor()) as Dispatcher & { [composedMark]?: true };
-  composed[composedMark] = true;
-  setGlobalDispatcher(composed);
-  return () => {
-    if (getGlobalDispatcher() === composed) setGlobalDispatcher(previous);
-  };
 }

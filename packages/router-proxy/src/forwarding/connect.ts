@@ -5,6 +5,7 @@ import { ProxyErrorCodes, respondError } from '../http/respond.js';
 import { serviceForHost } from '../routing/service-host.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { addressesItself, type OwnAddresses } from './self-address.js';
+import type { Tunnels } from './tunnel.js';
 
 function tunnel(
   client: Duplex,
@@ -38,8 +39,15 @@ function tunnel(
  * by default) is joined to this listener itself, so the HTTP inside is routed by lane like any other
  * call; TLS inside cannot be, and fails there as a bad request.
  */
-export function createConnectHandler(runtime: ProxyRuntime, server: Server, own: OwnAddresses) {
+export function createConnectHandler(
+  runtime: ProxyRuntime,
+  server: Server,
+  own: OwnAddresses,
+  tunnels: Tunnels,
+) {
   return (req: IncomingMessage, client: Duplex, head: Buffer): void => {
+    // The socket is no longer the HTTP server's: a drain must cut it itself.
+    tunnels.track(client);
     const authority = req.url ?? '';
     const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(authority);
     const refuse = (status: number, code: string, reason: string) => {

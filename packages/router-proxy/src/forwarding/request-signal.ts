@@ -105,14 +105,17 @@ export function settleForward(
   context: SettleContext,
 ): number {
   if (outcome.ok) return outcome.status;
+  // The upstream broke off mid-response (the proxy then closed the client's, which is no client
+  // leaving): the status sent is what the client got, and the cut is counted.
+  const clientLeft = signal.cause === 'client_gone' && outcome.failure === 'other';
+  if (outcome.responded && outcome.failure !== 'aborted' && !clientLeft) {
+    runtime.metrics.cutResponses.inc({ listener: context.listener, reason: outcome.failure });
+    return outcome.status;
+  }
   const { cause } = signal;
   if (cause === 'client_gone') return CLIENT_CLOSED_REQUEST;
   if (cause === 'body_timeout' || cause === 'body_idle') {
     return answerBodyExpired(runtime, res, context.listener, cause, true, context.headers);
-  }
-  if (outcome.responded) {
-    runtime.metrics.cutResponses.inc({ listener: context.listener, reason: outcome.failure });
-    return outcome.status;
   }
   const failure = cause === 'deadline' ? 'deadline' : outcome.failure;
   if (failure === 'aborted') return CLIENT_CLOSED_REQUEST;

@@ -112,8 +112,17 @@ export async function forwardOnce(
   } catch (error) {
     const failure = deadline.expired ? 'timeout' : classifyUpstreamError(error);
     if (status === 0) return { ok: false, failure, error, responded: false };
+    // undici destroys the response it was writing with the upstream's error, then rejects with
+    // the response's premature close: the error it destroyed it with says what broke.
+    const broke = res.errored ?? error;
     res.destroy();
-    return { ok: false, failure, error, responded: true, status };
+    return {
+      ok: false,
+      failure: classifyUpstreamError(broke),
+      error: broke,
+      responded: true,
+      status,
+    };
   } finally {
     deadline.settle();
   }

@@ -54,6 +54,8 @@ async function startProxy(tableFile) {
   const args = ['--route-table', tableFile];
   for (const listener of ['gateway', 'outbound', 'admin'])
     args.push(`--${listener}`, '127.0.0.1:0');
+  // Nothing balances traffic onto the demo's proxies, so none needs a deregistration window.
+  args.push('--drain-delay-ms', '0');
   const child = spawn(process.execPath, [PROXY_BIN, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });

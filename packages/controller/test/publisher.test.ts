@@ -191,6 +191,28 @@ describe('RouteTablePublisher over HTTP', () => {
     stays.close();
   });
 
+  it('waitApplied also waits for a proxy that starts watching meanwhile', async () => {
+    const { publisher, url } = await serve();
+    publisher.publish(routeTable(1));
+    const early = await openWatch(url, { proxy: 'early', sinceRevision: '1' });
+    await waitFor(() => publisher.watchers().length === 1, 'one watcher');
+    publisher.publish(routeTable(2));
+    let result: unknown;
+    const waiting = publisher.waitApplied(2, { timeoutMs: 5_000 }).then((r) => {
+      result = r;
+    });
+    const late = await openWatch(url, { proxy: 'late', sinceRevision: '1' });
+    await waitFor(() => publisher.watchers().length === 2, 'two watchers');
+    await postAck(url, { proxy: 'early', revision: 2 });
+    await sleep(20);
+    expect(result).toBeUndefined();
+    await postAck(url, { proxy: 'late', revision: 2 });
+    await waiting;
+    expect(result).toEqual({ applied: ['early', 'late'], missing: [] });
+    early.close();
+    late.close();
+  });
+
   it('waitApplied rejects with the reason when aborted', async () => {
     const { publisher, url } = await serve();
     publisher.publish(routeTable(1));

@@ -5,11 +5,33 @@ import {
   InvalidLaneError,
   isStable,
   isValidLaneName,
-  LANE_PATTERN,
   parseLane,
   STABLE,
 } from '../src/index.js';
-import { codeOf, laneName } from './arbitraries.js';
+import { codeOf, laneName, nearMissLaneName } from './arbitraries.js';
+
+/**
+ * What a lane name is, written apart from the validator's regular expression so that loosening
+ * one is caught by the other: a DNS label, 1 to 63 characters of a-z, 0-9 and `-`, not starting or
+ * ending with `-`.
+ */
+function isDnsLabel(value: string): boolean {
+  if (value.length < 1 || value.length > 63) return false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    const alphanumeric = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39);
+    const innerHyphen = c === 0x2d && i > 0 && i < value.length - 1;
+    if (!alphanumeric && !innerHyphen) return false;
+  }
+  return true;
+}
+
+/** The model's answer for a tag value: the lane it means, or undefined for an invalid one. */
+function modelLane(value: string): string | undefined {
+  const trimmed = value.trim();
+  if (trimmed === '' || trimmed === STABLE) return STABLE;
+  return isDnsLabel(trimmed) ? trimmed : undefined;
+}
 
 describe('parseLane', () => {
   it.each([
@@ -87,21 +109,44 @@ describe('parseLane', () => {
     );
   });
 
-  it('agrees with LANE_PATTERN on arbitrary strings (property)', () => {
-    fc.assert(
-      fc.property(fc.string({ maxLength: 70 }), (value) => {
-        const trimmed = value.trim();
-        const expected =
-          trimmed === '' || trimmed === STABLE
-            ? STABLE
-            : LANE_PATTERN.test(trimmed)
-              ? trimmed
-              : undefined;
-        if (expected === undefined)
-          expect(codeOf(() => parseLane(value))).toBe(ErrorCodes.invalidLane);
-        else expect(parseLane(value)).toBe(expected);
-      }),
+  it('agrees with an independent model on valid names, near misses and arbitrary strings (property)', () => {
+    const candidates = fc.oneof(
+      laneName,
+      nearMissLaneName,
+      fc.string({ maxLength: 70 }),
+      fc.string({ unit: fc.constantFrom(...'ab0-_.A '.split('')), maxLength: 70 }),
     );
+    fc.assert(
+      fc.property(candidates, (value) => {
+        const expected = modelLane(value);
+        if (expected === undefined) {
+          expect(codeOf(() => parseLane(value))).toBe(ErrorCodes.invalidLane);
+        } else expect(parseLane(value)).toBe(expected);
+        expect(isValidLaneName(value)).toBe(isDnsLabel(value));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('refuses every near miss of a valid name (property)', () => {
+    fc.assert(
+      fc.property(nearMissLaneName, (value) => {
+        expect(isDnsLabel(value)).toBe(false);
+        expect(isValidLaneName(value)).toBe(false);
+        expect(codeOf(() => parseLane(value))).toBe(ErrorCodes.invalidLane);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('generates both length edges and every kind of near miss (the generators reach what they claim)', () => {
+    const names = fc.sample(laneName, { numRuns: 2000, seed: 20 });
+    expect(names.some((n) => n.length === 63)).toBe(true);
+    expect(names.some((n) => n.length === 1)).toBe(true);
+    const misses = fc.sample(nearMissLaneName, { numRuns: 2000, seed: 20 });
+    expect(misses.some((n) => n.includes('_'))).toBe(true);
+    expect(misses.some((n) => n.length === 64)).toBe(true);
+    expect(misses.some((n) => n.startsWith('-') || n.endsWith('-'))).toBe(true);
   });
 });
 

@@ -1,6 +1,7 @@
 import { DEFAULT_BAGGAGE_KEY, DEFAULT_LANE_HEADER, type TagOptions } from '@graylane/lane-core';
 import { SdkConfigError } from './errors.js';
-import { type SdkLogger, setLogger } from './log.js';
+import { type SdkLogger, setLogger, warnOnce } from './log.js';
+import { shared } from './state.js';
 
 /** The provenance header the proxies write (`service=lane[;fallback=reason]` hops) and the SDK relays. */
 export const LANE_SERVED_HEADER = 'x-lane-served';
@@ -27,17 +28,16 @@ const defaults: SdkOptions = {
   servedHeader: LANE_SERVED_HEADER,
 };
 
-let current: SdkOptions = { ...defaults };
-
 /** The options every hook reads on each call, so `configure()` applies to hooks already installed. */
 export function getConfig(): SdkOptions {
-  return current;
+  // biome-ignore lint/suspicious/noAssignInExpressions: the first read in the process sets the defaults
+  return (shared.options ??= { ...defaults });
 }
 
 /** Sets options; an explicit call with a bad header name or key throws `SdkConfigError`. */
 export function configure(input: SdkOptionsInput = {}): SdkOptions {
   const { logger, ...options } = input;
-  const next: SdkOptions = { ...current };
+  const next: SdkOptions = { ...getConfig() };
   for (const [key, value] of Object.entries(options)) {
     if (value !== undefined) Object.assign(next, { [key]: value });
   }
@@ -59,19 +59,28 @@ export function configure(input: SdkOptionsInput = {}): SdkOptions {
     throw new SdkConfigError(`baggageKey ${JSON.stringify(next.baggageKey)} is not a baggage key`);
   }
   if (logger) setLogger(logger);
-  current = next;
-  return current;
+  shared.options = next;
+  return next;
 }
 
 /** For tests: back to the defaults. */
 export function resetConfig(): void {
-  current = { ...defaults };
+  shared.options = { ...defaults };
 }
 
 function flag(value: string | undefined): boolean | undefined {
   if (value === undefined || value === '') return undefined;
   return !['0', 'false', 'no', 'off'].includes(value.toLowerCase());
 }
+
+/** Which environment variable sets which option. */
+export const ENV_VARIABLES = {
+  laneHeader: 'GRAYLANE_LANE_HEADER',
+  baggageKey: 'GRAYLANE_BAGGAGE_KEY',
+  servedHeader: 'GRAYLANE_SERVED_HEADER',
+  strict: 'GRAYLANE_STRICT',
+  leakDetection: 'GRAYLANE_LEAK_DETECTION',
+} as const satisfies Record<keyof SdkOptions, string>;
 
 /**
  * Options from the environment (`GRAYLANE_LANE_HEADER`, `GRAYLANE_BAGGAGE_KEY`, `GRAYLANE_STRICT`,
@@ -87,4 +96,30 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): SdkOptions
   const leakDetection = flag(env.GRAYLANE_LEAK_DETECTION);
   if (leakDetection !== undefined) options.leakDetection = leakDetection;
   return options;
+}
+
+/**
+ * Applies the environment one variable at a time, so that a bad value keeps the default for that
+ * variable only (a typo in `GRAYLANE_SERVED_HEADER` must not also drop a valid lane header). Each
+ * refused variable is logged by name. Returns the names refused.
+ */
+export function configureFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  const refused: string[] = [];
+  const options = optionsFromEnv(env);
+  // The lane header first: the served header is checked against it.
+  for (const key of Object.keys(ENV_VARIABLES) as Array<keyof SdkOptions>) {
+    if (options[key] === undefined) continue;
+    try {
+      configure({ [key]: options[key] });
+    } catch (err) {
+      const variable = ENV_VARIABLES[key];
+      refused.push(variable);
+      warnOnce(
+        `config:${variable}`,
+        { variable, value: env[variable], error: err instanceof Error ? err.message : String(err) },
+        `graylane sdk: ${variable} refused, its default is kept`,
+      );
+    }
+  }
+  return refused;
 }

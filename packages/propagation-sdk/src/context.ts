@@ -1,9 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
 import { parseLane, type TagSource } from '@graylane/lane-core';
 import { getConfig } from './config.js';
 import { activeOtelLane, otelContextActive, runWithOtelLane } from './otel/bridge.js';
 import type { Relay } from './provenance.js';
+import { shared } from './state.js';
 
 /** What the SDK knows about the current unit of work. */
 export interface LaneContext {
@@ -15,14 +15,20 @@ export interface LaneContext {
   readonly request: boolean;
 }
 
-const relayKey = Symbol('graylane.relay');
+// Symbol.for: another copy of the SDK in the process (a bundle's) reads the same fields.
+const relayKey = Symbol.for('graylane.sdk.relay');
+const endedKey = Symbol.for('graylane.sdk.ended');
 
-/** The SDK's store: the context, and the request whose response relays the hops of calls made in it. */
+/**
+ * The SDK's store: the context, the request whose response relays the hops of calls made in it, and
+ * whether that request has ended (its response closed), which makes a call made in it stale.
+ */
 export interface Store extends LaneContext {
   readonly [relayKey]?: Relay | undefined;
+  [endedKey]?: boolean;
 }
 
-const storage = new AsyncLocalStorage<Store>();
+const storage = shared.storage;
 
 /** The store of an inbound request; `relay` collects its outbound calls' provenance hops. */
 export function requestStore(
@@ -31,6 +37,20 @@ export function requestStore(
   relay: Relay | undefined,
 ): Store {
   return { lane, source, request: true, [relayKey]: relay };
+}
+
+/** Marks a request's store as ended: calls still made in it come from work that outlived it. */
+export function markEnded(store: LaneContext): void {
+  (store as Store)[endedKey] = true;
+}
+
+/**
+ * Whether `ctx` belongs to a request that has ended. A call made in it is work that outlived its
+ * request (fire-and-forget), or, far more often, a job of another request run by a queue or pool
+ * that was first fed by this one: promise chains keep the context of whoever started the chain.
+ */
+export function isEnded(ctx: LaneContext): boolean {
+  return (ctx as Store)[endedKey] === true;
 }
 
 /** Where the provenance of an outbound call made now goes: the current request's relay, if any. */
@@ -87,14 +107,24 @@ export function withLane<T>(lane: string, fn: () => T): T {
   );
 }
 
-/** Returns `fn` bound to the current context, for callbacks handed to code that loses it. */
+/**
+ * Returns `fn` bound to the current context, for callbacks handed to code that loses it (queues,
+ * pools, batchers). The binding is a statement that the job belongs to this lane, so it keeps the lane
+ * after the request has ended: the job runs in a copy of the context that never goes stale.
+ */
 export function bindLane<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
   const store = storage.getStore();
   if (store === undefined) return fn;
-  return (...args: A) => storage.run(store, fn, ...args);
+  const bound: Store = {
+    lane: store.lane,
+    source: store.source,
+    request: store.request,
+    [relayKey]: store[relayKey],
+  };
+  return (...args: A) => runInContext(bound, () => fn(...args));
 }
 
-const boundStore = Symbol('graylane.boundStore');
+const boundStore = Symbol.for('graylane.sdk.boundStore');
 type BindableEmitter = Pick<EventEmitter, 'emit'> & { [boundStore]?: LaneContext };
 
 /**
@@ -132,7 +162,7 @@ function boundEmitOf(emit: Emit): Emit {
   } as Emit;
 }
 
-const patchedPrototypes = new WeakSet<object>();
+const patchedPrototypes = shared.patched;
 
 /**
  * Binds the events of every instance of a class at once, by wrapping `emit` on its prototype: an

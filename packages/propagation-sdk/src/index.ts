@@ -3,6 +3,8 @@
 export { STABLE } from '@graylane/lane-core';
 export {
   configure,
+  configureFromEnv,
+  ENV_VARIABLES,
   getConfig,
   LANE_SERVED_HEADER,
   optionsFromEnv,
@@ -27,8 +29,9 @@ export type { SdkLogger } from './log.js';
 export { sdkRegistry } from './metrics.js';
 export { GraylanePropagator } from './otel/propagator.js';
 export { installFetch, wrapFetch } from './outbound/fetch.js';
+export { installGlobalDispatcher } from './outbound/global-dispatcher.js';
 export { getFrom, installHttpClient, wrapRequest } from './outbound/http.js';
-export { installGlobalDispatcher, laneInterceptor } from './outbound/undici.js';
+export { laneInterceptor } from './outbound/undici.js';
 export {
   createPropagator,
   extract,

@@ -2,8 +2,8 @@ import { configure, type SdkOptionsInput } from './config.js';
 import { installServerHooks } from './inbound/http.js';
 import { internalError } from './log.js';
 import { installFetch } from './outbound/fetch.js';
+import { installGlobalDispatcher } from './outbound/global-dispatcher.js';
 import { installHttpClient } from './outbound/http.js';
-import { installGlobalDispatcher } from './outbound/undici.js';
 
 /** The fetch Node started with, before anything (this SDK, a test, an app) replaced it. */
 const nativeFetch = globalThis.fetch;

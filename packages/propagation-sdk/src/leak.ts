@@ -1,80 +1,136 @@
-import { fileURLToPath } from 'node:url';
 import { getConfig } from './config.js';
-import { LaneLeakError } from './errors.js';
+import { type LaneContext, markEnded } from './context.js';
+import { LaneLeakError, type LeakKind } from './errors.js';
 import { warnOnce } from './log.js';
-import { countUntaggedOutbound, type OutboundClient } from './metrics.js';
+import { countStaleOutbound, countUntaggedOutbound, type OutboundClient } from './metrics.js';
+import { shared } from './state.js';
 
 /**
- * Lane-leak detection. An outbound call made in no context at all while the process is serving
- * tagged requests most likely comes from a callback that lost the request's async context (a queue
- * drained by a timer made at start-up, a pooled connection's event, a hand-rolled promise cache);
- * that call goes out untagged and hits stable instead of the lane. We cannot know which request it
- * belonged to, only that it probably belonged to one.
+ * Lane-leak detection. Two kinds of outbound call most likely lost their request's async context:
+ *
+ * - `no-context`: made in no context at all while the process serves tagged requests (a callback of
+ *   something made at start-up: a worker loop, a pooled connection's event, a timer-drained queue).
+ *   It goes out untagged and hits stable instead of the lane.
+ * - `stale-context`: made in the context of a request that has already ended (its response closed).
+ *   Either fire-and-forget work that outlived its request, or, far more often, a job of some other
+ *   request run by a queue created at start-up: a promise chain keeps the context of whoever started
+ *   it, so every later job inherits the lane of the request that first fed the queue. Such a call is
+ *   sent untagged rather than with a lane that may be someone else's.
+ *
+ * Work bound on purpose (`bindLane(job)`, `withLane(lane, job)`) is neither: its context never ends.
  */
 
-let taggedInFlight = 0;
-
 export function taggedRequestsInFlight(): number {
-  return taggedInFlight;
+  return shared.taggedInFlight;
 }
 
 interface Closable {
   once(event: 'close', listener: () => void): unknown;
 }
 
-/** Counts a tagged request as in flight until `res` closes. */
-export function trackTaggedRequest(res: Closable): void {
-  taggedInFlight++;
+/** Counts a tagged request as in flight until `res` closes; its context then ends. */
+export function trackTaggedRequest(res: Closable, store: LaneContext): void {
+  shared.taggedInFlight++;
   let done = false;
   res.once('close', () => {
     if (done) return;
     done = true;
-    taggedInFlight--;
+    shared.taggedInFlight--;
+    markEnded(store);
   });
 }
 
 /** For a framework without a response object: in flight until `result` settles. */
-export function trackTaggedResult(result: unknown): void {
-  taggedInFlight++;
+export function trackTaggedResult(result: unknown, store: LaneContext): void {
+  shared.taggedInFlight++;
   const end = () => {
-    taggedInFlight--;
+    shared.taggedInFlight--;
+    markEnded(store);
   };
   if (result instanceof Promise) result.then(end, end);
   else end();
 }
 
 export function leakDetectionActive(): boolean {
-  return taggedInFlight > 0 && getConfig().leakDetection;
+  return shared.taggedInFlight > 0 && getConfig().leakDetection;
 }
 
-const sdkDir = fileURLToPath(new URL('.', import.meta.url));
-const INTERNAL = [sdkDir, 'node:', 'node_modules/undici', 'node_modules/.pnpm/undici', '(native)'];
+/** Frames that are never the app's own code. */
+const INTERNAL = ['node:', '(native)', '(<anonymous>)', '/node_modules/', '\\node_modules\\'];
 
-/** The first stack frame outside the SDK, Node's internals and undici: the app's call site. */
+/**
+ * The directory of the SDK's own modules, read from a stack frame of this one rather than from
+ * `import.meta.url`, which a CommonJS bundle does not have. Bundled, the SDK shares a file with the
+ * app, so no directory is skipped; the stack is cut at the SDK's entry function instead.
+ */
+let sdkDir: string | null | undefined;
+function ownDir(): string | null {
+  if (sdkDir !== undefined) return sdkDir;
+  const frame = new Error().stack?.split('\n')[1] ?? '';
+  const file = /\(?((?:file:\/\/)?[^()\s]+[\\/])leak\.js:\d+:\d+\)?$/.exec(frame.trim());
+  sdkDir = file?.[1] ?? null;
+  return sdkDir;
+}
+
+function locationOf(frame: string): string {
+  const text = frame.trim();
+  return /\(([^()]+)\)$/.exec(text)?.[1] ?? text.replace(/^at\s+/, '');
+}
+
+/**
+ * The app's call site: the first stack frame outside the SDK, Node's internals and `node_modules`.
+ * When a library started the call from a later tick (got, superagent) no frame of the app is on the
+ * stack; the first library frame is given then, marked as such.
+ */
 export function appCallSite(stack: string | undefined): string {
-  const frames = (stack ?? '').split('\n').slice(1);
+  const dir = ownDir();
+  const frames = (stack ?? '')
+    .split('\n')
+    .slice(1)
+    .filter((frame) => dir === null || !frame.includes(dir));
+  let library: string | undefined;
   for (const frame of frames) {
-    const text = frame.trim();
-    if (INTERNAL.some((marker) => text.includes(marker))) continue;
-    const location = /\(([^()]+)\)$/.exec(text)?.[1] ?? text.replace(/^at\s+/, '');
-    if (location !== '') return location;
+    const location = locationOf(frame);
+    if (location === '' || location === '<anonymous>') continue;
+    if (!INTERNAL.some((marker) => frame.includes(marker))) return location;
+    if (library === undefined && /[\\/]node_modules[\\/]/.test(location)) library = location;
   }
-  return 'unknown';
+  return library === undefined ? 'unknown' : `${library} (library; no app frame on the stack)`;
 }
 
-/** Counts a leak, warns once per call site, and in strict mode throws `LaneLeakError`. */
-export function reportLeak(client: OutboundClient): void {
-  countUntaggedOutbound(client);
+const MESSAGES: Record<LeakKind, string> = {
+  'no-context':
+    'outbound call with no lane context while tagged requests are in flight: possible lane leak',
+  'stale-context':
+    "outbound call in the context of a request that has ended: sent untagged, not with that request's lane",
+};
+
+/**
+ * Counts a leak, warns once per call site and kind, and in strict mode throws `LaneLeakError`.
+ * `entry` is the SDK function the app's code called; frames above it are the SDK's own.
+ */
+export function reportLeak(
+  client: OutboundClient,
+  kind: LeakKind,
+  entry: (...args: never[]) => unknown,
+  lane?: string,
+): void {
+  if (kind === 'stale-context') countStaleOutbound(client);
+  else countUntaggedOutbound(client);
   const holder: { stack?: string } = {};
   const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 30;
-  Error.captureStackTrace(holder, reportLeak);
+  // Library frames (axios, follow-redirects, undici's fetch) come before the app's.
+  Error.stackTraceLimit = 60;
+  Error.captureStackTrace(holder, entry);
   Error.stackTraceLimit = limit;
   const callSite = appCallSite(holder.stack);
-  if (getConfig().strict) throw new LaneLeakError(client, callSite);
-  warnOnce(
-    `leak:${callSite}`,
-    { client, callSite, taggedInFlight },
-    'outbound call with no lane context while tagged requests are in flight: possible lane leak',
-  );
+  if (getConfig().strict) throw new LaneLeakError(client, callSite, kind);
+  const fields: Record<string, unknown> = {
+    client,
+    kind,
+    callSite,
+    taggedInFlight: shared.taggedInFlight,
+  };
+  if (lane !== undefined) fields.lane = lane;
+  warnOnce(`leak:${kind}:${callSite}`, fields, MESSAGES[kind]);
 }

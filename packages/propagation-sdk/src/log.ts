@@ -1,3 +1,5 @@
+import { shared } from './state.js';
+
 /**
  * The SDK's only output. Structured, one event per line; any pino-compatible logger can replace the
  * default, which writes JSON to stderr (library code never uses console.log).
@@ -13,22 +15,20 @@ export const stderrLogger: SdkLogger = {
   },
 };
 
-let logger: SdkLogger = stderrLogger;
-
 export function setLogger(next: SdkLogger): void {
-  logger = next;
+  shared.logger = next;
 }
 
 /** Bounds the memory of "already warned" keys; a process with unbounded call sites stops warning. */
 const MAX_ONCE_KEYS = 1000;
-const warned = new Set<string>();
+const warned = shared.warned;
 
 /** Warns the first time `key` is seen. Returns whether it warned. */
 export function warnOnce(key: string, fields: Record<string, unknown>, message: string): boolean {
   if (warned.has(key) || warned.size >= MAX_ONCE_KEYS) return false;
   warned.add(key);
   try {
-    logger.warn(fields, message);
+    (shared.logger ?? stderrLogger).warn(fields, message);
   } catch {
     // A broken logger must not break the call that is being instrumented.
   }

@@ -79,7 +79,8 @@ function isRelayable(res: object): res is RelayedResponse {
   );
 }
 
-const relayMark = Symbol('graylane.relay');
+const relayMark = Symbol.for('graylane.sdk.responseRelay');
+const relayingMark = Symbol.for('graylane.sdk.relayingWriteHead');
 type MarkedResponse = RelayedResponse & { [relayMark]?: Relay };
 
 /** Writes the collected hops, if any, then the head: the one wrapper, on an instance or the prototype. */
@@ -93,8 +94,6 @@ function relayingWriteHead(writeHead: RelayedResponse['writeHead']) {
   };
 }
 
-let serverResponsePatched = false;
-
 /**
  * Makes `res` write the collected hops when its head goes out. Node's implicit header (`res.end()`,
  * `res.write()` without `writeHead`, Express's `send`) calls `this.writeHead` too, so wrapping
@@ -107,9 +106,12 @@ export function relayTo(res: object): Relay | undefined {
   const relay = new Relay();
   const marked = res as MarkedResponse;
   if (res instanceof ServerResponse) {
-    if (!serverResponsePatched) {
-      serverResponsePatched = true;
-      const proto = ServerResponse.prototype as unknown as RelayedResponse;
+    const proto = ServerResponse.prototype as unknown as RelayedResponse & {
+      [relayingMark]?: true;
+    };
+    // Marked on the prototype itself, so that a second copy of the SDK does not wrap it again.
+    if (!Object.hasOwn(proto, relayingMark)) {
+      proto[relayingMark] = true;
       proto.writeHead = relayingWriteHead(proto.writeHead);
     }
   } else {

@@ -1,15 +1,11 @@
 /**
  * Zero-code setup: `node --import @graylane/sdk/register app.js` (or `-r` for CommonJS). Installs
- * every inbound and outbound hook, configured from the environment. A bad variable is reported and
- * the default is kept: a typo in deployment config must not stop the service from starting.
+ * every inbound and outbound hook, configured from the environment. A bad variable is reported by
+ * name and its default kept while the others still apply: a typo in deployment config must not stop
+ * the service, nor switch off what was configured right.
  */
-import { optionsFromEnv } from './config.js';
+import { configureFromEnv } from './config.js';
 import { install } from './install.js';
-import { internalError } from './log.js';
 
-try {
-  install(optionsFromEnv(process.env));
-} catch (err) {
-  internalError('register', err);
-  install();
-}
+configureFromEnv(process.env);
+install();

@@ -50,6 +50,8 @@ describe('lane context', () => {
   });
 
   it('nests, and withLane("stable") leaves the lane', () => {
+    // The checks run inside callbacks: a callback that never ran must fail the test.
+    expect.assertions(5);
     withLane('gray', () => {
       expect(getLane()).toBe('gray');
       withLane('stable', () => {

@@ -1,6 +1,5 @@
 import http from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { configure, resetConfig } from '../src/config.js';
 import { withLane } from '../src/context.js';
 import { laneHandler } from '../src/inbound/http.js';
@@ -24,6 +23,8 @@ let upstream: string;
 let service: string;
 const queue: Array<() => void> = [];
 let drain: NodeJS.Timeout;
+/** While set, the service holds each response until the test releases it: a request kept in flight. */
+let hold: { entered: () => void; released: Promise<void> } | undefined;
 
 function leakyCall(): Promise<void> {
   return laneFetch(upstream).then((r) => r.text().then(() => undefined));
@@ -47,6 +48,10 @@ beforeAll(async () => {
           );
         });
       });
+      if (hold) {
+        hold.entered();
+        await hold.released;
+      }
       res.end(JSON.stringify({ result }));
     }),
   );
@@ -80,8 +85,8 @@ describe('lane-leak detection', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ client: 'fetch' });
     expect(String(warnings[0]?.callSite)).toMatch(/leak\.test\.ts:\d+:\d+/);
-    await sleep(10);
-    expect(taggedRequestsInFlight()).toBe(0);
+    // The response's 'close' on the server may come just after the client has read the body.
+    await vi.waitFor(() => expect(taggedRequestsInFlight()).toBe(0));
   });
 
   it('does not count untagged calls while no tagged request is in flight', async () => {
@@ -96,13 +101,36 @@ describe('lane-leak detection', () => {
   it('does not count work marked as intentionally stable, or calls with an explicit tag', async () => {
     configure({ logger });
     const before = await untagged();
+    let entered!: () => void;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    hold = {
+      entered,
+      released: new Promise<void>((resolve) => {
+        release = resolve;
+      }),
+    };
     const inFlight = getJson(service, { 'x-lane': 'gray' });
-    await sleep(2);
-    await withLane('stable', leakyCall);
-    await (await laneFetch(upstream, { headers: { 'x-lane': 'blue' } })).text();
+    try {
+      // The tagged request has made its own (leaking) call and is held open: detection is active.
+      await held;
+      expect(await untagged()).toBe(before + 1);
+      expect(taggedRequestsInFlight()).toBe(1);
+      await withLane('stable', leakyCall);
+      expect(await untagged()).toBe(before + 1);
+      expect(taggedRequestsInFlight()).toBe(1);
+      await (await laneFetch(upstream, { headers: { 'x-lane': 'blue' } })).text();
+      expect(await untagged()).toBe(before + 1);
+      // The same call with no tag while the request is held does count: the checks above could fail.
+      await leakyCall();
+      expect(await untagged()).toBe(before + 2);
+    } finally {
+      hold = undefined;
+      release();
+    }
     await inFlight;
-    // Only the in-flight request's own queued call counts.
-    expect(await untagged()).toBe(before + 1);
   });
 
   it('counts a leaking fetch once when both fetch and the undici global dispatcher are hooked', async () => {

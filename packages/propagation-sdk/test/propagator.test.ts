@@ -23,6 +23,8 @@ afterEach(() => resetConfig());
 
 describe('propagator', () => {
   it('injects the current lane into header and baggage of a plain object, Headers and Map', () => {
+    // The checks run inside callbacks: a callback that never ran must fail the test.
+    expect.assertions(4);
     withLane('gray', () => {
       const record: Record<string, string> = {};
       inject(record);

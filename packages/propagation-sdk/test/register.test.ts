@@ -130,7 +130,23 @@ describe('zero-code setup configured by env', () => {
     try {
       const seen = await getJson(`${app.url}/?client=http`, { 'x-lane': 'gray' });
       expect(seen).toMatchObject({ lane: 'gray', baggage: 'lane=gray' });
-      expect(app.stderr()).toContain('"where":"register"');
+      expect(app.stderr()).toContain('"variable":"GRAYLANE_LANE_HEADER"');
+    } finally {
+      await stop(app.child);
+    }
+  });
+
+  it('refuses only the bad variable: a valid lane header still applies, the refused one is named', async () => {
+    const app = await startApp(['--import', '@graylane/sdk/register', 'test/fixtures/app.mjs'], {
+      GRAYLANE_LANE_HEADER: 'x-swimlane',
+      GRAYLANE_SERVED_HEADER: 'bad header',
+    });
+    try {
+      const seen = await getJson(`${app.url}/?client=http`, { 'x-swimlane': 'gray' });
+      expect(seen).toEqual({ lane: null, swimlane: 'gray', baggage: 'lane=gray' });
+      expect(await servedHeader(`${app.url}/?client=http`)).toBe('up=stable');
+      expect(app.stderr()).toContain('"variable":"GRAYLANE_SERVED_HEADER"');
+      expect(app.stderr()).not.toContain('GRAYLANE_LANE_HEADER');
     } finally {
       await stop(app.child);
     }

@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatPath, GraylaneError, LANE_PATTERN, parseDocumentText } from '@graylane/lane-core';
 import { z } from 'zod';
-import { DEFAULT_HEAD_LIMITS } from './listeners/http-guard.js';
-import { DEFAULT_MAX_CONNECTIONS } from './listeners/limits.js';
+import { DEFAULT_BODY_LIMITS } from './http/body-watch.js';
+import { DEFAULT_HEAD_LIMITS } from './http/guard.js';
+import { DEFAULT_MAX_CONNECTIONS } from './http/limits.js';
 import type { ListenAddress, ProxyOptions } from './proxy.js';
 import { defaultRuntimeOptions } from './runtime.js';
 
@@ -19,6 +20,7 @@ export const USAGE = `Usage: graylane-proxy --route-table <file|url> [options]
                          normalised (with --inbound-target URL of the app, --service NAME of it,
                          --service-lane LANE it serves (stable), --service-version V as a label)
   --admin HOST:PORT      admin listener: /metrics /healthz /readyz /routetable (127.0.0.1:15000)
+  --drain-delay-ms MS    on SIGTERM, keep accepting this long after /readyz turned 503 (5000)
   --config FILE          proxy settings (YAML or JSON); flags win over it
   --log-level LEVEL      fatal | error | warn | info | debug | trace | silent (info)
   -h, --help             this text
@@ -32,7 +34,21 @@ export class ConfigError extends GraylaneError {
   }
 }
 
-const address = z.string().describe('HOST:PORT, :PORT or PORT');
+const ADDRESS = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/;
+
+/** `HOST:PORT`, `:PORT` or `PORT` (host 127.0.0.1), parsed here so a bad one is a config error. */
+const address = z
+  .string()
+  .transform((value, ctx): ListenAddress => {
+    const match = ADDRESS.exec(value.trim());
+    const port = Number(match?.[2]);
+    if (!match || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: `expected HOST:PORT, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return { host: (match[1] || '127.0.0.1').replace(/^\[|\]$/g, ''), port };
+  })
+  .describe('HOST:PORT, :PORT or PORT');
 
 /** The local app's origin: http(s), no path, since every request keeps its own. */
 function isAppOrigin(value: string): boolean {
@@ -74,7 +90,7 @@ export const ProxyConfigSchema = z
     service: z.string().regex(LANE_PATTERN, 'a service name is a DNS label').optional(),
     version: z.string().min(1).optional(),
     lane: z.string().regex(LANE_PATTERN, 'a lane is a DNS label').default('stable'),
-    admin: address.optional(),
+    admin: address.prefault('127.0.0.1:15000'),
     adminAllowRemote: z.boolean().default(false),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -85,7 +101,15 @@ export const ProxyConfigSchema = z
       .optional(),
     loopLimit: z.number().int().min(1).default(8),
     unknownHosts: z.enum(['passthrough', 'refuse']).default('passthrough'),
+    serviceDomains: z
+      .array(
+        z
+          .string()
+          .regex(/^\.?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/, 'a domain such as .corp.internal'),
+      )
+      .default([]),
     drainTimeoutMs: z.number().int().min(0).default(10_000),
+    drainDelayMs: z.number().int().min(0).default(5_000),
     server: z
       .object({
         headersTimeoutMs: z.number().int().min(1).default(10_000),
@@ -93,6 +117,16 @@ export const ProxyConfigSchema = z
         maxConnections: z.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
         maxHeaderBytes: z.number().int().min(1024).default(DEFAULT_HEAD_LIMITS.maxHeaderBytes),
         maxHeaderCount: z.number().int().min(1).default(DEFAULT_HEAD_LIMITS.maxHeaderCount),
+        requestBodyTimeoutMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(DEFAULT_BODY_LIMITS.requestBodyTimeoutMs),
+        requestBodyIdleTimeoutMs: z
+          .number()
+          .int()
+          .min(1)
+          .default(DEFAULT_BODY_LIMITS.requestBodyIdleTimeoutMs),
       })
       .strict()
       .prefault({}),
@@ -146,6 +180,7 @@ const FLAGS = [
   'service-version',
   'service-lane',
   'admin',
+  'drain-delay-ms',
   'config',
   'log-level',
 ] as const;
@@ -157,15 +192,6 @@ const field = (flag: Flag) =>
     ? flag.slice('service-'.length)
     : flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const envName = (flag: string) => `GRAYLANE_${flag.toUpperCase().replace(/-/g, '_')}`;
-
-export function parseAddress(value: string, what: string): ListenAddress {
-  const match = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[2]);
-  if (!match || port > 65535)
-    throw new ConfigError(`${what}: expected HOST:PORT, got ${JSON.stringify(value)}`);
-  const host = (match[1] || '127.0.0.1').replace(/^\[|\]$/g, '');
-  return { host, port };
-}
 
 function readConfigFile(path: string): unknown {
   let text: string;
@@ -206,10 +232,12 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): CliRe
   };
   const configPath = pick('config');
   const fromFile = configPath ? readConfigFile(configPath) : {};
-  const overrides: Record<string, string> = {};
+  const overrides: Record<string, string | number> = {};
   for (const flag of FLAGS) {
     const value = pick(flag);
-    if (flag !== 'config' && value !== undefined) overrides[field(flag)] = value;
+    if (flag === 'config' || value === undefined) continue;
+    // A number given as text is checked by the schema like any other value.
+    overrides[field(flag)] = flag.endsWith('-ms') && /^\d+$/.test(value) ? Number(value) : value;
   }
   const token = env.GRAYLANE_ROUTE_TABLE_TOKEN;
   if (token) overrides.routeTableToken = token;
@@ -239,11 +267,11 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
     ...(config.routeTable ? { routeTable: config.routeTable } : {}),
     ...(config.routeTableToken ? { routeTableToken: config.routeTableToken } : {}),
     routeTableStartTimeoutMs: config.routeTableStartTimeoutMs,
-    ...(config.gateway ? { gateway: parseAddress(config.gateway, 'gateway') } : {}),
-    ...(config.outbound ? { outbound: parseAddress(config.outbound, 'outbound') } : {}),
+    ...(config.gateway ? { gateway: config.gateway } : {}),
+    ...(config.outbound ? { outbound: config.outbound } : {}),
     ...(config.inbound && config.inboundTarget && config.service
       ? {
-          inbound: parseAddress(config.inbound, 'inbound'),
+          inbound: config.inbound,
           inboundApp: {
             target: config.inboundTarget,
             service: config.service,
@@ -252,15 +280,17 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
           },
         }
       : {}),
-    admin: parseAddress(config.admin ?? '127.0.0.1:15000', 'admin'),
+    admin: config.admin,
     adminAllowRemote: config.adminAllowRemote,
     drainTimeoutMs: config.drainTimeoutMs,
+    drainDelayMs: config.drainDelayMs,
     server: config.server,
     runtime: {
       ...runtime,
       ...(config.proxyId ? { proxyId: config.proxyId } : {}),
       loopLimit: config.loopLimit,
       unknownHosts: config.unknownHosts,
+      serviceDomains: config.serviceDomains,
       upstream: { ...runtime.upstream, ...given(config.upstream) },
       retry: { ...runtime.retry, ...given(config.retry) },
       outlier: { ...runtime.outlier, ...given(config.outlier) },

@@ -33,7 +33,11 @@ async function main(): Promise<void> {
   }
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // An operator who signals again wants it gone, drain or not.
+      logger.warn({ signal }, 'second signal: stopping now');
+      process.exit(1);
+    }
     stopping = true;
     logger.info({ signal }, 'draining');
     proxy.close().then(

@@ -66,7 +66,28 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
-  /** One request answered: counted by status (0: the client went away) and timed from `startedNs`. */
+  readonly refused = new Counter({
+    name: 'graylane_refused_requests_total',
+    help: 'Requests the proxy answered itself instead of forwarding, or stopped forwarding, by listener and reason.',
+    labelNames: ['listener', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly cutResponses = new Counter({
+    name: 'graylane_cut_responses_total',
+    help: 'Responses cut after their head was sent, by listener and why (reset, timeout: the upstream stopped sending).',
+    labelNames: ['listener', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly droppedTrailers = new Counter({
+    name: 'graylane_dropped_trailers_total',
+    help: 'Messages whose trailer fields were dropped (not forwarded), by direction: request or response.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
+  /** One request answered: counted by status (499: the client went away) and timed from `startedNs`. */
   recordRequest(
     labels: { listener: string; service: string; lane: string; version: string },
     code: number,

@@ -2,24 +2,21 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RouteTable } from '@graylane/lane-core';
-import { createAdminHandler } from './listeners/admin.js';
-import { createGatewayHandler, createGatewayRouter } from './listeners/gateway.js';
-import { guardRequest, guardSocketRequest } from './listeners/http-guard.js';
-import {
-  createInboundHandler,
-  createInboundUpgradeHandler,
-  type InboundApp,
-} from './listeners/inbound.js';
+import { createConnectHandler } from './forwarding/connect.js';
+import { Tunnels } from './forwarding/tunnel.js';
+import { guardRequest, guardSocketRequest } from './http/guard.js';
 import {
   applyServerLimits,
   type ServerLimits,
   type ServerLimitsInput,
   serverLimits,
   serverOptions,
-} from './listeners/limits.js';
-import { createConnectHandler, createOutboundHandler } from './listeners/outbound.js';
-import { Tunnels } from './listeners/tunnel.js';
-import { createGatewayUpgradeHandler, createOutboundUpgradeHandler } from './listeners/upgrade.js';
+} from './http/limits.js';
+import { createAdminHandler } from './listeners/admin.js';
+import type { ListenerHandlers } from './listeners/driver.js';
+import { createGatewayListener } from './listeners/gateway.js';
+import { createInboundListener, type InboundApp } from './listeners/inbound.js';
+import { createOutboundListener } from './listeners/outbound.js';
 import { createLogger, type Logger } from './logger.js';
 import { ProxyMetrics } from './metrics.js';
 import { TableHolder } from './routing/table-holder.js';
@@ -53,6 +50,11 @@ export interface ProxyOptions {
   admin?: ListenAddress;
   adminAllowRemote?: boolean;
   drainTimeoutMs: number;
+  /**
+   * How long a stopping proxy keeps accepting after `/readyz` turned 503, for load balancers and
+   * kube-proxy to stop sending to it; 0 by default in code, 5 s from the bin's config.
+   */
+  drainDelayMs?: number;
   server: ServerLimitsInput;
   runtime: RuntimeOptions;
   logger?: Logger;
@@ -81,33 +83,30 @@ export class GraylaneProxy {
       new TableHolder(),
       new ProxyMetrics(),
       this.logger,
+      this.limits,
     );
     if (options.gateway) {
-      const router = createGatewayRouter(this.runtime);
-      const server = this.addServer('gateway', createGatewayHandler(this.runtime, router));
-      this.onSocket(
-        server,
-        'upgrade',
-        createGatewayUpgradeHandler(this.runtime, router, this.tunnels),
-      );
+      this.addServer('gateway', createGatewayListener(this.runtime, this.tunnels));
     }
     if (options.outbound) {
-      const self = () => this.servers.get('outbound')?.address() as AddressInfo | undefined;
-      const server = this.addServer('outbound', createOutboundHandler(this.runtime, self));
+      const own = () =>
+        [...this.servers.values()]
+          .map((server) => server.address())
+          .filter((address): address is AddressInfo => typeof address === 'object' && !!address);
+      const server = this.addServer(
+        'outbound',
+        createOutboundListener(this.runtime, own, this.tunnels),
+      );
       this.onSocket(
         server,
-        'upgrade',
-        createOutboundUpgradeHandler(this.runtime, self, this.tunnels),
+        'connect',
+        createConnectHandler(this.runtime, server, own, this.tunnels),
       );
-      this.onSocket(server, 'connect', createConnectHandler(this.runtime, server));
     }
     if (options.inbound && options.inboundApp) {
-      const app = options.inboundApp;
-      const server = this.addServer('inbound', createInboundHandler(this.runtime, app));
-      this.onSocket(
-        server,
-        'upgrade',
-        createInboundUpgradeHandler(this.runtime, app, this.tunnels),
+      this.addServer(
+        'inbound',
+        createInboundListener(this.runtime, options.inboundApp, this.tunnels),
       );
     }
     if (options.admin) {
@@ -123,18 +122,16 @@ export class GraylaneProxy {
     }
   }
 
-  private addServer(
-    kind: ListenerKind,
-    handler: (req: IncomingMessage, res: ServerResponse) => void,
-  ) {
+  private addServer(kind: ListenerKind, handlers: ListenerHandlers) {
     const { limits } = this;
     const server = createServer(serverOptions(limits), (req, res) => {
       this.active.add(res);
       res.once('close', () => this.active.delete(res));
       if (this.draining) res.shouldKeepAlive = false;
-      if (guardRequest(req, res, limits)) handler(req, res);
+      if (guardRequest(req, res, limits)) handlers.request(req, res);
     });
     applyServerLimits(server, limits);
+    this.onSocket(server, 'upgrade', handlers.upgrade);
     this.servers.set(kind, server);
     return server;
   }
@@ -216,19 +213,25 @@ export class GraylaneProxy {
   }
 
   /**
-   * Graceful stop: refuse new connections, let in-flight requests finish for up to `drainTimeoutMs`,
-   * then cut what is left. The admin listener stays up meanwhile so `/readyz` reports draining.
+   * Graceful stop: `/readyz` reports draining at once while the listeners keep accepting for
+   * `drainDelayMs` (the time endpoint changes take to reach load balancers), then new connections are
+   * refused, requests in flight and open tunnels (WebSocket, CONNECT) get up to `drainTimeoutMs`, and
+   * what is left is cut. The admin listener stays up meanwhile.
    */
-  async close(drainTimeoutMs = this.options.drainTimeoutMs): Promise<void> {
+  async close(
+    drainTimeoutMs = this.options.drainTimeoutMs,
+    drainDelayMs = this.options.drainDelayMs ?? 0,
+  ): Promise<void> {
     this.draining = true;
     this.source?.stop();
+    if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
     const traffic = [...this.servers].filter(([kind]) => kind !== 'admin').map(([, s]) => s);
     const closed = traffic.map(
       (server) => new Promise<void>((resolve) => server.close(() => resolve())),
     );
     for (const server of traffic) server.closeIdleConnections();
     const deadline = Date.now() + drainTimeoutMs;
-    while (this.active.size > 0 && Date.now() < deadline) {
+    while ((this.active.size > 0 || this.tunnels.size > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 25));
       for (const server of traffic) server.closeIdleConnections();
     }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Agent } from 'undici';
+import { type BodyLimits, BodyWatcher, DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import type { Logger } from './logger.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { TableHolder } from './routing/table-holder.js';
@@ -16,6 +17,8 @@ export interface RuntimeOptions {
   loopLimit: number;
   /** Outbound requests to hosts that are not services: pass them through, or refuse with 502. */
   unknownHosts: 'passthrough' | 'refuse';
+  /** Suffixes under which `<service>.<suffix>` names a service at the outbound listener. */
+  serviceDomains: string[];
   upstream: {
     connectTimeoutMs: number;
     /** Time for an upstream to start its response; past it the attempt fails as a timeout. */
@@ -37,6 +40,7 @@ export const defaultRuntimeOptions = (): RuntimeOptions => ({
   proxyId: randomBytes(4).toString('hex'),
   loopLimit: 8,
   unknownHosts: 'passthrough',
+  serviceDomains: [],
   upstream: {
     connectTimeoutMs: 2_000,
     headersTimeoutMs: 15_000,
@@ -62,13 +66,17 @@ export class ProxyRuntime {
   readonly outliers: OutlierDetector;
   readonly healthChecks: ActiveHealthChecker;
   readonly health: EndpointHealth;
+  readonly bodies: BodyWatcher;
+  private readonly warned = new Set<string>();
 
   constructor(
     readonly options: RuntimeOptions,
     readonly tables: TableHolder,
     readonly metrics: ProxyMetrics,
     readonly logger: Logger,
+    bodyLimits: BodyLimits = DEFAULT_BODY_LIMITS,
   ) {
+    this.bodies = new BodyWatcher(bodyLimits);
     this.viaToken = `graylane-${options.proxyId}`;
     const { upstream } = options;
     this.dispatcher = new Agent({
@@ -99,6 +107,16 @@ export class ProxyRuntime {
         ),
       );
     });
+  }
+
+  /**
+   * A warning a client can cause at will (a stalled body) is logged the first time only; the
+   * metrics count every one.
+   */
+  warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.logger.warn(fields, `${message} (logged once; see graylane_refused_requests_total)`);
   }
 
   async close(): Promise<void> {

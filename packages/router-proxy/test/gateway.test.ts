@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GraylaneProxy } from '../src/index.js';
 import { metricValue, send, startProxy, startUpstream, table, type Upstream } from './helpers.js';
+import { referenceBucket } from './sticky-reference.js';
 
 type Echo = { upstream: string; headers: Record<string, string> };
 
@@ -155,16 +156,21 @@ describe('gateway: entrypoints and lane assignment', () => {
     expect([...lanes][0]).toBe(first.body.upstream);
   });
 
-  it('assign: about 30 % of new keys land in the weighted lane', async () => {
-    let gray = 0;
+  it('assign: exactly the keys whose bucket is below 30 % land in the weighted lane', async () => {
+    // The split is a function of the key: each key's lane is known in advance, from the reference
+    // hash, and about 30 % of these keys (122 of 400) are in the lane.
     const n = 400;
+    const wrong: string[] = [];
+    let gray = 0;
     for (let i = 0; i < n; i++) {
-      const { body } = await get('/', { cookie: `graylane=user-${i}` });
+      const key = `user-${i}`;
+      const expected = referenceBucket(key, 'gray') < 3_000 ? 'web-v2' : 'web-v1';
+      const { body } = await get('/', { cookie: `graylane=${key}` });
+      if (body.upstream !== expected) wrong.push(`${key}: ${body.upstream}`);
       if (body.upstream === 'web-v2') gray++;
     }
-    // 400 samples at p = 0.3: σ ≈ 9; ±45 is five σ.
-    expect(gray).toBeGreaterThan(n * 0.3 - 45);
-    expect(gray).toBeLessThan(n * 0.3 + 45);
+    expect(wrong).toEqual([]);
+    expect(gray).toBe(122);
   });
 
   it('counts assignments by entrypoint, lane and reason', async () => {

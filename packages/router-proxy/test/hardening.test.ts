@@ -2,9 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProxyConfigSchema } from '../src/config.js';
+import { checkRequestHead } from '../src/http/guard.js';
 import type { GraylaneProxy } from '../src/index.js';
 import { createAdminHandler, isLoopbackAddress } from '../src/listeners/admin.js';
-import { checkRequestHead } from '../src/listeners/http-guard.js';
 import { send, startProxy, startUpstream, table, type Upstream } from './helpers.js';
 import { collect, rawConnect, rawExchange } from './raw-socket.js';
 

@@ -130,6 +130,37 @@ describe('inbound (sidecar) listener', () => {
     }
   });
 
+  it('answers 504 when the app sends no response head within headersTimeoutMs (+200 ms)', async () => {
+    // An app that accepts the connection and never answers.
+    const hung = createServer((socket) => socket.on('error', () => {}));
+    hung.listen(0, '127.0.0.1');
+    await once(hung, 'listening');
+    const port = (hung.address() as { port: number }).port;
+    const slow = await startInbound(`http://127.0.0.1:${port}`, {
+      runtime: {
+        upstream: {
+          connectTimeoutMs: 1_000,
+          headersTimeoutMs: 300,
+          bodyTimeoutMs: 5_000,
+          requestTimeoutMs: 5_000,
+          keepAliveTimeoutMs: 4_000,
+        },
+      },
+    });
+    try {
+      const started = Date.now();
+      const res = await send(`${slow.url('inbound')}/`, { headers: { 'x-lane': 'gray' } });
+      const elapsed = Date.now() - started;
+      expect(res.status).toBe(504);
+      expect(res.headers['x-graylane-error']).toBe('GRAYLANE_ERR_UPSTREAM_TIMEOUT');
+      expect(elapsed).toBeGreaterThanOrEqual(300);
+      expect(elapsed).toBeLessThan(300 + 200);
+    } finally {
+      await slow.close();
+      hung.close();
+    }
+  });
+
   it("uses the route table's lane header and baggage key when one is loaded", async () => {
     const tabled = await startInbound(app.url, {
       initialTable: table({

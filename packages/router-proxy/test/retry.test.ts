@@ -150,6 +150,10 @@ describe('retries', () => {
     const res = await send(proxy, { method: 'PUT', body: 'state', lane: 'gray' });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ upstream: 'stable', body: 'state', method: 'PUT' });
+    // The canary was tried first and reset; the client sees why the lane fell back.
+    expect(reset.attempts()).toBe(1);
+    expect(res.served).toBe('web=stable;fallback=connect_error');
+    expect(stable.requests).toHaveLength(1);
   });
 
   it('never retries once response bytes reached the client', async () => {

@@ -3,12 +3,8 @@ import { parseRouteTable } from '@graylane/lane-core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileTable } from '../src/routing/compiled-table.js';
-import {
-  hostWithoutPort,
-  matchEntrypoint,
-  pathHasPrefix,
-  serviceFromHost,
-} from '../src/routing/entrypoint.js';
+import { hostWithoutPort, matchEntrypoint, pathHasPrefix } from '../src/routing/entrypoint.js';
+import { serviceFromHost } from '../src/routing/service-host.js';
 
 type EntrypointInput = NonNullable<RouteTableInput['entrypoints']>[number];
 
@@ -78,9 +74,14 @@ describe('matchEntrypoint', () => {
     expect(match(table, 'other.example.com', '/api/x')).toBe('api');
   });
 
-  it('still prefers a longer prefix over a host-specific shorter one', () => {
-    expect(match(table, 'shop.example.com', '/api/x')).toBe('api');
-    expect(match(table, 'admin.example.com', '/api/v2/x')).toBe('api-v2');
+  it('prefers a host-specific entrypoint over a longer any-host prefix (Gateway API, nginx)', () => {
+    expect(match(table, 'shop.example.com', '/api/x')).toBe('shop-host');
+    expect(match(table, 'admin.example.com', '/api/v2/x')).toBe('admin-host');
+  });
+
+  it('falls to a less specific host when none of the host entrypoints matches the path', () => {
+    expect(match(table, 'admin.example.com', '/other')).toBe('root');
+    expect(match(table, 'admin.example.com', '/api')).toBe('admin-host');
   });
 
   it('matches the host case-insensitively and whatever the port', () => {
@@ -126,7 +127,7 @@ describe('matchEntrypoint', () => {
     expect(match(tableOf([]), 'x', '/')).toBeUndefined();
   });
 
-  it('property: the match has the longest matching prefix, host-specific first', () => {
+  it('property: host-specific first, then the longest matching prefix', () => {
     const segment = fc.constantFrom('a', 'ab', 'b', 'api', 'v1');
     const prefix = fc.array(segment, { maxLength: 3 }).map((parts) => `/${parts.join('/')}`);
     const host = fc.option(fc.constantFrom('h1.test', 'h2.test'), { nil: undefined });
@@ -155,14 +156,84 @@ describe('matchEntrypoint', () => {
           }
           expect(got).toBeDefined();
           expect(pathHasPrefix(path, got!.pathPrefix)).toBe(true);
-          const longest = Math.max(...candidates.map(([p]) => p.length));
+          const hostSpecific = candidates.filter(([, h]) => h !== undefined);
+          const tier = hostSpecific.length > 0 ? hostSpecific : candidates;
+          if (hostSpecific.length > 0) expect(got!.host).toBe(bare);
+          else expect(got!.host).toBeUndefined();
+          const longest = Math.max(...tier.map(([p]) => p.length));
           expect(got!.pathPrefix.length).toBe(longest);
-          if (candidates.some(([p, h]) => p.length === longest && h !== undefined))
-            expect(got!.host).toBe(bare);
         },
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('matchEntrypoint: precedence, every pairing (issue 15 item 9)', () => {
+  const both = (a: { name: string; host?: string; pathPrefix?: string }, b: typeof a) => [
+    tableOf([a, b]),
+    tableOf([b, a]),
+  ];
+
+  it('exact host beats any-host, whatever the prefixes', () => {
+    for (const t of both(
+      { name: 'exact', host: 'rules.example', pathPrefix: '/' },
+      { name: 'any', pathPrefix: '/v' },
+    )) {
+      expect(match(t, 'rules.example', '/v')).toBe('exact');
+      expect(match(t, 'rules.example:8080', '/v/x')).toBe('exact');
+      expect(match(t, 'other.example', '/v')).toBe('any');
+    }
+  });
+
+  it('exact host beats a wildcard, whatever the prefixes', () => {
+    for (const t of both(
+      { name: 'exact', host: 'a.example.com', pathPrefix: '/' },
+      { name: 'wild', host: '*.example.com', pathPrefix: '/v/w' },
+    )) {
+      expect(match(t, 'a.example.com', '/v/w')).toBe('exact');
+      expect(match(t, 'b.example.com', '/v/w')).toBe('wild');
+      expect(match(t, 'b.example.com', '/')).toBeUndefined();
+    }
+  });
+
+  it('a wildcard beats any-host, whatever the prefixes', () => {
+    for (const t of both(
+      { name: 'wild', host: '*.example.com', pathPrefix: '/' },
+      { name: 'any', pathPrefix: '/v' },
+    )) {
+      expect(match(t, 'b.example.com', '/v')).toBe('wild');
+      expect(match(t, 'x.y.example.com', '/v')).toBe('wild');
+      expect(match(t, 'example.com', '/v')).toBe('any');
+      expect(match(t, 'badexample.com', '/v')).toBe('any');
+    }
+  });
+
+  it('the longer wildcard suffix beats the shorter one', () => {
+    for (const t of both(
+      { name: 'short', host: '*.example.com', pathPrefix: '/v' },
+      { name: 'long', host: '*.eu.example.com', pathPrefix: '/' },
+    )) {
+      expect(match(t, 'a.eu.example.com', '/v')).toBe('long');
+      expect(match(t, 'a.us.example.com', '/v')).toBe('short');
+    }
+  });
+
+  it('within one host tier, the longest path prefix wins', () => {
+    for (const [host, name] of [
+      ['h.example', 'exact'],
+      ['*.example', 'wild'],
+      [undefined, 'any'],
+    ] as const) {
+      const entries = [
+        { name: `${name}-short`, pathPrefix: '/a', ...(host ? { host } : {}) },
+        { name: `${name}-long`, pathPrefix: '/a/b', ...(host ? { host } : {}) },
+      ];
+      for (const t of both(entries[0]!, entries[1]!)) {
+        expect(match(t, 'h.example', '/a/b/c')).toBe(`${name}-long`);
+        expect(match(t, 'h.example', '/a/c')).toBe(`${name}-short`);
+      }
+    }
   });
 });
 
@@ -249,21 +320,48 @@ describe('serviceFromHost', () => {
     expect(serviceFromHost('web1.shop')).toBe('web1');
   });
 
-  it('property: any label with any suffix and port names that label', () => {
+  it('property: a label in a cluster form, with any port, names that label', () => {
     const label = fc.stringMatching(/^[a-z]([-a-z0-9]{0,20}[a-z0-9])?$/);
     fc.assert(
       fc.property(
         label,
-        fc.array(label, { maxLength: 4 }),
+        fc.constantFrom('', '.ns', '.ns.svc', '.ns.svc.cluster.local', '.shop.svc.k8s.example'),
         fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
         fc.boolean(),
-        (first, rest, port, upper) => {
-          let host = [first, ...rest].join('.');
+        (first, suffix, port, upper) => {
+          let host = `${first}${suffix}`;
           if (upper) host = host.toUpperCase();
           if (port !== undefined) host += `:${port}`;
           expect(serviceFromHost(host)).toBe(first);
         },
       ),
     );
+  });
+
+  it('property: three or more labels not in a cluster form name no service', () => {
+    const label = fc.stringMatching(/^[a-z]([-a-z0-9]{0,20}[a-z0-9])?$/);
+    fc.assert(
+      fc.property(
+        label,
+        label.filter((l) => l !== 'svc'),
+        fc.array(label, { minLength: 1, maxLength: 3 }),
+        (first, second, rest) => {
+          const third = rest[0] === 'svc' ? ['x', ...rest.slice(1)] : rest;
+          expect(serviceFromHost([first, second, ...third].join('.'))).toBeUndefined();
+        },
+      ),
+    );
+  });
+
+  it('a configured service domain and the table hosts name a service too', () => {
+    const options = {
+      serviceDomains: ['.corp.internal'],
+      hosts: new Map([['api.example.org', 'api']]),
+    };
+    expect(serviceFromHost('billing.corp.internal', options)).toBe('billing');
+    expect(serviceFromHost('billing.corp.internal.evil.com', options)).toBeUndefined();
+    expect(serviceFromHost('API.example.org:443', options)).toBe('api');
+    expect(serviceFromHost('api.example.org.evil.com', options)).toBeUndefined();
+    expect(serviceFromHost('api.github.com', options)).toBeUndefined();
   });
 });

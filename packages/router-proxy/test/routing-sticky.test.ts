@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BUCKETS, inWeight, stickyBucket, WeightedSplitter } from '../src/routing/sticky.js';
+import { referenceBucket, referenceFmix32, referenceFnv1a } from './sticky-reference.js';
 
 const lane = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$/);
 const key = fc.string({ maxLength: 64 });
@@ -33,18 +34,28 @@ describe('stickyBucket', () => {
     );
   });
 
-  it('is deterministic: the same key and lane always give the same bucket', () => {
+  it('the reference hash matches the published FNV-1a and murmur3 vectors', () => {
+    // FNV-1a 32: the test suite of the FNV reference code (isthe.com/chongo/tech/comp/fnv).
+    expect(referenceFnv1a('')).toBe(0x811c9dc5n);
+    expect(referenceFnv1a('a')).toBe(0xe40c292cn);
+    expect(referenceFnv1a('foobar')).toBe(0xbf9cf968n);
+    // murmur3_32 of the empty input is fmix32(seed): the vectors for seeds 1 and 0xffffffff.
+    expect(referenceFmix32(0n)).toBe(0n);
+    expect(referenceFmix32(1n)).toBe(0x514e28b7n);
+    expect(referenceFmix32(0xffffffffn)).toBe(0x81f16f39n);
+  });
+
+  it('is the reference hash of lane, NUL, key: every proxy and every release agrees (property)', () => {
+    // A change of hash reshuffles every sticky user across lanes: this fails unless it is deliberate.
     fc.assert(
       fc.property(key, lane, (k, l) => {
-        expect(stickyBucket(k, l)).toBe(stickyBucket(`${k}`, `${l}`));
+        expect(stickyBucket(k, l)).toBe(referenceBucket(k, l));
       }),
+      { numRuns: 1_000 },
     );
-    // Pinned values: every proxy (and every release of it) must agree, or users change lanes.
-    // A change of hash reshuffles every sticky user across lanes: it must be deliberate.
-    expect(['user-1', 'user-2', ''].map((k) => stickyBucket(k, 'gray'))).toEqual([
-      3029, 8083, 2357,
-    ]);
-    expect(stickyBucket('user-1', 'blue')).toBe(8097);
+    expect(['user-1', 'user-2', ''].map((k) => stickyBucket(k, 'gray'))).toEqual(
+      ['user-1', 'user-2', ''].map((k) => referenceBucket(k, 'gray')),
+    );
   });
 
   it('is monotone: a key in the lane at weight w1 stays in it at any w2 >= w1', () => {
@@ -58,6 +69,25 @@ describe('stickyBucket', () => {
       }),
       { numRuns: 2_000 },
     );
+  });
+
+  it('is monotone over a whole ramp: 2 000 keys, every weight from 0 to 100 in steps of 0.25', () => {
+    // A random pair of weights rarely lands on the keys a subtly non-monotone split moves; a full
+    // ramp over many keys visits each key at every step a release takes.
+    const left: string[] = [];
+    const neverIn: string[] = [];
+    for (const k of keys(2_000, 5)) {
+      const bucket = stickyBucket(k, 'gray');
+      let entered = false;
+      for (let step = 0; step <= 400; step++) {
+        const inLane = inWeight(bucket, step / 4);
+        if (entered && !inLane) left.push(`${k} at ${step / 4} %`);
+        entered ||= inLane;
+      }
+      if (!entered) neverIn.push(k);
+    }
+    expect(left).toEqual([]);
+    expect(neverIn).toEqual([]);
   });
 
   it('weight 0 takes no key and weight 100 takes every key', () => {

@@ -37,6 +37,8 @@ interface Watcher {
 
 interface Waiter {
   revision: number;
+  /** The watching proxies yet to acknowledge `revision`, kept up to date so an ack costs O(1). */
+  missing: Set<string>;
   settle(): void;
 }
 
@@ -56,7 +58,8 @@ export class RouteTablePublisher {
   private readonly ackTimeoutMs: number;
   private readonly logger: Logger;
   private table: RouteTable | undefined;
-  private line = '';
+  /** The current table as one ndjson line, encoded once: every watcher gets the same bytes. */
+  private line = Buffer.alloc(0);
   private readonly streams = new Set<Watcher>();
   /** The newest revision each watching proxy acknowledged (or said it had when it connected). */
   private readonly applied = new Map<string, number>();
@@ -82,13 +85,12 @@ export class RouteTablePublisher {
       );
     }
     this.table = table;
-    this.line = `${JSON.stringify(table)}\n`;
+    this.line = Buffer.from(`${JSON.stringify(table)}\n`);
     for (const watcher of this.streams) this.send(watcher);
     this.logger.info(
       { revision: table.revision, watchers: this.streams.size },
       'route table published',
     );
-    this.settleWaiters();
   }
 
   handleGet(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
@@ -105,7 +107,7 @@ export class RouteTablePublisher {
       }
       res.writeHead(200, {
         'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(this.line),
+        'content-length': this.line.length,
         'cache-control': 'no-store',
       });
       res.end(this.line);
@@ -128,9 +130,8 @@ export class RouteTablePublisher {
     // Only proxies that are watching are waited for, so an ack from any other is not kept.
     const known = this.applied.get(proxy);
     if (known !== undefined && revision > known) {
-      this.applied.set(proxy, revision);
       this.logger.debug({ proxy, revision }, 'route table applied by proxy');
-      this.settleWaiters();
+      this.record(proxy, revision);
     }
     res.writeHead(204);
     res.end();
@@ -166,9 +167,9 @@ export class RouteTablePublisher {
       };
       const waiter: Waiter = {
         revision,
+        missing: new Set(this.appliedState(revision).missing),
         settle: () => {
-          const result = this.appliedState(revision);
-          if (result.missing.length === 0) finish(() => resolve(result));
+          if (waiter.missing.size === 0) finish(() => resolve(this.appliedState(revision)));
         },
       };
       const timer = setTimeout(
@@ -219,10 +220,8 @@ export class RouteTablePublisher {
     res.once('close', () => this.closeWatch(watcher));
     this.streams.add(watcher);
     // A proxy that says which revision it has, has applied it.
-    if (proxy !== undefined && sinceRevision !== undefined) {
-      this.applied.set(proxy, Math.max(this.applied.get(proxy) ?? -1, sinceRevision));
-    } else if (proxy !== undefined && !this.applied.has(proxy)) {
-      this.applied.set(proxy, -1);
+    if (proxy !== undefined) {
+      this.record(proxy, Math.max(this.applied.get(proxy) ?? -1, sinceRevision ?? -1));
     }
     this.startHeartbeat();
     this.logger.info(
@@ -230,14 +229,13 @@ export class RouteTablePublisher {
       'route table watch opened',
     );
     this.send(watcher);
-    this.settleWaiters();
   }
 
   private closeWatch(watcher: Watcher): void {
     this.streams.delete(watcher);
     const { proxy } = watcher;
     if (proxy !== undefined && ![...this.streams].some((w) => w.proxy === proxy)) {
-      this.applied.delete(proxy);
+      this.record(proxy, undefined);
     }
     if (this.streams.size === 0) {
       clearInterval(this.heartbeat);
@@ -247,7 +245,6 @@ export class RouteTablePublisher {
       { proxy, remote: watcher.remote, watchers: this.streams.size },
       'route table watch closed',
     );
-    this.settleWaiters();
   }
 
   /** Writes the current table to a watcher that lacks it, unless its socket is still full. */
@@ -276,7 +273,14 @@ export class RouteTablePublisher {
     return { applied, missing };
   }
 
-  private settleWaiters(): void {
-    for (const waiter of [...this.waiters]) waiter.settle();
+  /** What a watching proxy has applied (undefined: it stopped watching), and who waits on it. */
+  private record(proxy: string, applied: number | undefined): void {
+    if (applied === undefined) this.applied.delete(proxy);
+    else this.applied.set(proxy, applied);
+    for (const waiter of [...this.waiters]) {
+      if (applied === undefined || applied >= waiter.revision) waiter.missing.delete(proxy);
+      else waiter.missing.add(proxy);
+      waiter.settle();
+    }
   }
 }

@@ -68,9 +68,22 @@ export const HealthCheckSchema = z
   })
   .strict();
 
+const hostName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/,
+    'a host name without port (letters, digits, dots, dashes)',
+  );
+
 export const ServiceSchema = z
   .object({
     stable: EndpointSetSchema.describe('The stable (default) endpoints.'),
+    hosts: z
+      .array(hostName)
+      .default([])
+      .describe(
+        "More host names that name this service at the outbound listener, besides `<service>`, `<service>.<namespace>`, `<service>.<namespace>.svc[.<cluster-domain>]` and the proxy's `serviceDomains`. Exact names, case-insensitive; a host may belong to one service only.",
+      ),
     lanes: z
       .record(z.string(), LaneSetSchema)
       .default({})
@@ -149,14 +162,21 @@ export const EntrypointSchema = z
       .object({
         host: z
           .string()
-          .min(1)
+          .regex(
+            /^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/,
+            'a host name without port, or *.domain',
+          )
           .optional()
-          .describe('Host to match, without port, case-insensitive; any host when absent.'),
+          .describe(
+            'Host to match, without port, case-insensitive; `*.example.com` matches any name below `example.com`; any host when absent. An exact host beats a wildcard beats any host.',
+          ),
         pathPrefix: z
           .string()
           .startsWith('/', 'pathPrefix starts with /')
           .default('/')
-          .describe('Path prefix to match; the longest matching prefix wins.'),
+          .describe(
+            'Path prefix to match; within the chosen host, the longest matching prefix wins.',
+          ),
       })
       .strict()
       .default({ pathPrefix: '/' })

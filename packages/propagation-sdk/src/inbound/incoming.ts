@@ -1,6 +1,12 @@
 import type { EventEmitter } from 'node:events';
 import { IncomingMessage } from 'node:http';
-import { BAGGAGE_HEADER, readLaneTag, STABLE } from '@graylane/lane-core';
+import {
+  BAGGAGE_HEADER,
+  joinHeaderValues,
+  readLaneTag,
+  STABLE,
+  setBaggageValue,
+} from '@graylane/lane-core';
 import { getConfig } from '../config.js';
 import {
   bindEmitterTo,
@@ -14,7 +20,9 @@ import {
 import { trackTaggedRequest, trackTaggedResult } from '../leak.js';
 import { internalError } from '../log.js';
 import { countInvalidLane } from '../metrics.js';
+import { otelContextActive } from '../otel/bridge.js';
 import { relayTo } from '../provenance.js';
+import { shared } from '../state.js';
 
 /** The part of a `node:http` `IncomingMessage` the SDK reads (also Fastify's `request.raw`, Koa's `ctx.req`). */
 export interface IncomingLike {
@@ -31,7 +39,7 @@ export interface OutgoingLike {
   once(event: 'close', listener: () => void): unknown;
 }
 
-const entered = Symbol('graylane.context');
+const entered = Symbol.for('graylane.sdk.entered');
 type Marked = IncomingLike & { [entered]?: LaneContext };
 
 /** A request's context: node:http requests carry it as their bound-events mark, others a mark of their own. */
@@ -60,14 +68,17 @@ export function runWithIncoming<T>(req: IncomingLike, fn: () => T, res?: Outgoin
     return fn();
   }
   const result = runInContext(store, fn);
-  if (store.lane !== STABLE && res === undefined) trackTaggedResult(result);
+  if (store.lane !== STABLE && res === undefined) trackTaggedResult(result, store);
   return result;
 }
 
 function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
+  // An app that set its own undici global dispatcher at start-up gets the lane interceptor back on it.
+  shared.keepGlobalDispatcher?.();
   const options = getConfig();
   const tag = readLaneTag(req.headers[options.laneHeader], req.headers[BAGGAGE_HEADER], options);
   if (tag.invalid) countInvalidLane('inbound');
+  if (tag.source === 'header' || tag.invalid) agreeOtelBaggage(req, tag.lane, options.baggageKey);
   // Only a Node response can relay provenance; without one nothing is collected.
   const relay = res !== undefined && typeof res === 'object' ? relayTo(res) : undefined;
   const store = requestStore(tag.lane, tag.source, relay);
@@ -80,7 +91,23 @@ function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
     if (typeof req.emit === 'function') bindEmitterTo(req as Pick<EventEmitter, 'emit'>, store);
   }
   if (store.lane !== STABLE && res !== undefined && typeof res.once === 'function') {
-    trackTaggedRequest(res);
+    trackTaggedRequest(res, store);
   }
   return store;
+}
+
+/**
+ * With OTel managing context, its http instrumentation extracts the request's context from the
+ * `baggage` header alone, from the root context; when its server hook runs inside ours (OTel loaded
+ * first) that extraction replaces the lane our hook put in the OTel baggage. So the lane the SDK read
+ * (the header wins) is written into the request's `baggage` header, where any extraction finds it,
+ * whatever the hook order; an invalid tag's baggage entry is removed, as the SDK dropped it.
+ */
+function agreeOtelBaggage(req: IncomingLike, lane: string, baggageKey: string): void {
+  if (!otelContextActive()) return;
+  const baggage = joinHeaderValues(req.headers[BAGGAGE_HEADER]);
+  const next = setBaggageValue(baggage, baggageKey, lane === STABLE ? undefined : lane);
+  if (next === baggage) return;
+  if (next === undefined) delete req.headers[BAGGAGE_HEADER];
+  else req.headers[BAGGAGE_HEADER] = next;
 }

@@ -1,4 +1,15 @@
-import { classifyTagValue, STABLE } from '@graylane/lane-core';
+import {
+  BAGGAGE_HEADER,
+  BAGGAGE_MAX_BYTES,
+  BAGGAGE_MAX_MEMBERS,
+  type BaggageMember,
+  classifyTagValue,
+  type HeaderCarrier,
+  joinHeaderValues,
+  parseBaggage,
+  STABLE,
+  serializeBaggageMember,
+} from '@graylane/lane-core';
 import {
   type Context,
   context,
@@ -6,6 +17,7 @@ import {
   propagation,
   ROOT_CONTEXT,
 } from '@opentelemetry/api';
+import { shared } from '../state.js';
 
 /**
  * The bridge to OpenTelemetry's context. It matters only when an OTel context manager is registered:
@@ -62,4 +74,66 @@ export function runWithOtelLane<T>(lane: string, baggageKey: string, fn: () => T
   const active = context.active();
   if (laneFromOtelContext(active, baggageKey) === lane) return fn();
   return context.with(contextWithLane(active, lane, baggageKey), fn);
+}
+
+/**
+ * Runs an outbound dispatch whose lane header and `baggage` the SDK has already written, so that
+ * OTel's instrumentation (undici's adds its headers when undici creates the request, after every
+ * interceptor) does not add a second of each: the OTel baggage members other than the lane are merged
+ * into the call's one `baggage` header here, the dispatch runs in the active OTel context less its
+ * baggage (trace context is kept); the caller counts itself in `shared.dispatching`, which keeps
+ * `GraylanePropagator` out meanwhile. Without an OTel context manager it is just `fn()`.
+ *
+ * `carrierOf` is only called when there are OTel members to merge.
+ */
+export function dispatchWithoutOtelBaggage<T>(
+  baggageKey: string,
+  carrierOf: () => HeaderCarrier,
+  fn: () => T,
+): T {
+  if (!otelContextActive()) return fn();
+  const active = context.active();
+  const baggage = propagation.getBaggage(active);
+  if (baggage !== undefined) {
+    const members: BaggageMember[] = [];
+    for (const [key, entry] of baggage.getAllEntries()) {
+      if (key === baggageKey) continue;
+      const properties = entry.metadata?.toString();
+      members.push(
+        properties ? { key, value: entry.value, properties } : { key, value: entry.value },
+      );
+    }
+    if (members.length > 0) mergeBaggage(carrierOf(), members);
+  }
+  const stripped = baggage === undefined ? active : propagation.deleteBaggage(active);
+  return context.with(stripped, fn);
+}
+
+/** Whether an SDK hook is dispatching a call it tagged itself (`GraylanePropagator` then stays out). */
+export function otelInjectPaused(): boolean {
+  return shared.dispatching > 0;
+}
+
+/**
+ * Appends `members` to the carrier's `baggage`, a member the call already has winning, within the W3C
+ * limits (what does not fit is left out, never the call's own members).
+ */
+function mergeBaggage(carrier: HeaderCarrier, members: readonly BaggageMember[]): void {
+  const existing = joinHeaderValues(carrier.get(BAGGAGE_HEADER));
+  const parsed = existing === undefined ? undefined : parseBaggage(existing);
+  const keys = new Set(parsed?.ok ? parsed.members.map((m) => m.key) : []);
+  const parts = existing === undefined || existing.trim() === '' ? [] : [existing];
+  let bytes = existing === undefined ? 0 : Buffer.byteLength(existing);
+  let count = keys.size;
+  for (const member of members) {
+    if (keys.has(member.key)) continue;
+    const text = serializeBaggageMember(member);
+    const size = Buffer.byteLength(text) + (parts.length > 0 ? 1 : 0);
+    if (bytes + size > BAGGAGE_MAX_BYTES || count + 1 > BAGGAGE_MAX_MEMBERS) continue;
+    parts.push(text);
+    keys.add(member.key);
+    bytes += size;
+    count++;
+  }
+  if (parts.length > 0) carrier.set(BAGGAGE_HEADER, parts.join(','));
 }

@@ -10,7 +10,7 @@ import {
 import { getConfig } from '../config.js';
 import { currentContext } from '../context.js';
 import { countInvalidLane } from '../metrics.js';
-import { contextWithLane, laneFromOtelContext } from './bridge.js';
+import { contextWithLane, laneFromOtelContext, otelInjectPaused } from './bridge.js';
 
 /**
  * An OpenTelemetry `TextMapPropagator` for the lane header. The lane itself lives in OTel baggage
@@ -34,7 +34,11 @@ export class GraylanePropagator implements TextMapPropagator {
 
   inject(context: Context, carrier: unknown, setter: TextMapSetter = defaultTextMapSetter): void {
     try {
+      // The SDK's own hook has tagged this call already; a second line would make the tag invalid.
+      if (otelInjectPaused()) return;
       const options = this.#tagOptions();
+      // A tag set explicitly on the call wins over the context, as everywhere else.
+      if (hasHeader(carrier, options.laneHeader)) return;
       const lane = laneFromOtelContext(context, options.baggageKey) ?? currentContext()?.lane;
       if (lane !== undefined && lane !== STABLE) setter.set(carrier, options.laneHeader, lane);
     } catch {
@@ -66,4 +70,15 @@ export class GraylanePropagator implements TextMapPropagator {
   fields(): string[] {
     return [this.#tagOptions().laneHeader];
   }
+}
+
+/** Whether a plain-object carrier (node:http's request headers) already has `name`, in any case. */
+function hasHeader(carrier: unknown, name: string): boolean {
+  if (typeof carrier !== 'object' || carrier === null || Array.isArray(carrier)) return false;
+  for (const key of Object.keys(carrier)) {
+    if (key.toLowerCase() === name && (carrier as Record<string, unknown>)[key] !== undefined) {
+      return true;
+    }
+  }
+  return false;
 }

@@ -38,7 +38,7 @@ export function wrapFetch(fetchImpl: Fetch): Fetch {
     };
     let outcome: ReturnType<typeof tagOutbound>;
     try {
-      outcome = tagOutbound(carrierOf, 'fetch');
+      outcome = tagOutbound(carrierOf, 'fetch', wrapped);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -22,14 +22,26 @@ type GetFn = typeof http.get;
 
 const wrappedMark = Symbol.for('graylane.sdk.httpRequest');
 
-function tagClientRequest(req: ClientRequest, client: OutboundClient): void {
+/**
+ * Strict mode's `LaneLeakError` is thrown to the caller of `request`, where a client library turns it
+ * into its own rejection or callback error. The request, which the caller never receives, is destroyed
+ * without an error: an `'error'` event on it would have no listener and crash the process.
+ */
+function tagClientRequest(
+  req: ClientRequest,
+  client: OutboundClient,
+  entry: (...args: never[]) => unknown,
+): void {
   try {
-    tagOutbound(() => clientRequestCarrier(req), client);
+    tagOutbound(() => clientRequestCarrier(req), client, entry);
   } catch (err) {
-    req.destroy(err as Error);
+    req.on('error', ignore);
+    req.destroy();
     throw err;
   }
 }
+
+function ignore(): void {}
 
 type Emit = ClientRequest['emit'];
 
@@ -57,7 +69,7 @@ export function wrapRequest(request: RequestFn, client: OutboundClient = 'http')
   if ((request as RequestFn & { [wrappedMark]?: true })[wrappedMark]) return request;
   const wrapped = function graylaneRequest(this: unknown, ...args: Parameters<RequestFn>) {
     const req = (request as (...a: Parameters<RequestFn>) => ClientRequest).apply(this, args);
-    tagClientRequest(req, client);
+    tagClientRequest(req, client, wrapped);
     const relay = currentRelay();
     if (relay !== undefined) {
       try {

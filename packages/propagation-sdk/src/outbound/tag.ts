@@ -1,6 +1,6 @@
 import { type HeaderCarrier, readLaneTagFrom, STABLE, writeLaneTag } from '@graylane/lane-core';
 import { getConfig } from '../config.js';
-import { currentContext } from '../context.js';
+import { currentContext, isEnded } from '../context.js';
 import { LaneLeakError } from '../errors.js';
 import { leakDetectionActive, reportLeak } from '../leak.js';
 import { internalError } from '../log.js';
@@ -15,21 +15,32 @@ import { countInvalidLane, type OutboundClient } from '../metrics.js';
  *   rewritten so that header and baggage agree.
  * - Otherwise a tagged context writes its lane to the header and merges it into `baggage`.
  * - With no context at all while tagged requests are in flight, the call is a possible leak.
+ * - In the context of a request that has ended, the call is stale: it goes out untagged (see leak.ts).
+ *
+ * `entry` is the SDK function the app called, where a leak report cuts the stack.
  *
  * Returns `tagged` when the carrier was written, `leak` when a leak was reported (the call goes on
  * untagged), else `untouched`. Never throws, except `LaneLeakError` in strict mode.
  */
 export type TagOutcome = 'tagged' | 'untouched' | 'leak';
 
-export function tagOutbound(carrierOf: () => HeaderCarrier, client: OutboundClient): TagOutcome {
+export function tagOutbound(
+  carrierOf: () => HeaderCarrier,
+  client: OutboundClient,
+  entry: (...args: never[]) => unknown,
+): TagOutcome {
   try {
     const ctx = currentContext();
     if (ctx === undefined) {
       if (!leakDetectionActive() || hasExplicitTag(carrierOf())) return 'untouched';
-      reportLeak(client);
+      reportLeak(client, 'no-context', entry);
       return 'leak';
     }
     if (ctx.lane === STABLE) return 'untouched';
+    if (isEnded(ctx) && getConfig().leakDetection && !hasExplicitTag(carrierOf())) {
+      reportLeak(client, 'stale-context', entry, ctx.lane);
+      return 'leak';
+    }
     const options = getConfig();
     const carrier = carrierOf();
     const tag = readLaneTagFrom(carrier, options);

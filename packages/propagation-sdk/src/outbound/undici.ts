@@ -1,9 +1,11 @@
-import { type Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { type HeaderRecord, headersToRecord, objectCarrier } from '../carriers.js';
 import { getConfig } from '../config.js';
 import { currentRelay } from '../context.js';
 import { internalError } from '../log.js';
+import { dispatchWithoutOtelBaggage } from '../otel/bridge.js';
 import { type Relay, rawHeaderValue, recordServed } from '../provenance.js';
+import { shared } from '../state.js';
 import { tagOutbound } from './tag.js';
 
 type Handler = Dispatcher.DispatchHandler;
@@ -122,29 +124,24 @@ export function laneInterceptor(): Dispatcher.DispatcherComposeInterceptor {
     function graylaneDispatch(opts, handler) {
       let headers: HeaderRecord | undefined;
       const carrierOf = () => {
-        headers = headersToRecord(opts.headers);
+        headers ??= headersToRecord(opts.headers);
         return objectCarrier(headers);
       };
-      const outcome = tagOutbound(carrierOf, 'undici');
+      // Whatever the outcome, the headers to send are the ones the carrier holds, if it was made.
+      tagOutbound(carrierOf, 'undici', graylaneDispatch);
       const relayed = relayHandler(handler);
-      if (outcome !== 'tagged' || headers === undefined) return dispatch(opts, relayed);
-      return dispatch({ ...opts, headers: headers as Record<string, string | string[]> }, relayed);
+      const send = () =>
+        dispatch(
+          headers !== undefined
+            ? { ...opts, headers: headers as Record<string, string | string[]> }
+            : opts,
+          relayed,
+        );
+      shared.dispatching++;
+      try {
+        return dispatchWithoutOtelBaggage(getConfig().baggageKey, carrierOf, send);
+      } finally {
+        shared.dispatching--;
+      }
     };
-}
-
-const composedMark = Symbol.for('graylane.sdk.dispatcher');
-
-/**
- * Makes undici's global dispatcher (used by `undici.request`/`fetch`, and by Node's own `fetch`,
- * which shares it) tag every request. Returns a function that restores the previous dispatcher.
- */
-export function installGlobalDispatcher(): () => void {
-  const previous = getGlobalDispatcher();
-  if ((previous as Dispatcher & { [composedMark]?: true })[composedMark]) return () => {};
-  const composed = previous.compose(laneInterceptor()) as Dispatcher & { [composedMark]?: true };
-  composed[composedMark] = true;
-  setGlobalDispatcher(composed);
-  return () => {
-    if (getGlobalDispatcher() === composed) setGlobalDispatcher(previous);
-  };
 }

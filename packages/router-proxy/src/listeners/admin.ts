@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RouteTable } from '@graylane/lane-core';
+import { REDACTED } from '../logger.js';
 import type { ProxyRuntime } from '../runtime.js';
 
 export interface AdminOptions {
@@ -14,6 +16,18 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 /** Whether a client address (a socket's `remoteAddress`) is this machine's loopback. */
 export function isLoopbackAddress(address: string | undefined): boolean {
   return LOOPBACK.test(address ?? '');
+}
+
+/** The table as the admin listener shows it: every secret replaced, the rest as loaded. */
+export function redactTable(table: RouteTable): RouteTable {
+  return {
+    ...table,
+    entrypoints: table.entrypoints.map((entry) =>
+      entry.clientLanesSecret
+        ? { ...entry, clientLanesSecret: { ...entry.clientLanesSecret, value: REDACTED } }
+        : entry,
+    ),
+  };
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -62,7 +76,7 @@ export function createAdminHandler(runtime: ProxyRuntime, options: AdminOptions)
           json(res, 503, { error: 'no route table loaded' });
           return;
         }
-        json(res, 200, { ...runtime.tables.loaded, table: current.table });
+        json(res, 200, { ...runtime.tables.loaded, table: redactTable(current.table) });
         return;
       }
       case '/metrics': {

@@ -1,28 +1,31 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { parseCookie } from 'cookie';
+import { readRequestLane, tagOptionsOf } from '../forwarding/lane-tag.js';
+import { forwardToService } from '../forwarding/service-route.js';
+import type { Tunnels } from '../forwarding/tunnel.js';
+import { upgradeToService } from '../forwarding/upgrade.js';
+import { nextVia } from '../forwarding/via.js';
+import { endToEndHeaders, setForwardedHeaders, singleHeader } from '../http/headers.js';
+import { ProxyErrorCodes, type Refusal, refusal } from '../http/respond.js';
 import { type Assignment, assignLane } from '../routing/assign.js';
-import type { CompiledEntrypoint, CompiledTable, ServiceView } from '../routing/compiled-table.js';
+import {
+  type CompiledEntrypoint,
+  type CompiledTable,
+  laneLabel,
+  type ServiceView,
+} from '../routing/compiled-table.js';
 import { matchEntrypoint } from '../routing/entrypoint.js';
 import { WeightedSplitter } from '../routing/sticky.js';
 import type { ProxyRuntime } from '../runtime.js';
-import {
-  guarded,
-  loopMessage,
-  nextVia,
-  parseCookies,
-  readRequestLane,
-  tableOrRespond,
-  tagOptionsOf,
-} from './common.js';
-import { endToEndHeaders, setForwardedHeaders, singleHeader } from './http-headers.js';
-import { ProxyErrorCodes, type Refusal, refusal, respondError } from './respond.js';
-import { forwardToService } from './service-route.js';
+import { currentTable, driveListener, isRefusal, type ListenerHandlers } from './driver.js';
 
 const STICKY_COOKIE_MAX_AGE_S = 30 * 24 * 3600;
 
 /** Where the gateway sends a request: the entrypoint's service, in the lane it picked. */
 export interface GatewayRoute {
   ok: true;
+  table: CompiledTable;
   entry: CompiledEntrypoint;
   service: ServiceView;
   assignment: Assignment;
@@ -33,7 +36,7 @@ export interface GatewayRoute {
   setCookie: string[] | undefined;
 }
 
-export type GatewayRouter = (table: CompiledTable, req: IncomingMessage) => GatewayRoute | Refusal;
+export type GatewayRouter = (req: IncomingMessage) => GatewayRoute | Refusal;
 
 /**
  * The gateway's decision for one request (entrypoint, loop check, lane, headers), apart from how it is
@@ -61,13 +64,13 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
     entry: CompiledEntrypoint,
     req: IncomingMessage,
   ): Assignment {
-    let cookies: Map<string, string> | undefined;
+    let cookies: Record<string, string | undefined> | undefined;
     return assignLane(entry, {
       clientTag: readRequestLane(runtime, tagOptionsOf(table), req, 'gateway'),
       header: (name) => singleHeader(req.headers[name]),
       cookie: (name) => {
-        cookies ??= parseCookies(singleHeader(req.headers.cookie));
-        return cookies.get(name);
+        cookies ??= parseCookie(singleHeader(req.headers.cookie) ?? '');
+        return cookies[name];
       },
       knownLanes: table.knownLanes,
       splitter: splitterFor(table),
@@ -75,7 +78,9 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
     });
   }
 
-  return (table, req) => {
+  return (req) => {
+    const table = currentTable(runtime);
+    if (isRefusal(table)) return table;
     const url = req.url ?? '/';
     if (!url.startsWith('/')) {
       return refusal(
@@ -87,11 +92,11 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
     const entry = matchEntrypoint(table, req.headers.host, url);
     if (!entry) return refusal(404, ProxyErrorCodes.noEntrypoint, `no entrypoint matches ${url}`);
     const via = nextVia(runtime, req);
-    if ('loop' in via) return refusal(508, ProxyErrorCodes.loop, loopMessage(via.loop));
+    if (typeof via !== 'string') return via;
     const assignment = assign(table, entry, req);
     runtime.metrics.laneAssignments.inc({
       entrypoint: entry.name,
-      lane: assignment.lane,
+      lane: laneLabel(table, assignment.lane),
       reason: assignment.reason,
     });
     const secretHeader = entry.clientLanesSecret?.header;
@@ -100,13 +105,14 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
       secretHeader ? new Set([secretHeader]) : undefined,
     );
     setForwardedHeaders(headers, req, true);
-    headers.via = via.via;
+    headers.via = via;
     const setCookie = assignment.setCookies?.map(
       ({ name, value }) =>
         `${name}=${value}; Path=/; Max-Age=${STICKY_COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax`,
     );
     return {
       ok: true,
+      table,
       entry,
       service: table.services.get(entry.service)!,
       assignment,
@@ -118,26 +124,24 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
 }
 
 /** The entry listener: matches an entrypoint, picks the request's lane, and forwards it tagged. */
-export function createGatewayHandler(
-  runtime: ProxyRuntime,
-  router: GatewayRouter = createGatewayRouter(runtime),
-) {
-  return guarded(runtime, async (req: IncomingMessage, res: ServerResponse) => {
-    const table = tableOrRespond(runtime, res);
-    if (!table) return;
-    const route = router(table, req);
-    if (!route.ok) {
-      respondError(res, route.status, route.code, route.message);
-      return;
-    }
-    await forwardToService(runtime, req, res, {
-      listener: 'gateway',
-      table,
-      service: route.service,
-      lane: route.assignment.lane,
-      path: route.path,
-      headers: route.headers,
-      ...(route.setCookie ? { responseHeaders: { 'set-cookie': route.setCookie } } : {}),
-    });
+export function createGatewayListener(runtime: ProxyRuntime, tunnels: Tunnels): ListenerHandlers {
+  const route = createGatewayRouter(runtime);
+  const toService = (r: GatewayRoute) => ({
+    listener: 'gateway' as const,
+    table: r.table,
+    service: r.service,
+    lane: r.assignment.lane,
+    path: r.path,
+    headers: r.headers,
+  });
+  return driveListener(runtime, tunnels, {
+    route,
+    request: (req, res, r) =>
+      forwardToService(runtime, req, res, {
+        ...toService(r),
+        ...(r.setCookie ? { responseHeaders: { 'set-cookie': r.setCookie } } : {}),
+      }),
+    upgrade: (req, client, head, r) =>
+      upgradeToService(runtime, req, client, head, { ...toService(r), setCookie: r.setCookie }),
   });
 }

@@ -1,21 +1,16 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { recordCarrier, STABLE, writeLaneTag } from '@graylane/lane-core';
+import { readRequestLane, tagOptionsOf } from '../forwarding/lane-tag.js';
+import { settleForward, watchRequest } from '../forwarding/request-signal.js';
+import { LANE_SERVED_HEADER, prependHop, provenance } from '../forwarding/service-route.js';
+import { codeOf, exchange, keepUpgrade, type Tunnels } from '../forwarding/tunnel.js';
+import { nextVia } from '../forwarding/via.js';
+import { endToEndHeaders, setForwardedHeaders } from '../http/headers.js';
+import { respondError, upstreamRefusal } from '../http/respond.js';
 import type { ProxyRuntime } from '../runtime.js';
-import { AbortSwitch } from '../upstream/abort.js';
+import type { UpstreamFailure } from '../upstream/errors.js';
 import { forwardOnce } from '../upstream/forward.js';
-import { guarded, loopMessage, nextVia, passVia, readRequestLane, tagOptionsOf } from './common.js';
-import { endToEndHeaders, setForwardedHeaders } from './http-headers.js';
-import { ProxyErrorCodes, respondError, upstreamRefusal } from './respond.js';
-import { LANE_SERVED_HEADER, prependHop, provenance } from './service-route.js';
-import {
-  codeOf,
-  exchange,
-  guardedUpgrade,
-  keepUpgrade,
-  refuseUpgrade,
-  type Tunnels,
-  type UpgradeHandler,
-} from './tunnel.js';
+import { driveListener, type ListenerHandlers } from './driver.js';
 
 /** The local app an inbound listener stands in front of. */
 export interface InboundApp {
@@ -38,46 +33,65 @@ export interface InboundApp {
  * Metrics and `x-lane-served` name the lane this app instance serves (`--service-lane`), like the
  * other listeners name the set that served; the app itself sees the request's lane, which it passes on.
  */
-export function createInboundHandler(runtime: ProxyRuntime, app: InboundApp) {
+export function createInboundListener(
+  runtime: ProxyRuntime,
+  app: InboundApp,
+  tunnels: Tunnels,
+): ListenerHandlers {
   const origin = new URL(app.target).origin;
-  return guarded(runtime, async (req: IncomingMessage, res: ServerResponse) => {
-    const started = process.hrtime.bigint();
-    const via = passVia(runtime, req, res);
-    if (via === undefined) return;
-    const { lane, headers, hop } = toApp(runtime, app, req, via);
-    const abort = new AbortSwitch();
-    const onClose = () => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.once('close', onClose);
-    const outcome = await forwardOnce(
-      runtime.dispatcher,
-      req,
-      res,
-      { origin, path: req.url ?? '/', method: req.method ?? 'GET', headers },
-      (response) => prependHop(response, hop),
-      abort,
+  const failed = (lane: string, failure: UpstreamFailure, error: unknown) => {
+    runtime.logger.warn(
+      { service: app.service, lane, endpoint: origin, failure, err: error },
+      'local app failed',
     );
-    res.off('close', onClose);
-    let code: number;
-    if (outcome.ok) code = outcome.status;
-    else if (outcome.responded || outcome.failure === 'aborted') code = 0;
-    else {
-      runtime.logger.warn(
-        {
-          service: app.service,
-          lane,
-          endpoint: origin,
-          failure: outcome.failure,
-          err: outcome.error,
-        },
-        'local app failed',
+    return upstreamRefusal(failure, `service ${app.service} at ${origin}`);
+  };
+  return driveListener(runtime, tunnels, {
+    route(req) {
+      const via = nextVia(runtime, req);
+      return typeof via === 'string' ? { ok: true as const, via } : via;
+    },
+    async request(req, res, { via }) {
+      const started = process.hrtime.bigint();
+      const { lane, headers, hop } = toApp(runtime, app, req, via);
+      const { signal, dispose } = watchRequest(runtime, req, res);
+      const outcome = await forwardOnce(
+        runtime.dispatcher,
+        req,
+        res,
+        { origin, path: req.url ?? '/', method: req.method ?? 'GET', headers },
+        (response) => prependHop(response, hop),
+        signal,
+        runtime.options.upstream.headersTimeoutMs,
       );
-      const answer = upstreamRefusal(outcome.failure, `service ${app.service} at ${origin}`);
-      respondError(res, answer.status, answer.code, answer.message, { [LANE_SERVED_HEADER]: hop });
-      code = answer.status;
-    }
-    record(runtime, app, code, started);
+      dispose();
+      const code = settleForward(runtime, res, signal, outcome, {
+        listener: 'inbound',
+        what: `service ${app.service} at ${origin}`,
+        headers: { [LANE_SERVED_HEADER]: hop },
+        log: { service: app.service, lane, endpoint: origin },
+        message: 'local app failed',
+      });
+      record(runtime, app, code, started);
+    },
+    async upgrade(req, client, head, { via }) {
+      const started = process.hrtime.bigint();
+      const { lane, headers, hop } = toApp(runtime, app, req, via);
+      keepUpgrade(req, headers);
+      const outcome = await exchange(runtime, req, client, head, {
+        origin,
+        path: req.url ?? '/',
+        headers,
+        decorate: (response) => prependHop(response, hop),
+      });
+      if (!outcome.ok && outcome.failure !== 'aborted') {
+        const answer = failed(lane, outcome.failure, outcome.error);
+        respondError(client, answer.status, answer.code, answer.message, {
+          [LANE_SERVED_HEADER]: hop,
+        });
+      }
+      record(runtime, app, codeOf(outcome), started);
+    },
   });
 }
 
@@ -100,37 +114,4 @@ function record(runtime: ProxyRuntime, app: InboundApp, code: number, started: b
     version: app.version ?? '',
   };
   runtime.metrics.recordRequest(labels, code, started);
-}
-
-/** WebSocket to the app: the same tag normalisation and provenance, then a tunnel both ways. */
-export function createInboundUpgradeHandler(
-  runtime: ProxyRuntime,
-  app: InboundApp,
-  tunnels: Tunnels,
-): UpgradeHandler {
-  const origin = new URL(app.target).origin;
-  return guardedUpgrade(runtime, tunnels, async (req, client, head) => {
-    const started = process.hrtime.bigint();
-    const via = nextVia(runtime, req);
-    if ('loop' in via) {
-      refuseUpgrade(client, 508, ProxyErrorCodes.loop, loopMessage(via.loop));
-      return;
-    }
-    const { headers, hop } = toApp(runtime, app, req, via.via);
-    keepUpgrade(req, headers);
-    const outcome = await exchange(runtime, req, client, head, {
-      origin,
-      path: req.url ?? '/',
-      headers,
-      decorate: (response) => prependHop(response, hop),
-    });
-    const code = codeOf(outcome);
-    if (!outcome.ok && outcome.failure !== 'aborted') {
-      const answer = upstreamRefusal(outcome.failure, `service ${app.service} at ${origin}`);
-      refuseUpgrade(client, answer.status, answer.code, answer.message, {
-        [LANE_SERVED_HEADER]: hop,
-      });
-    }
-    record(runtime, app, code, started);
-  });
 }

@@ -41,7 +41,10 @@ export interface CompiledRule {
 
 export interface CompiledEntrypoint {
   name: string;
+  /** Lower case; `*.example.com` for a wildcard; undefined for any host. */
   host: string | undefined;
+  /** How specific the host is: an exact name before a wildcard before any host. */
+  hostRank: HostRank;
   pathPrefix: string;
   service: string;
   clientLanes: Entrypoint['clientLanes'];
@@ -55,10 +58,25 @@ export interface CompiledTable {
   services: ReadonlyMap<string, ServiceView>;
   /** Lanes that at least one service defines: what `clientLanes: known` accepts. */
   knownLanes: ReadonlySet<string>;
-  /** Longest path prefix first; at equal length, host-specific before any-host. */
+  /** Lanes a metric label may name: the known lanes, the lanes assign rules give, and stable. */
+  labelLanes: ReadonlySet<string>;
+  /** In match order: exact host, wildcard, any host; within each, the longest path prefix first. */
   entrypoints: readonly CompiledEntrypoint[];
   /** Every endpoint origin in the table, for pool lifecycle. */
   origins: ReadonlySet<string>;
+  /** The `hosts:` the table gives services, lower case, to the service's name. */
+  serviceHosts: ReadonlyMap<string, string>;
+}
+
+export enum HostRank {
+  exact = 0,
+  wildcard = 1,
+  any = 2,
+}
+
+function hostRankOf(host: string | undefined): HostRank {
+  if (host === undefined) return HostRank.any;
+  return host.startsWith('*.') ? HostRank.wildcard : HostRank.exact;
 }
 
 function compileMatch(match: StringMatch): HeaderMatcher {
@@ -81,9 +99,11 @@ function compileRule(rule: AssignRule): CompiledRule {
 }
 
 function compileEntrypoint(entry: Entrypoint): CompiledEntrypoint {
+  const host = entry.match.host?.toLowerCase();
   return {
     name: entry.name,
-    host: entry.match.host?.toLowerCase(),
+    host,
+    hostRank: hostRankOf(host),
     pathPrefix: entry.match.pathPrefix,
     service: entry.service,
     clientLanes: entry.clientLanes,
@@ -92,17 +112,25 @@ function compileEntrypoint(entry: Entrypoint): CompiledEntrypoint {
   };
 }
 
+/**
+ * Gateway API's HTTPRoute precedence (and nginx's `server_name` before `location`): an exact host
+ * before a wildcard (the longer suffix first) before any host; within one host, the longest path
+ * prefix. The first entrypoint in this order that matches both host and path takes the request.
+ */
 function byMatchPriority(a: CompiledEntrypoint, b: CompiledEntrypoint): number {
-  const byLength = b.pathPrefix.length - a.pathPrefix.length;
-  if (byLength !== 0) return byLength;
-  return Number(b.host !== undefined) - Number(a.host !== undefined);
+  if (a.hostRank !== b.hostRank) return a.hostRank - b.hostRank;
+  const byHost = (b.host?.length ?? 0) - (a.host?.length ?? 0);
+  if (byHost !== 0) return byHost;
+  return b.pathPrefix.length - a.pathPrefix.length;
 }
 
 export function compileTable(table: RouteTable): CompiledTable {
   const services = new Map<string, ServiceView>();
   const knownLanes = new Set<string>();
   const origins = new Set<string>();
+  const serviceHosts = new Map<string, string>();
   for (const [name, service] of Object.entries(table.services)) {
+    for (const host of service.hosts) serviceHosts.set(host.toLowerCase(), name);
     const sets = new Map<string, EndpointSetView>();
     const normalise = (endpoints: readonly string[]) => endpoints.map((e) => new URL(e).origin);
     sets.set(STABLE, {
@@ -130,5 +158,31 @@ export function compileTable(table: RouteTable): CompiledTable {
     });
   }
   const entrypoints = table.entrypoints.map(compileEntrypoint).sort(byMatchPriority);
-  return { table, revision: table.revision, services, knownLanes, entrypoints, origins };
+  const labelLanes = new Set([
+    STABLE,
+    ...knownLanes,
+    ...table.entrypoints.flatMap((entry) => entry.assign.map((rule) => rule.lane)),
+  ]);
+  return {
+    table,
+    revision: table.revision,
+    services,
+    knownLanes,
+    labelLanes,
+    entrypoints,
+    origins,
+    serviceHosts,
+  };
+}
+
+/**
+ * The `lane` label for a lane that came from a request. Clients may send any valid lane (with
+ * `clientLanes: any`, and always on the outbound listener), and a label value per lane would let
+ * them grow the series without bound; every lane the table does not name is counted as one,
+ * `_other` (not a DNS label, so no lane can be called that).
+ */
+export const OTHER_LANE_LABEL = '_other';
+
+export function laneLabel(table: CompiledTable | undefined, lane: string): string {
+  return table?.labelLanes.has(lane) ? lane : OTHER_LANE_LABEL;
 }

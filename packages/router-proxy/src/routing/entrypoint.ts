@@ -1,4 +1,4 @@
-import type { CompiledEntrypoint, CompiledTable } from './compiled-table.js';
+import { type CompiledEntrypoint, type CompiledTable, HostRank } from './compiled-table.js';
 
 /** `/api` matches `/api`, `/api/x` and `/api?q`, but not `/apix`: prefixes match whole path segments. */
 export function pathHasPrefix(path: string, prefix: string): boolean {
@@ -21,6 +21,18 @@ export function hostWithoutPort(host: string | undefined): string | undefined {
   return colon === -1 ? lower : lower.slice(0, colon);
 }
 
+/** `*.example.com` matches one or more labels before `.example.com`, not `example.com` itself. */
+function hostMatches(entry: CompiledEntrypoint, bareHost: string | undefined): boolean {
+  if (entry.host === undefined) return true;
+  if (bareHost === undefined) return false;
+  if (entry.hostRank === HostRank.wildcard) {
+    const suffix = entry.host.slice(1);
+    return bareHost.length > suffix.length && bareHost.endsWith(suffix);
+  }
+  return entry.host === bareHost;
+}
+
+/** The entrypoint for a request; the table keeps them in precedence order (see compiled-table.ts). */
 export function matchEntrypoint(
   table: CompiledTable,
   host: string | undefined,
@@ -28,22 +40,6 @@ export function matchEntrypoint(
 ): CompiledEntrypoint | undefined {
   const bareHost = hostWithoutPort(host);
   return table.entrypoints.find(
-    (entry) =>
-      (entry.host === undefined || entry.host === bareHost) &&
-      pathHasPrefix(path, entry.pathPrefix),
+    (entry) => hostMatches(entry, bareHost) && pathHasPrefix(path, entry.pathPrefix),
   );
-}
-
-const IPV4_LITERAL = /^\d{1,3}(\.\d{1,3}){3}$/;
-
-/**
- * The service a host names: its first DNS label (`backend`, `backend.shop.svc.cluster.local:8080`).
- * An IP literal names no service (`10.0.0.1` is not service `10`).
- */
-export function serviceFromHost(host: string | undefined): string | undefined {
-  const bare = hostWithoutPort(host);
-  if (!bare || bare.startsWith('[') || IPV4_LITERAL.test(bare)) return undefined;
-  const dot = bare.indexOf('.');
-  const label = dot === -1 ? bare : bare.slice(0, dot);
-  return label === '' ? undefined : label;
 }

@@ -1,4 +1,4 @@
-import type { EndpointSetView, ServiceView } from '../routing/compiled-table.js';
+import { type EndpointSetView, laneLabel, type ServiceView } from '../routing/compiled-table.js';
 import { type FallbackReason, type FallbackStep, resolveRoute } from '../routing/resolve.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { excludingTried } from './endpoint-health.js';
@@ -95,11 +95,12 @@ export async function attemptEndpoints<O>(
     if (!retry) break;
     tried.set(endpoint, fallbackReasonOf(verdict.failure));
   }
+  const table = runtime.tables.current;
   for (const step of last.target.fallbacks) {
     runtime.metrics.fallbacks.inc({
       service: service.name,
-      from_lane: step.from,
-      to_lane: step.to,
+      from_lane: laneLabel(table, step.from),
+      to_lane: laneLabel(table, step.to),
       reason: step.reason,
     });
   }

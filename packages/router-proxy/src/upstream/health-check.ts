@@ -10,9 +10,45 @@ export interface HealthEvent {
   healthy: boolean;
 }
 
+/** Sends one check to an endpoint: true when it passed. */
+export type HealthProbe = (endpoint: string, check: HealthCheck) => Promise<boolean>;
+
+/** Where checks are scheduled: the process's timers, or a test's clock. */
+export interface CheckScheduler {
+  schedule(run: () => void, delayMs: number): unknown;
+  cancel(handle: unknown): void;
+}
+
+const processTimers: CheckScheduler = {
+  schedule(run, delayMs) {
+    // Checks alone never keep the process alive.
+    return setTimeout(run, delayMs).unref();
+  },
+  cancel(handle) {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+};
+
+/** An HTTP GET of the check's path; a 2xx or 3xx within `timeoutMs` passes. */
+export function httpProbe(agent: Agent): HealthProbe {
+  return async (endpoint, check) => {
+    try {
+      const res = await request(`${endpoint}${check.path}`, {
+        dispatcher: agent,
+        signal: AbortSignal.timeout(check.timeoutMs),
+        headers: { 'user-agent': 'graylane-health-check' },
+      });
+      await res.body.dump();
+      return res.statusCode >= 200 && res.statusCode < 400;
+    } catch {
+      return false;
+    }
+  };
+}
+
 interface Prober {
   config: string;
-  timer: NodeJS.Timeout | undefined;
+  timer: unknown;
   healthy: boolean;
   passes: number;
   failures: number;
@@ -22,16 +58,23 @@ interface Prober {
 /**
  * Active health checks for the services whose table entry asks for them. Endpoints start healthy
  * (a new canary is not blackholed before its first check) and change state only after
- * `unhealthyThreshold` failed or `healthyThreshold` passed checks in a row.
+ * `unhealthyThreshold` failed or `healthyThreshold` passed checks in a row. The first check runs at
+ * once; each next one `intervalMs` after the previous one ended, so checks never overlap.
  */
 export class ActiveHealthChecker {
   private readonly probers = new Map<string, Prober>();
   private readonly agent = new Agent({ keepAliveTimeout: 1_000, connections: 2 });
+  private readonly probe: HealthProbe;
+  private readonly scheduler: CheckScheduler;
 
   constructor(
     private readonly onChange: (event: HealthEvent) => void,
     private readonly logger: Logger,
-  ) {}
+    options: { probe?: HealthProbe; scheduler?: CheckScheduler } = {},
+  ) {
+    this.probe = options.probe ?? httpProbe(this.agent);
+    this.scheduler = options.scheduler ?? processTimers;
+  }
 
   private key(service: string, endpoint: string): string {
     return `${service}\u0000${endpoint}`;
@@ -83,14 +126,12 @@ export class ActiveHealthChecker {
     };
     this.probers.set(key, prober);
     const run = async () => {
-      const passed = await this.probe(target.endpoint, check);
+      const passed = await this.probe(target.endpoint, check).catch(() => false);
       if (prober.stopped) return;
       this.record(prober, passed, check, target);
-      prober.timer = setTimeout(run, check.intervalMs);
-      prober.timer.unref();
+      prober.timer = this.scheduler.schedule(run, check.intervalMs);
     };
-    prober.timer = setTimeout(run, 0);
-    prober.timer.unref();
+    prober.timer = this.scheduler.schedule(run, 0);
   }
 
   private record(
@@ -118,23 +159,9 @@ export class ActiveHealthChecker {
     }
   }
 
-  private async probe(endpoint: string, check: HealthCheck): Promise<boolean> {
-    try {
-      const res = await request(`${endpoint}${check.path}`, {
-        dispatcher: this.agent,
-        signal: AbortSignal.timeout(check.timeoutMs),
-        headers: { 'user-agent': 'graylane-health-check' },
-      });
-      await res.body.dump();
-      return res.statusCode >= 200 && res.statusCode < 400;
-    } catch {
-      return false;
-    }
-  }
-
   private stopProber(prober: Prober): void {
     prober.stopped = true;
-    clearTimeout(prober.timer);
+    this.scheduler.cancel(prober.timer);
   }
 
   async close(): Promise<void> {

@@ -6,10 +6,10 @@ import {
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { responseHeaders } from '../http/headers.js';
+import { rawHead } from '../http/respond.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { classifyUpstreamError, type UpstreamFailure } from '../upstream/errors.js';
-import { responseHeaders } from './http-headers.js';
-import { rawHead, rawResponse } from './respond.js';
 
 /**
  * The transport of an `Upgrade` request (WebSocket): one handshake with one endpoint over a fresh
@@ -37,17 +37,6 @@ export class Tunnels {
   destroyAll(): void {
     for (const socket of this.sockets) socket.destroy();
   }
-}
-
-/** Answers an upgrade request on its socket (there is no `ServerResponse`) and closes it. */
-export function refuseUpgrade(
-  client: Duplex,
-  status: number,
-  code: string,
-  message: string,
-  extra: OutgoingHttpHeaders = {},
-): void {
-  client.end(rawResponse(status, code, message, extra));
 }
 
 /** The forwarded head keeps what an upgrade needs, which `endToEndHeaders` strips as hop-by-hop. */
@@ -183,26 +172,4 @@ export function codeOf(outcome: ExchangeOutcome): number {
   if (outcome.ok) return outcome.status;
   if (outcome.failure === 'aborted') return 0;
   return isTimeout(outcome.failure) ? 504 : 502;
-}
-
-/**
- * Runs an upgrade handler on a socket the proxy now owns: errors on it are expected (a client that
- * leaves), data waits until a tunnel reads it, and anything thrown is answered 500, not a crash.
- */
-export function guardedUpgrade(
-  runtime: ProxyRuntime,
-  tunnels: Tunnels,
-  handler: (req: IncomingMessage, client: Duplex, head: Buffer) => Promise<void>,
-): UpgradeHandler {
-  return (req, client, head) => {
-    client.on('error', () => client.destroy());
-    client.pause();
-    tunnels.track(client);
-    handler(req, client, head).catch((error: unknown) => {
-      runtime.logger.error({ err: error, url: req.url }, 'upgrade handler failed');
-      if (client.writable)
-        refuseUpgrade(client, 500, 'GRAYLANE_ERR_INTERNAL', 'internal proxy error');
-      else client.destroy();
-    });
-  };
 }

@@ -1,17 +1,21 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { recordCarrier, writeLaneTag } from '@graylane/lane-core';
-import type { CompiledTable, ServiceView } from '../routing/compiled-table.js';
+import { ProxyErrorCodes, respondError } from '../http/respond.js';
+import { type CompiledTable, laneLabel, type ServiceView } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
-import { AbortSwitch } from '../upstream/abort.js';
 import { type AttemptKind, type AttemptTarget, attemptEndpoints } from '../upstream/attempts.js';
 import { nothingSent } from '../upstream/errors.js';
 import { type ForwardOutcome, forwardOnce, requestHasBody } from '../upstream/forward.js';
 import { RequestBody } from '../upstream/request-body.js';
-import { ProxyErrorCodes, respondError, upstreamRefusal } from './respond.js';
+import { type ListenerName, tagForwarded } from './lane-tag.js';
+import {
+  answerBodyExpired,
+  CLIENT_CLOSED_REQUEST,
+  type RequestSignal,
+  settleForward,
+  watchRequest,
+} from './request-signal.js';
 
 export { provenance } from '../upstream/attempts.js';
-
-export type ListenerName = 'gateway' | 'outbound' | 'inbound';
 
 export const LANE_SERVED_HEADER = 'x-lane-served';
 
@@ -49,34 +53,51 @@ export function mergeHeaders(
   }
 }
 
-/** Writes the request's lane on the forwarded headers, in the table's header and baggage key. */
-export function tagForwarded(request: {
-  table: CompiledTable;
-  lane: string;
-  headers: Record<string, string | string[]>;
-}) {
-  const { laneHeader, baggageKey } = request.table.table;
-  writeLaneTag(recordCarrier(request.headers), request.lane, { laneHeader, baggageKey });
-}
-
 /** `service web lane gray endpoint http://…`: what a failure message names. */
 export const describeTarget = (service: string, target: AttemptTarget) =>
   `service ${service} lane ${target.set.lane} endpoint ${target.endpoint}`;
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-/** A body that a retry can send again: none, or one small enough to have been kept in memory. */
-async function replayableBody(
+/** The body stopped arriving, or the client left, before it was all read. */
+const STOPPED = Symbol('stopped');
+
+/**
+ * A body that a retry can send again: none, or one small enough to have been kept in memory. Its
+ * reading ends when the signal stops (deadline, stall, client gone), and what was read is dropped.
+ */
+function replayableBody(
   req: IncomingMessage,
   maySendTwice: boolean,
   capBytes: number,
-): Promise<Buffer | null | undefined> {
-  if (!requestHasBody(req)) return null;
+  signal: RequestSignal,
+): Promise<Buffer | null | undefined | typeof STOPPED> {
+  if (!requestHasBody(req)) return Promise.resolve(null);
   const length = Number(req.headers['content-length']);
-  if (!maySendTwice || !Number.isFinite(length) || length > capBytes) return undefined;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  if (!maySendTwice || !Number.isFinite(length) || length > capBytes) {
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve) => {
+    let chunks: Buffer[] = [];
+    const onData = (chunk: Buffer) => chunks.push(chunk);
+    const finish = (result: Buffer | typeof STOPPED) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      signal.off('abort', onStop);
+      if (result === STOPPED) req.pause();
+      chunks = [];
+      resolve(result);
+    };
+    const onEnd = () => finish(Buffer.concat(chunks));
+    const onStop = () => finish(STOPPED);
+    // A client that resets mid-body: its response closes too, which stops the signal.
+    const onError = () => signal.stop('client_gone');
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onError);
+    signal.once('abort', onStop);
+  });
 }
 
 /**
@@ -91,7 +112,7 @@ function forwardAttempts(
   request: ServiceRequest,
   body: Buffer | null | undefined,
   maySendTwice: boolean,
-  signal: AbortSwitch,
+  signal: RequestSignal,
 ): AttemptKind<ForwardOutcome> {
   const method = req.method ?? 'GET';
   let streamed: RequestBody | undefined;
@@ -115,6 +136,7 @@ function forwardAttempts(
             prependHop(headers, hop);
           },
           signal,
+          runtime.options.upstream.headersTimeoutMs,
         );
       } finally {
         release();
@@ -136,7 +158,8 @@ function forwardAttempts(
 
 /**
  * Routes a request to the service's endpoints for its lane, falling back along the chain, with one
- * retry on the next candidate (see attemptEndpoints) and an overall deadline, retries included.
+ * retry on the next candidate (see attemptEndpoints), an overall deadline (retries included, until
+ * the response head is sent) and deadlines on the request body (`watchRequest`).
  */
 export async function forwardToService(
   runtime: ProxyRuntime,
@@ -146,23 +169,26 @@ export async function forwardToService(
 ): Promise<void> {
   const { service, lane, listener } = request;
   const started = process.hrtime.bigint();
-  // One switch for both ends of the request: the client leaving, and the overall deadline.
-  // (AbortSignal.timeout + AbortSignal.any cost 3 % of the proxy's CPU in a profile.)
-  const abort = new AbortSwitch();
-  let timedOut = false;
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort();
-  };
-  res.once('close', onClose);
-  const deadline = setTimeout(() => {
-    timedOut = true;
-    abort.abort();
-  }, runtime.options.upstream.requestTimeoutMs);
-  const signal = abort;
+  const { signal, dispose } = watchRequest(runtime, req, res);
   tagForwarded(request);
+  const asked = {
+    listener,
+    service: service.name,
+    lane: laneLabel(request.table, lane),
+    version: '',
+  };
   try {
     const maySendTwice = IDEMPOTENT.has(req.method ?? 'GET') || service.retryNonIdempotent;
-    const body = await replayableBody(req, maySendTwice, runtime.options.retry.bufferBytes);
+    const body = await replayableBody(req, maySendTwice, runtime.options.retry.bufferBytes, signal);
+    if (body === STOPPED) {
+      const cause = signal.cause;
+      const code =
+        cause === 'body_timeout' || cause === 'body_idle'
+          ? answerBodyExpired(runtime, res, listener, cause, false)
+          : CLIENT_CLOSED_REQUEST;
+      runtime.metrics.recordRequest(asked, code, started);
+      return;
+    }
     const attempted = await attemptEndpoints(
       runtime,
       service,
@@ -173,31 +199,17 @@ export async function forwardToService(
       respondError(res, 503, ProxyErrorCodes.noEndpoint, attempted.reason, {
         [LANE_SERVED_HEADER]: `${service.name}=none`,
       });
-      runtime.metrics.requests.inc({
-        listener,
-        service: service.name,
-        lane,
-        version: '',
-        code: 503,
-      });
+      runtime.metrics.requests.inc({ ...asked, code: 503 });
       return;
     }
     const { target, outcome } = attempted;
-    let code: number;
-    if (outcome.ok) code = outcome.status;
-    else if (outcome.responded || (outcome.failure === 'aborted' && !timedOut)) code = 0;
-    else {
-      const failure = timedOut ? 'deadline' : outcome.failure;
-      const answer = upstreamRefusal(failure, describeTarget(service.name, target));
-      runtime.logger.warn(
-        { service: service.name, lane, endpoint: target.endpoint, failure, err: outcome.error },
-        'upstream failed',
-      );
-      respondError(res, answer.status, answer.code, answer.message, {
-        [LANE_SERVED_HEADER]: target.hop,
-      });
-      code = answer.status;
-    }
+    const code = settleForward(runtime, res, signal, outcome, {
+      listener,
+      what: describeTarget(service.name, target),
+      headers: { [LANE_SERVED_HEADER]: target.hop },
+      log: { service: service.name, lane, endpoint: target.endpoint },
+      message: 'upstream failed',
+    });
     const { set } = target;
     runtime.metrics.recordRequest(
       { listener, service: service.name, lane: set.lane, version: set.version ?? '' },
@@ -205,7 +217,6 @@ export async function forwardToService(
       started,
     );
   } finally {
-    clearTimeout(deadline);
-    res.off('close', onClose);
+    dispose();
   }
 }

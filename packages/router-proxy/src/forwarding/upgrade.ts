@@ -1,31 +1,19 @@
 import type { IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { CompiledTable } from '../routing/compiled-table.js';
+import { ProxyErrorCodes, respondError, upstreamRefusal } from '../http/respond.js';
+import { laneLabel } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { type AttemptKind, attemptEndpoints } from '../upstream/attempts.js';
 import { nothingSent } from '../upstream/errors.js';
-import type { GatewayRouter } from './gateway.js';
-import { leaveMesh, routeOutbound } from './outbound.js';
-import { ProxyErrorCodes, upstreamRefusal } from './respond.js';
+import { tagForwarded } from './lane-tag.js';
 import {
   describeTarget,
   LANE_SERVED_HEADER,
   mergeHeaders,
   prependHop,
   type ServiceRequest,
-  tagForwarded,
 } from './service-route.js';
-import {
-  codeOf,
-  type ExchangeOutcome,
-  exchange,
-  guardedUpgrade,
-  keepUpgrade,
-  refuseUpgrade,
-  type Tunnels,
-  type UpgradeHandler,
-} from './tunnel.js';
+import { codeOf, type ExchangeOutcome, exchange, keepUpgrade } from './tunnel.js';
 
 /**
  * `Upgrade` requests (WebSocket) are routed by lane exactly like a plain request — the same
@@ -91,10 +79,16 @@ export async function upgradeToService(
     upgradeAttempts(runtime, req, client, head, request),
   );
   if (!attempted.ok) {
-    refuseUpgrade(client, 503, ProxyErrorCodes.noEndpoint, attempted.reason, {
+    respondError(client, 503, ProxyErrorCodes.noEndpoint, attempted.reason, {
       [LANE_SERVED_HEADER]: `${service.name}=none`,
     });
-    runtime.metrics.requests.inc({ listener, service: service.name, lane, version: '', code: 503 });
+    runtime.metrics.requests.inc({
+      listener,
+      service: service.name,
+      lane: laneLabel(request.table, lane),
+      version: '',
+      code: 503,
+    });
     return;
   }
   const { target, outcome } = attempted;
@@ -110,7 +104,7 @@ export async function upgradeToService(
       'upstream upgrade failed',
     );
     const answer = upstreamRefusal(outcome.failure, describeTarget(service.name, target));
-    refuseUpgrade(client, answer.status, answer.code, answer.message, {
+    respondError(client, answer.status, answer.code, answer.message, {
       [LANE_SERVED_HEADER]: target.hop,
     });
   }
@@ -120,80 +114,4 @@ export async function upgradeToService(
     codeOf(outcome),
     started,
   );
-}
-
-function tableOrRefuse(runtime: ProxyRuntime, client: Duplex): CompiledTable | undefined {
-  const table = runtime.tables.current;
-  if (!table) refuseUpgrade(client, 503, ProxyErrorCodes.notReady, 'no route table loaded yet');
-  return table;
-}
-
-/** The gateway's upgrades: the same entrypoint match and lane assignment as its plain requests. */
-export function createGatewayUpgradeHandler(
-  runtime: ProxyRuntime,
-  router: GatewayRouter,
-  tunnels: Tunnels,
-): UpgradeHandler {
-  return guardedUpgrade(runtime, tunnels, async (req, client, head) => {
-    const table = tableOrRefuse(runtime, client);
-    if (!table) return;
-    const route = router(table, req);
-    if (!route.ok) {
-      refuseUpgrade(client, route.status, route.code, route.message);
-      return;
-    }
-    await upgradeToService(runtime, req, client, head, {
-      listener: 'gateway',
-      table,
-      service: route.service,
-      lane: route.assignment.lane,
-      path: route.path,
-      headers: route.headers,
-      setCookie: route.setCookie,
-    });
-  });
-}
-
-/** The sidecar's upgrades: to a service by lane, or through to a host outside the mesh untagged. */
-export function createOutboundUpgradeHandler(
-  runtime: ProxyRuntime,
-  self: () => AddressInfo | undefined,
-  tunnels: Tunnels,
-): UpgradeHandler {
-  return guardedUpgrade(runtime, tunnels, async (req, client, head) => {
-    const table = tableOrRefuse(runtime, client);
-    if (!table) return;
-    const route = routeOutbound(runtime, table, req, self());
-    if (!route.ok) {
-      refuseUpgrade(client, route.status, route.code, route.message);
-      return;
-    }
-    if (route.service) {
-      await upgradeToService(runtime, req, client, head, {
-        listener: 'outbound',
-        table,
-        service: route.service,
-        lane: route.lane,
-        path: route.target.path,
-        headers: route.headers,
-      });
-      return;
-    }
-    const refused = leaveMesh(runtime, table, route);
-    if (refused) {
-      refuseUpgrade(client, refused.status, refused.code, refused.message);
-      return;
-    }
-    keepUpgrade(req, route.headers);
-    const { target } = route;
-    const outcome = await exchange(runtime, req, client, head, {
-      origin: `${target.protocol}//${target.host}`,
-      path: target.path,
-      headers: route.headers,
-      decorate: () => {},
-    });
-    if (!outcome.ok && outcome.failure !== 'aborted') {
-      refuseUpgrade(client, 502, ProxyErrorCodes.upstream, `could not reach ${target.host}`);
-    }
-  });
 }

@@ -1,4 +1,5 @@
-import { type OutgoingHttpHeaders, type ServerResponse, STATUS_CODES } from 'node:http';
+import { type OutgoingHttpHeaders, ServerResponse, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { UpstreamFailure } from '../upstream/errors.js';
 
 /** Stable codes on proxy-made responses, in `x-graylane-error`, so clients and tests need no parsing. */
@@ -16,17 +17,34 @@ export const ProxyErrorCodes = {
   malformedRequest: 'GRAYLANE_ERR_MALFORMED_REQUEST',
   transferCoding: 'GRAYLANE_ERR_TRANSFER_CODING',
   requestTimeout: 'GRAYLANE_ERR_REQUEST_TIMEOUT',
+  bodyTimeout: 'GRAYLANE_ERR_BODY_TIMEOUT',
   overloaded: 'GRAYLANE_ERR_OVERLOADED',
+  internal: 'GRAYLANE_ERR_INTERNAL',
 } as const;
 
-/** Answers with a plain-text reason. A response already under way is cut instead. */
+/**
+ * Where a proxy-made answer goes: a request's `ServerResponse`, or the raw socket of an upgrade or
+ * CONNECT, which Node hands over without one.
+ */
+export type AnswerTarget = ServerResponse | Duplex;
+
+/**
+ * Answers with a plain-text reason, on a response or a raw socket (which is then closed). A response
+ * already under way is cut instead.
+ */
 export function respondError(
-  res: ServerResponse,
+  to: AnswerTarget,
   status: number,
   code: string,
   message: string,
   extraHeaders: Record<string, string> = {},
 ): void {
+  if (!(to instanceof ServerResponse)) {
+    if (to.writable) to.end(rawResponse(status, code, message, extraHeaders));
+    else to.destroy();
+    return;
+  }
+  const res = to;
   if (res.headersSent) {
     res.destroy();
     return;
@@ -97,3 +115,7 @@ export const refusal = (status: number, code: string, message: string): Refusal 
   code,
   message,
 });
+
+export function respondRefusal(to: AnswerTarget, refused: Refusal): void {
+  respondError(to, refused.status, refused.code, refused.message);
+}

@@ -1,11 +1,12 @@
 import type { Server, ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DEFAULT_HEAD_LIMITS, type HeadLimits } from './http-guard.js';
+import { type BodyLimits, DEFAULT_BODY_LIMITS } from './body-watch.js';
+import { DEFAULT_HEAD_LIMITS, type HeadLimits } from './guard.js';
 import { ProxyErrorCodes, rawResponse } from './respond.js';
 
 /** Per-listener limits: how long a client may take, how much it may send, how many may connect. */
-export interface ServerLimits extends HeadLimits {
+export interface ServerLimits extends HeadLimits, BodyLimits {
   /** A request head must be complete this long after its first byte (slowloris). */
   headersTimeoutMs: number;
   /** An idle keep-alive connection is closed after this long. */
@@ -27,6 +28,7 @@ const LINGER_MS = 1_000;
 export function serverLimits(input: ServerLimitsInput): ServerLimits {
   return {
     ...DEFAULT_HEAD_LIMITS,
+    ...DEFAULT_BODY_LIMITS,
     maxConnections: DEFAULT_MAX_CONNECTIONS,
     ...Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined)),
   } as ServerLimits;

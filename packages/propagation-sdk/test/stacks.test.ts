@@ -1,0 +1,252 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { close, listen } from './helpers.js';
+
+/**
+ * The SDK as users run it: `--import @graylane/sdk/register` under an app that calls out with the
+ * real client libraries (fetch, undici, node:http, axios, got, node-fetch 2, superagent) from the
+ * places where apps lose the request's context. Needs the built dist (`pnpm build`).
+ */
+
+const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const CLIENTS = ['fetch', 'undici', 'http', 'axios', 'got', 'node-fetch', 'superagent'] as const;
+
+/** What the upstream saw, by the `id` query parameter of each call. */
+const seen = new Map<string, { lane: string | null; baggage: string | null }>();
+let upstream: http.Server;
+let upstreamUrl: string;
+
+beforeAll(async () => {
+  upstream = http.createServer((req, res) => {
+    const id = new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? '';
+    const one = (v: string | string[] | undefined) =>
+      Array.isArray(v) ? v.join('|') : (v ?? null);
+    seen.set(id, { lane: one(req.headers['x-lane']), baggage: one(req.headers.baggage) });
+    res.end('{}');
+  });
+  upstreamUrl = await listen(upstream);
+});
+afterAll(() => close(upstream));
+
+interface App {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  warnings: () => Array<Record<string, unknown>>;
+  get: (path: string, headers?: Record<string, string>) => Promise<Record<string, unknown>>;
+  stop: () => Promise<void>;
+}
+
+async function startApp(env: Record<string, string> = {}): Promise<App> {
+  const child = spawn(
+    process.execPath,
+    ['--import', '@graylane/sdk/register', 'test/fixtures/clients-app.mjs'],
+    {
+      cwd: packageDir,
+      env: { ...process.env, ...env, UPSTREAM: upstreamUrl },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`app did not start: ${stderr}`)), 10_000);
+    child.stdout?.once('data', (d: Buffer) => {
+      clearTimeout(timer);
+      resolve((JSON.parse(d.toString()) as { port: number }).port);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`app exited with ${code}: ${stderr}`));
+    });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    child,
+    url,
+    stderr: () => stderr,
+    warnings: () =>
+      stderr
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+    get: async (path, headers = {}) =>
+      (await (await fetch(`${url}${path}`, { headers })).json()) as Record<string, unknown>,
+    stop: () =>
+      child.exitCode !== null
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            child.once('exit', () => resolve());
+            child.kill();
+          }),
+  };
+}
+
+/** Keeps one tagged request in flight while `fn` runs, as a busy service has. */
+async function whileTaggedInFlight<T>(app: App, fn: () => Promise<T>): Promise<T> {
+  const held = app.get('/hold?ms=60000', { 'x-lane': 'gray' }).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 100));
+  try {
+    return await fn();
+  } finally {
+    void held;
+  }
+}
+
+async function waitFor<T>(read: () => T | undefined, what: string): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const value = read();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('strict mode (GRAYLANE_STRICT=1) never crashes the process', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startApp({ GRAYLANE_STRICT: '1' });
+  });
+  afterAll(() => app.stop());
+
+  it.each(CLIENTS)('a leak through %s is an error at the call site', async (client) => {
+    const { outcome } = await whileTaggedInFlight(app, () =>
+      app.get(`/background?client=${client}&id=strict-${client}`),
+    );
+    expect(outcome).toBe('GRAYLANE_ERR_LANE_LEAK');
+    expect(seen.has(`strict-${client}`)).toBe(false);
+    // Still serving: the error reached the caller and nothing else.
+    expect(
+      await app.get(`/direct?client=${client}&id=strict-ok-${client}`, { 'x-lane': 'blue' }),
+    ).toEqual({ outcome: 'ok' });
+    expect(seen.get(`strict-ok-${client}`)?.lane).toBe('blue');
+    expect(app.child.exitCode).toBeNull();
+  });
+
+  it.each(CLIENTS)('a stale call through %s rejects where it was made', async (client) => {
+    await app.get(`/after?client=${client}&id=strict-after-${client}`, { 'x-lane': 'gray' });
+    expect(await outcomeOf(app, `strict-after-${client}`)).toBe('GRAYLANE_ERR_LANE_LEAK');
+    expect(seen.has(`strict-after-${client}`)).toBe(false);
+    expect(app.child.exitCode).toBeNull();
+  });
+});
+
+/** The outcome of a call the app made after answering (`ok` or an error code). */
+async function outcomeOf(app: App, id: string): Promise<unknown> {
+  for (let i = 0; i < 100; i++) {
+    const outcomes = await app.get('/outcomes');
+    if (id in outcomes) return outcomes[id];
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no outcome for ${id}`);
+}
+
+/** The file the fixture's calls are made from: where every warning should point. */
+const APP_FILE = 'test/fixtures/clients-app.mjs:';
+
+describe('leak warnings name the app call site', () => {
+  it.each(CLIENTS)(
+    '%s: a start-up worker loop, and fire-and-forget after the response',
+    async (client) => {
+      const app = await startApp();
+      try {
+        await whileTaggedInFlight(app, async () => {
+          await app.get(`/worker?client=${client}&id=worker-${client}`);
+          expect(await outcomeOf(app, `worker-${client}`)).toBe('ok');
+        });
+        expect(seen.get(`worker-${client}`)?.lane).toBeNull();
+        const leak = await waitFor(
+          () => app.warnings().find((w) => w.kind === 'no-context'),
+          'a leak warning',
+        );
+        expectAppSite(client, leak.callSite);
+
+        await app.get(`/after?client=${client}&id=after-${client}`, { 'x-lane': 'gray' });
+        expect(await outcomeOf(app, `after-${client}`)).toBe('ok');
+        // Sent untagged: the request it belonged to had ended.
+        expect(seen.get(`after-${client}`)).toEqual({ lane: null, baggage: null });
+        const stale = await waitFor(
+          () => app.warnings().find((w) => w.kind === 'stale-context'),
+          'a stale-context warning',
+        );
+        expect(stale.lane).toBe('gray');
+        expectAppSite(client, stale.callSite);
+      } finally {
+        await app.stop();
+      }
+    },
+  );
+});
+
+/**
+ * got and superagent start the request from a later tick of their own, so no frame of the app is on
+ * the stack; the warning then names the library frame and says so.
+ */
+function expectAppSite(client: string, callSite: unknown): void {
+  expect(callSite).toEqual(expect.any(String));
+  if (client === 'got') {
+    expect(callSite).toMatch(/node_modules[\\/]got[\\/].* \(library; no app frame on the stack\)$/);
+  } else {
+    expect(callSite).toContain(APP_FILE);
+  }
+}
+
+const LANES = ['gray', 'blue', 'green', 'stable'] as const;
+
+/**
+ * 200 requests over four lanes, 100 at a time, each queueing a call on a `p-queue` made at start-up
+ * after answering. Returns, per call, the lane its request had and the lane the upstream saw.
+ */
+async function queueRun(app: App, route: string, client: string) {
+  const runs: Array<{ id: string; lane: string }> = [];
+  for (let i = 0; i < 200; i++) {
+    runs.push({ id: `${route.slice(1)}-${client}-${i}`, lane: LANES[i % LANES.length] as string });
+  }
+  for (let i = 0; i < runs.length; i += 100) {
+    await Promise.all(
+      runs
+        .slice(i, i + 100)
+        .map(({ id, lane }) =>
+          app.get(
+            `${route}?client=${client}&id=${id}`,
+            lane === 'stable' ? {} : { 'x-lane': lane },
+          ),
+        ),
+    );
+  }
+  for (const { id } of runs) expect(await outcomeOf(app, id)).toBe('ok');
+  return runs.map(({ id, lane }) => ({ lane, sent: seen.get(id)?.lane ?? 'stable' }));
+}
+
+describe('a queue made at start-up hands out no other request’s lane (p-queue)', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startApp();
+  });
+  afterAll(() => app.stop());
+
+  it.each(['fetch', 'axios'])(
+    '%s: a call is sent in its own lane or untagged, never another',
+    async (client) => {
+      const calls = await queueRun(app, '/queue', client);
+      const foreign = calls.filter(({ lane, sent }) => sent !== lane && sent !== 'stable');
+      expect(foreign).toEqual([]);
+      const stale = app.warnings().filter((w) => w.kind === 'stale-context');
+      expect(stale.length).toBeGreaterThan(0);
+      expect(String(stale[0]?.callSite)).toContain(APP_FILE);
+    },
+  );
+
+  it.each(['fetch', 'axios'])(
+    '%s: jobs bound with bindLane keep their own lane',
+    async (client) => {
+      const calls = await queueRun(app, '/queue-bound', client);
+      expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
+    },
+  );
+});

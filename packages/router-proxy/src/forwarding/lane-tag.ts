@@ -1,0 +1,40 @@
+import type { IncomingMessage } from 'node:http';
+import {
+  defaultTagOptions,
+  type LaneTag,
+  readLaneTag,
+  recordCarrier,
+  type TagOptions,
+  writeLaneTag,
+} from '@graylane/lane-core';
+import type { CompiledTable } from '../routing/compiled-table.js';
+import type { ProxyRuntime } from '../runtime.js';
+
+export type ListenerName = 'gateway' | 'outbound' | 'inbound';
+
+/** The table's lane header and baggage key; the defaults while no table is loaded. */
+export function tagOptionsOf(table: CompiledTable | undefined): TagOptions {
+  if (!table) return defaultTagOptions;
+  return { laneHeader: table.table.laneHeader, baggageKey: table.table.baggageKey };
+}
+
+/** Reads the lane tag of a request and counts an invalid one, which is then dropped. */
+export function readRequestLane(
+  runtime: ProxyRuntime,
+  options: TagOptions,
+  req: IncomingMessage,
+  listener: ListenerName,
+): LaneTag {
+  const tag = readLaneTag(req.headers[options.laneHeader], req.headers.baggage, options);
+  if (tag.invalid) runtime.metrics.invalidLane.inc({ listener });
+  return tag;
+}
+
+/** Writes the request's lane on the forwarded headers, in the table's header and baggage key. */
+export function tagForwarded(request: {
+  table: CompiledTable;
+  lane: string;
+  headers: Record<string, string | string[]>;
+}) {
+  writeLaneTag(recordCarrier(request.headers), request.lane, tagOptionsOf(request.table));
+}

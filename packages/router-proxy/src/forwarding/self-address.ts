@@ -1,0 +1,35 @@
+import { type AddressInfo, BlockList, isIP } from 'node:net';
+import { hostWithoutPort } from '../routing/entrypoint.js';
+
+/** The bound addresses of this proxy's listeners, admin included. */
+export type OwnAddresses = () => readonly AddressInfo[];
+
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+loopback.addAddress('0.0.0.0', 'ipv4');
+loopback.addAddress('::', 'ipv6');
+
+/** Whether a host name or IP literal (brackets allowed) is this machine on loopback. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (bare === 'localhost' || bare.endsWith('.localhost')) return true;
+  const family = isIP(bare);
+  if (family === 0) return false;
+  return loopback.check(bare, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * Whether `host` (`name[:port]`, the port `defaultPort` when absent) is one of the proxy's own
+ * listeners: a call or tunnel to it would loop through the proxy, or reach its admin listener from
+ * wherever the sidecar is reachable.
+ */
+export function addressesItself(host: string, defaultPort: number, own: OwnAddresses): boolean {
+  const bare = hostWithoutPort(host) ?? '';
+  const port = Number(/:(\d{1,5})$/.exec(host)?.[1] ?? defaultPort);
+  const unbracketed = bare.replace(/^\[|\]$/g, '');
+  return own().some(
+    (self) =>
+      self.port === port && (isLoopbackHost(bare) || unbracketed === self.address.toLowerCase()),
+  );
+}

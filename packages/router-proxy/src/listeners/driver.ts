@@ -1,0 +1,76 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Tunnels, UpgradeHandler } from '../forwarding/tunnel.js';
+import {
+  type AnswerTarget,
+  ProxyErrorCodes,
+  type Refusal,
+  refusal,
+  respondError,
+  respondRefusal,
+} from '../http/respond.js';
+import type { CompiledTable } from '../routing/compiled-table.js';
+import type { ProxyRuntime } from '../runtime.js';
+
+/**
+ * What a listener decides and how it carries a request. `route` serves plain requests and upgrades
+ * alike, so both meet the same entrypoint match, lane and refusals; only the carrying differs.
+ */
+export interface ListenerLogic<Route extends { ok: true }> {
+  route(req: IncomingMessage): Route | Refusal;
+  request(req: IncomingMessage, res: ServerResponse, route: Route): Promise<void>;
+  upgrade(req: IncomingMessage, client: Duplex, head: Buffer, route: Route): Promise<void>;
+}
+
+export interface ListenerHandlers {
+  request(req: IncomingMessage, res: ServerResponse): void;
+  upgrade: UpgradeHandler;
+}
+
+/** The table to route with, or a 503 while none is loaded yet. */
+export function currentTable(runtime: ProxyRuntime): CompiledTable | Refusal {
+  return (
+    runtime.tables.current ?? refusal(503, ProxyErrorCodes.notReady, 'no route table loaded yet')
+  );
+}
+
+export const isRefusal = (value: object): value is Refusal => (value as Refusal).ok === false;
+
+/**
+ * The one shell around every listener: routes, writes a refusal to the response or the raw socket,
+ * carries the rest, and turns anything thrown into a 500, so no request crashes the process. An
+ * upgraded socket is the proxy's from the start: its errors are expected (a client that leaves), its
+ * data waits until a tunnel reads it, and it is tracked so a drain can cut it.
+ */
+export function driveListener<Route extends { ok: true }>(
+  runtime: ProxyRuntime,
+  tunnels: Tunnels,
+  logic: ListenerLogic<Route>,
+): ListenerHandlers {
+  const serve = async (
+    req: IncomingMessage,
+    to: AnswerTarget,
+    carry: (route: Route) => Promise<void>,
+  ) => {
+    const route = logic.route(req);
+    if (isRefusal(route)) respondRefusal(to, route);
+    else await carry(route);
+  };
+  const fail = (req: IncomingMessage, to: AnswerTarget) => (error: unknown) => {
+    runtime.logger.error({ err: error, url: req.url }, 'request handler failed');
+    respondError(to, 500, ProxyErrorCodes.internal, 'internal proxy error');
+  };
+  return {
+    request(req, res) {
+      serve(req, res, (route) => logic.request(req, res, route)).catch(fail(req, res));
+    },
+    upgrade(req, client, head) {
+      client.on('error', () => client.destroy());
+      client.pause();
+      tunnels.track(client);
+      serve(req, client, (route) => logic.upgrade(req, client, head, route)).catch(
+        fail(req, client),
+      );
+    },
+  };
+}

@@ -12,6 +12,7 @@ export const ControllerErrors = {
   conflict: { code: 'GRAYLANE_ERR_CONFLICT', status: 409 },
   invalidAction: { code: 'GRAYLANE_ERR_INVALID_ACTION', status: 409 },
   noRouteTable: { code: 'GRAYLANE_ERR_NO_ROUTE_TABLE', status: 503 },
+  shuttingDown: { code: 'GRAYLANE_ERR_SHUTTING_DOWN', status: 503 },
   state: { code: 'GRAYLANE_ERR_STATE', status: 500 },
   locked: { code: 'GRAYLANE_ERR_LOCKED', status: 500 },
   internal: { code: 'GRAYLANE_ERR_INTERNAL', status: 500 },

@@ -120,6 +120,31 @@ describe('rollback from each phase, a crashing canary, a canary that never gets 
     await rollBackAndCheck('crash');
   });
 
+  it('restarts the managed proxy when it dies, and it picks up the route table again', async () => {
+    const status = await ctl.api<{ processes: Array<{ id: string; pid: number }> }>(
+      'GET',
+      '/v1/status',
+    );
+    const proxy = status.body.processes.find((p) => p.id.startsWith('graylane-proxy'))!;
+    process.kill(proxy.pid, 'SIGKILL');
+    const again = await until(
+      () =>
+        ctl.api<{ processes: Array<{ id: string; pid: number; health: string }> }>(
+          'GET',
+          '/v1/status',
+        ),
+      (r) =>
+        r.body.processes.some(
+          (p) => p.id === proxy.id && p.pid !== proxy.pid && p.health === 'ready',
+        ),
+    );
+    expect(again.body.processes.filter((p) => p.id.startsWith('graylane-proxy'))).toHaveLength(1);
+    await until(
+      () => hit(ctl.gateway!),
+      (r) => r.body === 'frontend v1 -> backend v1',
+    );
+  });
+
   it('fails a release whose canary is not ready in time, with its last output, and removes what was deployed', async () => {
     const release = shopRelease('never-ready', [{ weight: 50 }]);
     (release.spec as { services: Array<{ canary: { run: unknown } }> }).services[1]!.canary.run =

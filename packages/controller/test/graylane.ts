@@ -167,7 +167,7 @@ export async function startController(options: ControllerOptions = {}): Promise<
         await sleep(50);
       }
       throw new Error(
-        `release ${name} not ${wanted.join('|')} within ${withinMs} ms; it is ${last?.status.phase}:\n${JSON.stringify(last?.status, null, 2)}`,
+        `release ${name} not ${wanted.join('|')} within ${withinMs} ms; it is ${last?.status.phase}:\n${JSON.stringify(last?.status, null, 2)}\nprocesses: ${JSON.stringify((await controller.api('GET', '/v1/status')).body)}\ncontroller log (end):\n${output.slice(-3000)}`,
       );
     },
     async stop(signal = 'SIGTERM') {

@@ -1,7 +1,10 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  BIN,
   cleanup,
   freePort,
   hit,
@@ -93,8 +96,38 @@ describe('a two-service release through the CLI, with real proxies and processes
     expect(status.stdout).toMatch(/Phase:\s+Paused \(waiting for approval/);
     expect(status.stdout).toMatch(/backend\s+v2\s+routed\s+ready/);
 
+    // Without a terminal, --watch prints a line per change and ends with the release.
+    const watch = spawn(process.execPath, [
+      BIN,
+      '--state-dir',
+      dir,
+      '--server',
+      ctl.url,
+      'status',
+      'checkout-v2',
+      '--watch',
+      '--interval',
+      '100ms',
+    ]);
+    let watched = '';
+    watch.stdout.on('data', (chunk: Buffer) => (watched += chunk.toString()));
+    const watchEnded = once(watch, 'exit');
+    await until(
+      async () => watched,
+      (text) => text.includes('\n'),
+    );
     expect((await ctl.cli('approve', 'checkout-v2')).code).toBe(0);
     const done = await ctl.waitForPhase('checkout-v2', 'Succeeded');
+    const [code] = await watchEnded;
+    expect(code).toBe(0);
+    const lines = watched.trim().split('\n');
+    expect(lines[0]).toMatch(
+      /Paused\s+step 2\/3\s+weight 30%\s+backend=routed\/ready frontend=routed\/ready$/,
+    );
+    expect(lines.at(-1)).toMatch(
+      /Succeeded\s+step 3\/3\s+weight 0%\s+backend=retired\/absent frontend=retired\/absent$/,
+    );
+    expect(lines.some((l) => l.includes('Finalising'))).toBe(true);
     const order = done.status.events
       .filter((e) => e.reason === 'Retiring')
       .map((e) => e.message.split(':')[0]);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Release } from '../src/release/status.js';
 import {
@@ -76,6 +77,20 @@ describe('kill -9 in every phase, then restart', () => {
     const table = (await ctl.api<{ revision: number }>('GET', '/v1/routetable')).body;
     expect(table.revision).toBeGreaterThanOrEqual(revision);
     // Every process that ran is adopted as it was: the same pids, nothing started twice.
+    // The managed proxy reconnects and serves the controller's revision; it never went below it.
+    const proxyAdmin = (
+      await ctl.api<{ processes: Array<{ id: string; port: number }> }>('GET', '/v1/status')
+    ).body.processes.find((p) => p.id.startsWith('graylane-proxy'))!.port;
+    if (!proxyFrozen) {
+      const ready = await until(
+        () =>
+          request(`http://127.0.0.1:${proxyAdmin}/readyz`).then(
+            (r) => r.body.json() as Promise<{ revision?: number }>,
+          ),
+        (r) => r.revision !== undefined && r.revision >= table.revision,
+      );
+      expect(ready.revision).toBeGreaterThanOrEqual(revision);
+    }
     const now = appKeys();
     for (const app of apps)
       if (!before.status.phase.startsWith('Final')) expect(now).toContain(app);

@@ -250,24 +250,28 @@ export class ProcessSupervisor {
     if (pending) return pending;
     const record = this.records.get(id);
     if (!record) return Promise.resolve();
-    const done = (async () => {
-      if (record.pid !== undefined) {
-        this.kill(record, 'SIGTERM');
-        const deadline = Date.now() + graceMs;
-        while (isAlive(record.pid, record.pidStart) && Date.now() < deadline) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        if (isAlive(record.pid, record.pidStart)) this.kill(record, 'SIGKILL');
-        while (isAlive(record.pid, record.pidStart))
-          await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+    // Registered before any of it runs, and cleared only after: a record that never got a pid
+    // would otherwise finish at once and leave a stale entry that no start ever gets past.
+    const done = this.terminate(record, graceMs).finally(() => {
       if (this.records.get(id) === record) this.records.delete(id);
       this.children.delete(id);
       this.stopping.delete(id);
       this.changed();
-    })();
+    });
     this.stopping.set(id, done);
     return done;
+  }
+
+  private async terminate(record: ProcessRecord, graceMs: number): Promise<void> {
+    if (record.pid === undefined) return;
+    const { pid, pidStart } = record;
+    this.kill(record, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (isAlive(pid, pidStart) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    if (isAlive(pid, pidStart)) this.kill(record, 'SIGKILL');
+    while (isAlive(pid, pidStart)) await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
   /** Stops watching; with `stopAll` the processes are stopped too, otherwise left for adoption. */

@@ -9,7 +9,7 @@ import { ControllerError } from './errors.js';
 import { freePort, LocalPlatform } from './platform/local.js';
 import type { Platform } from './platform/platform.js';
 import { act, advance, type CanaryObservation, type ReleaseAction } from './release/machine.js';
-import { isActive } from './release/phases.js';
+import { isActive, servesStable } from './release/phases.js';
 import { initialStatus, type Release, type ReleaseEvent } from './release/status.js';
 import { FileStateStore, loadOrCreateToken } from './state/file-store.js';
 import type { ControllerState } from './state/store.js';
@@ -105,9 +105,10 @@ export class Controller {
       },
     });
     this.platform = local;
-    const { adopted, restarted } = local.supervisor.adopt(this.state.processes);
-    if (adopted.length + restarted.length > 0)
-      this.logger.info({ adopted, restarted }, 'processes from the previous run');
+    const adoption = await local.supervisor.adopt(this.state.processes);
+    if (Object.values(adoption).some((list) => list.length > 0)) {
+      this.logger.info(adoption, 'processes from the previous run');
+    }
     this.router = new GraylaneProxyRouter(this.publisher, {
       previous: this.state.routeTable,
       revision: this.state.revision,
@@ -264,8 +265,16 @@ export class Controller {
 
   private async reconcile(): Promise<void> {
     await this.ensureManagedProxy();
+    // While a promotion moves a service's stable version, the platform's promote owns its instances.
+    const promoting = new Set(
+      Object.values(this.state.releases)
+        .filter((r) => isActive(r.status.phase))
+        .flatMap((r) => Object.entries(r.status.services))
+        .filter(([, s]) => servesStable(s.canary))
+        .map(([name]) => name),
+    );
     for (const service of Object.values(this.state.services)) {
-      if (service.spec.stable.run) {
+      if (service.spec.stable.run && !promoting.has(service.metadata.name)) {
         const ref = { service: service.metadata.name, lane: STABLE };
         this.effect(
           `deploy ${ref.service}/${ref.lane}`,
@@ -335,9 +344,9 @@ export class Controller {
           break;
         case 'retiring': {
           const service = this.state.services[member.name];
+          // Written with the platform's renames below, in the same state snapshot.
           if (service && JSON.stringify(service.spec.stable) !== JSON.stringify(member.canary)) {
             service.spec = { ...service.spec, stable: member.canary };
-            this.persist();
           }
           this.effect(`promote ${key}`, () => this.platform.promote(member.name, lane));
           break;

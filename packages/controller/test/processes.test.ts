@@ -57,7 +57,7 @@ describe('ProcessSupervisor', () => {
     const record = structuredClone(first.get('svc.stable.0')!);
     await first.close(false);
     const second = new ProcessSupervisor(pino({ level: 'silent' }), () => {}, dir);
-    const adoption = second.adopt([record, { ...record, id: 'svc.stable.1', pidStart: '1' }]);
+    const adoption = await second.adopt([record, { ...record, id: 'svc.stable.1', pidStart: '1' }]);
     expect(adoption.adopted).toEqual(['svc.stable.0']);
     expect(adoption.restarted).toEqual(['svc.stable.1']);
     expect(second.get('svc.stable.0')?.pid).toBe(record.pid);

@@ -150,7 +150,10 @@ describe('kill -9 in every phase, then restart', () => {
       (r) => r.status.phase === 'Progressing' && r.status.step === 1,
     );
     expect(after.status.step).toBe(1);
-    expect((await ctl.cli('promote', 'r-final')).code).toBe(0);
+    // A frozen old frontend holds Finalising open: its SIGTERM waits, SIGKILL comes after the grace.
+    const oldFrontend = runningApps().find((a) => a.name === 'frontend' && a.version === 'v1')!;
+    process.kill(oldFrontend.pid, 'SIGSTOP');
+    expect((await ctl.api('POST', '/v1/releases/r-final/promote')).status).toBe(200);
     await killAndRestart('r-final', (r) => r.status.phase === 'Finalising');
     await ctl.waitForPhase('r-final', 'Succeeded');
     expect((await hit(ctl.gateway!)).body).toBe('frontend v2 -> backend v2');

@@ -114,7 +114,14 @@ export class LocalPlatform implements Platform {
     }
     const instances = this.instances(ref);
     const endpoints = instances.map((r) => `http://127.0.0.1:${r.spec.port}`);
-    if (instances.length === 0) return { health: 'absent', endpoints };
+    if (instances.length === 0) {
+      // A promotion is done only once the previous stable instances are gone too.
+      const retiring =
+        ref.lane !== STABLE && this.instances({ service: ref.service, lane: RETIRING }).length > 0;
+      if (retiring)
+        return { health: 'starting', endpoints, message: 'stopping the previous stable version' };
+      return { health: 'absent', endpoints };
+    }
     const worst = (['failed', 'unready', 'starting'] as const).find((h) =>
       instances.some((r) => r.health === h),
     );

@@ -61,6 +61,19 @@ function markedProcesses(
   return found;
 }
 
+/** The whole process group (a shell or npm wrapper's children too), else the process alone. */
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
 const BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000];
 const TICK_MS = 200;
 
@@ -155,11 +168,9 @@ export class ProcessSupervisor {
    * orphan: found by its environment marker, it is adopted when its record lacks a pid, and stopped
    * otherwise, so that nothing ever runs twice.
    */
-  adopt(records: readonly ProcessRecord[]): {
-    adopted: string[];
-    restarted: string[];
-    stoppedOrphans: number[];
-  } {
+  async adopt(
+    records: readonly ProcessRecord[],
+  ): Promise<{ adopted: string[]; restarted: string[]; stoppedOrphans: number[] }> {
     const adopted: string[] = [];
     const restarted: string[] = [];
     const stoppedOrphans: number[] = [];
@@ -188,18 +199,17 @@ export class ProcessSupervisor {
       }
       this.records.set(copy.id, copy);
     }
-    for (const orphan of orphans) {
-      stoppedOrphans.push(orphan.pid);
-      this.logger.warn(
-        { pid: orphan.pid, process: orphan.id },
-        'stopping a process no record knows of',
-      );
-      try {
-        process.kill(-orphan.pid, 'SIGTERM');
-      } catch {
-        // gone
-      }
-    }
+    // Gone before anything starts, so that no instance ever runs twice, not even for a moment.
+    await Promise.all(
+      orphans.map((orphan) => {
+        stoppedOrphans.push(orphan.pid);
+        this.logger.warn(
+          { pid: orphan.pid, process: orphan.id },
+          'stopping a process no record knows of',
+        );
+        return this.terminate(orphan.pid, orphan.start, 5_000);
+      }),
+    );
     this.timer ??= setInterval(() => this.tick(), TICK_MS);
     return { adopted, restarted, stoppedOrphans };
   }
@@ -222,7 +232,7 @@ export class ProcessSupervisor {
       !this.stopping.has(id)
     )
       return;
-    if (existing?.pid !== undefined) this.kill(existing, 'SIGTERM');
+    if (existing?.pid !== undefined) signalGroup(existing.pid, 'SIGTERM');
     this.records.set(id, { id, spec, health: 'starting', restarts: 0 });
     this.nextStart.set(id, 0);
     this.timer ??= setInterval(() => this.tick(), TICK_MS);
@@ -233,6 +243,10 @@ export class ProcessSupervisor {
   rename(from: string, to: string): void {
     const record = this.records.get(from);
     if (!record) return;
+    if (this.records.has(to)) {
+      // Never lose track of a running process: the caller sets the other one aside first.
+      throw new Error(`cannot rename ${from} to ${to}: ${to} exists`);
+    }
     this.records.delete(from);
     this.records.set(to, { ...record, id: to });
     for (const map of [this.children, this.startedAt, this.nextStart] as Map<string, unknown>[]) {
@@ -252,7 +266,11 @@ export class ProcessSupervisor {
     if (!record) return Promise.resolve();
     // Registered before any of it runs, and cleared only after: a record that never got a pid
     // would otherwise finish at once and leave a stale entry that no start ever gets past.
-    const done = this.terminate(record, graceMs).finally(() => {
+    const done = (
+      record.pid === undefined
+        ? Promise.resolve()
+        : this.terminate(record.pid, record.pidStart, graceMs)
+    ).finally(() => {
       if (this.records.get(id) === record) this.records.delete(id);
       this.children.delete(id);
       this.stopping.delete(id);
@@ -262,15 +280,17 @@ export class ProcessSupervisor {
     return done;
   }
 
-  private async terminate(record: ProcessRecord, graceMs: number): Promise<void> {
-    if (record.pid === undefined) return;
-    const { pid, pidStart } = record;
-    this.kill(record, 'SIGTERM');
+  private async terminate(
+    pid: number,
+    pidStart: string | undefined,
+    graceMs: number,
+  ): Promise<void> {
+    signalGroup(pid, 'SIGTERM');
     const deadline = Date.now() + graceMs;
     while (isAlive(pid, pidStart) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    if (isAlive(pid, pidStart)) this.kill(record, 'SIGKILL');
+    if (isAlive(pid, pidStart)) signalGroup(pid, 'SIGKILL');
     while (isAlive(pid, pidStart)) await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
@@ -281,20 +301,6 @@ export class ProcessSupervisor {
     this.timer = undefined;
     if (stopAll) await Promise.all([...this.records.keys()].map((id) => this.stop(id, 5_000)));
     for (const child of this.children.values()) child.removeAllListeners('exit');
-  }
-
-  private kill(record: ProcessRecord, signal: NodeJS.Signals): void {
-    if (record.pid === undefined) return;
-    try {
-      // The whole process group: a shell or npm wrapper's children go too.
-      process.kill(-record.pid, signal);
-    } catch {
-      try {
-        process.kill(record.pid, signal);
-      } catch {
-        // already gone
-      }
-    }
   }
 
   private changed(): void {

@@ -4,7 +4,7 @@ import { formatPath, GraylaneError, LANE_PATTERN, parseDocumentText } from '@gra
 import { z } from 'zod';
 import { DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import { DEFAULT_HEAD_LIMITS } from './http/guard.js';
-import { DEFAULT_MAX_CONNECTIONS } from './http/limits.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from './http/limits.js';
 import type { ListenAddress, ProxyOptions } from './proxy.js';
 import { defaultRuntimeOptions } from './runtime.js';
 
@@ -117,6 +117,7 @@ export const ProxyConfigSchema = z
         maxConnections: z.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
         maxHeaderBytes: z.number().int().min(1024).default(DEFAULT_HEAD_LIMITS.maxHeaderBytes),
         maxHeaderCount: z.number().int().min(1).default(DEFAULT_HEAD_LIMITS.maxHeaderCount),
+        tunnelIdleTimeoutMs: z.number().int().min(1).default(DEFAULT_TUNNEL_IDLE_TIMEOUT_MS),
         requestBodyTimeoutMs: z
           .number()
           .int()

@@ -134,7 +134,7 @@ export function createGatewayListener(runtime: ProxyRuntime, tunnels: Tunnels): 
     path: r.path,
     headers: r.headers,
   });
-  return driveListener(runtime, tunnels, {
+  return driveListener(runtime, 'gateway', tunnels, {
     route,
     request: (req, res, r) =>
       forwardToService(runtime, req, res, {

@@ -46,7 +46,7 @@ export function createInboundListener(
     );
     return upstreamRefusal(failure, `service ${app.service} at ${origin}`);
   };
-  return driveListener(runtime, tunnels, {
+  return driveListener(runtime, 'inbound', tunnels, {
     route(req) {
       const via = nextVia(runtime, req);
       return typeof via === 'string' ? { ok: true as const, via } : via;

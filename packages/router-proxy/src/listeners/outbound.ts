@@ -118,7 +118,7 @@ export function createOutboundListener(
     path: route.target.path,
     headers: route.headers,
   });
-  return driveListener(runtime, tunnels, {
+  return driveListener(runtime, 'outbound', tunnels, {
     route: (req) => routeOutbound(runtime, req, own),
     request: (req, res, route) =>
       route.service

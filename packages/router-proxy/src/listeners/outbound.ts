@@ -74,7 +74,7 @@ export function routeOutbound(
   const service = serviceForHost(table, target.host, runtime.options.serviceDomains);
   const tag = readRequestLane(runtime, tagOptionsOf(table), req, 'outbound');
   const headers = endToEndHeaders(req.headers);
-  setForwardedHeaders(headers, req, false);
+  setForwardedHeaders(headers, req, true);
   headers.via = via;
   const route: OutboundRoute = { ok: true, table, target, service, lane: tag.lane, headers };
   if (service) {

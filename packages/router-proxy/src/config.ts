@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatPath, GraylaneError, LANE_PATTERN, parseDocumentText } from '@graylane/lane-core';
 import { z } from 'zod';
+import { parseCidr } from './http/addresses.js';
 import { DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import { DEFAULT_HEAD_LIMITS } from './http/guard.js';
-import { DEFAULT_MAX_CONNECTIONS } from './http/limits.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from './http/limits.js';
 import type { ListenAddress, ProxyOptions } from './proxy.js';
 import { defaultRuntimeOptions } from './runtime.js';
 
@@ -34,7 +35,21 @@ export class ConfigError extends GraylaneError {
   }
 }
 
-const address = z.string().describe('HOST:PORT, :PORT or PORT');
+const ADDRESS = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/;
+
+/** `HOST:PORT`, `:PORT` or `PORT` (host 127.0.0.1), parsed here so a bad one is a config error. */
+const address = z
+  .string()
+  .transform((value, ctx): ListenAddress => {
+    const match = ADDRESS.exec(value.trim());
+    const port = Number(match?.[2]);
+    if (!match || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: `expected HOST:PORT, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return { host: (match[1] || '127.0.0.1').replace(/^\[|\]$/g, ''), port };
+  })
+  .describe('HOST:PORT, :PORT or PORT');
 
 /** The local app's origin: http(s), no path, since every request keeps its own. */
 function isAppOrigin(value: string): boolean {
@@ -76,7 +91,7 @@ export const ProxyConfigSchema = z
     service: z.string().regex(LANE_PATTERN, 'a service name is a DNS label').optional(),
     version: z.string().min(1).optional(),
     lane: z.string().regex(LANE_PATTERN, 'a lane is a DNS label').default('stable'),
-    admin: address.optional(),
+    admin: address.prefault('127.0.0.1:15000'),
     adminAllowRemote: z.boolean().default(false),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -87,6 +102,11 @@ export const ProxyConfigSchema = z
       .optional(),
     loopLimit: z.number().int().min(1).default(8),
     unknownHosts: z.enum(['passthrough', 'refuse']).default('passthrough'),
+    trustedProxies: z
+      .array(
+        z.string().refine((value) => parseCidr(value) !== undefined, 'a CIDR such as 10.0.0.0/8'),
+      )
+      .default([]),
     serviceDomains: z
       .array(
         z
@@ -103,6 +123,7 @@ export const ProxyConfigSchema = z
         maxConnections: z.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
         maxHeaderBytes: z.number().int().min(1024).default(DEFAULT_HEAD_LIMITS.maxHeaderBytes),
         maxHeaderCount: z.number().int().min(1).default(DEFAULT_HEAD_LIMITS.maxHeaderCount),
+        tunnelIdleTimeoutMs: z.number().int().min(1).default(DEFAULT_TUNNEL_IDLE_TIMEOUT_MS),
         requestBodyTimeoutMs: z
           .number()
           .int()
@@ -179,15 +200,6 @@ const field = (flag: Flag) =>
     : flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const envName = (flag: string) => `GRAYLANE_${flag.toUpperCase().replace(/-/g, '_')}`;
 
-export function parseAddress(value: string, what: string): ListenAddress {
-  const match = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[2]);
-  if (!match || port > 65535)
-    throw new ConfigError(`${what}: expected HOST:PORT, got ${JSON.stringify(value)}`);
-  const host = (match[1] || '127.0.0.1').replace(/^\[|\]$/g, '');
-  return { host, port };
-}
-
 function readConfigFile(path: string): unknown {
   let text: string;
   try {
@@ -262,11 +274,11 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
     ...(config.routeTable ? { routeTable: config.routeTable } : {}),
     ...(config.routeTableToken ? { routeTableToken: config.routeTableToken } : {}),
     routeTableStartTimeoutMs: config.routeTableStartTimeoutMs,
-    ...(config.gateway ? { gateway: parseAddress(config.gateway, 'gateway') } : {}),
-    ...(config.outbound ? { outbound: parseAddress(config.outbound, 'outbound') } : {}),
+    ...(config.gateway ? { gateway: config.gateway } : {}),
+    ...(config.outbound ? { outbound: config.outbound } : {}),
     ...(config.inbound && config.inboundTarget && config.service
       ? {
-          inbound: parseAddress(config.inbound, 'inbound'),
+          inbound: config.inbound,
           inboundApp: {
             target: config.inboundTarget,
             service: config.service,
@@ -275,7 +287,7 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
           },
         }
       : {}),
-    admin: parseAddress(config.admin ?? '127.0.0.1:15000', 'admin'),
+    admin: config.admin,
     adminAllowRemote: config.adminAllowRemote,
     drainTimeoutMs: config.drainTimeoutMs,
     drainDelayMs: config.drainDelayMs,
@@ -286,6 +298,7 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
       loopLimit: config.loopLimit,
       unknownHosts: config.unknownHosts,
       serviceDomains: config.serviceDomains,
+      trustedProxies: config.trustedProxies,
       upstream: { ...runtime.upstream, ...given(config.upstream) },
       retry: { ...runtime.retry, ...given(config.retry) },
       outlier: { ...runtime.outlier, ...given(config.outlier) },

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatPath, GraylaneError, LANE_PATTERN, parseDocumentText } from '@graylane/lane-core';
 import { z } from 'zod';
+import { parseCidr } from './http/addresses.js';
 import { DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import { DEFAULT_HEAD_LIMITS } from './http/guard.js';
-import { DEFAULT_MAX_CONNECTIONS } from './http/limits.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from './http/limits.js';
 import type { ListenAddress, ProxyOptions } from './proxy.js';
 import { defaultRuntimeOptions } from './runtime.js';
 
@@ -101,6 +102,11 @@ export const ProxyConfigSchema = z
       .optional(),
     loopLimit: z.number().int().min(1).default(8),
     unknownHosts: z.enum(['passthrough', 'refuse']).default('passthrough'),
+    trustedProxies: z
+      .array(
+        z.string().refine((value) => parseCidr(value) !== undefined, 'a CIDR such as 10.0.0.0/8'),
+      )
+      .default([]),
     serviceDomains: z
       .array(
         z
@@ -117,6 +123,7 @@ export const ProxyConfigSchema = z
         maxConnections: z.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
         maxHeaderBytes: z.number().int().min(1024).default(DEFAULT_HEAD_LIMITS.maxHeaderBytes),
         maxHeaderCount: z.number().int().min(1).default(DEFAULT_HEAD_LIMITS.maxHeaderCount),
+        tunnelIdleTimeoutMs: z.number().int().min(1).default(DEFAULT_TUNNEL_IDLE_TIMEOUT_MS),
         requestBodyTimeoutMs: z
           .number()
           .int()
@@ -291,6 +298,7 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
       loopLimit: config.loopLimit,
       unknownHosts: config.unknownHosts,
       serviceDomains: config.serviceDomains,
+      trustedProxies: config.trustedProxies,
       upstream: { ...runtime.upstream, ...given(config.upstream) },
       retry: { ...runtime.retry, ...given(config.retry) },
       outlier: { ...runtime.outlier, ...given(config.outlier) },

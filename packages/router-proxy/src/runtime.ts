@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Agent } from 'undici';
+import { AddressRanges } from './http/addresses.js';
 import { type BodyLimits, BodyWatcher, DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import type { Logger } from './logger.js';
 import type { ProxyMetrics } from './metrics.js';
@@ -17,6 +18,11 @@ export interface RuntimeOptions {
   loopLimit: number;
   /** Outbound requests to hosts that are not services: pass them through, or refuse with 502. */
   unknownHosts: 'passthrough' | 'refuse';
+  /**
+   * Peers (CIDRs) whose x-forwarded-* the gateway keeps: the load balancer in front of it. None by
+   * default: the gateway is the edge and replaces what clients claim.
+   */
+  trustedProxies: string[];
   /** Suffixes under which `<service>.<suffix>` names a service at the outbound listener. */
   serviceDomains: string[];
   upstream: {
@@ -41,6 +47,7 @@ export const defaultRuntimeOptions = (): RuntimeOptions => ({
   loopLimit: 8,
   unknownHosts: 'passthrough',
   serviceDomains: [],
+  trustedProxies: [],
   upstream: {
     connectTimeoutMs: 2_000,
     headersTimeoutMs: 15_000,
@@ -67,6 +74,7 @@ export class ProxyRuntime {
   readonly healthChecks: ActiveHealthChecker;
   readonly health: EndpointHealth;
   readonly bodies: BodyWatcher;
+  readonly trustedProxies: AddressRanges;
   private readonly warned = new Set<string>();
 
   constructor(
@@ -77,6 +85,7 @@ export class ProxyRuntime {
     bodyLimits: BodyLimits = DEFAULT_BODY_LIMITS,
   ) {
     this.bodies = new BodyWatcher(bodyLimits);
+    this.trustedProxies = new AddressRanges(options.trustedProxies);
     this.viaToken = `graylane-${options.proxyId}`;
     const { upstream } = options;
     this.dispatcher = new Agent({

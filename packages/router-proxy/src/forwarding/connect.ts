@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ProxyErrorCodes, respondError } from '../http/respond.js';
+import { ProxyErrorCodes, refusalReason, respondError } from '../http/respond.js';
 import { serviceForHost } from '../routing/service-host.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { addressesItself, type OwnAddresses } from './self-address.js';
@@ -51,6 +51,7 @@ export function createConnectHandler(
     const authority = req.url ?? '';
     const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(authority);
     const refuse = (status: number, code: string, reason: string) => {
+      runtime.metrics.refused.inc({ listener: 'outbound', reason: refusalReason(code) });
       respondError(client, status, code, reason);
     };
     if (!match) {

@@ -22,6 +22,12 @@ export const ProxyErrorCodes = {
   internal: 'GRAYLANE_ERR_INTERNAL',
 } as const;
 
+/** Called with the code of every answer a listener makes itself instead of forwarding. */
+export type OnRefused = (code: string) => void;
+
+/** The `reason` label for a refusal code: `GRAYLANE_ERR_MALFORMED_REQUEST` → `malformed_request`. */
+export const refusalReason = (code: string) => code.replace(/^GRAYLANE_ERR_/, '').toLowerCase();
+
 /**
  * Where a proxy-made answer goes: a request's `ServerResponse`, or the raw socket of an upgrade or
  * CONNECT, which Node hands over without one.

@@ -8,6 +8,7 @@ import { DEFAULT_HEAD_LIMITS } from './http/guard.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from './http/limits.js';
 import type { ListenAddress, ProxyOptions } from './proxy.js';
 import { defaultRuntimeOptions } from './runtime.js';
+import type { UpstreamTls } from './upstream/tls.js';
 
 export const USAGE = `Usage: graylane-proxy --route-table <file|url> [options]
        graylane-proxy --inbound HOST:PORT --inbound-target URL --service NAME [options]
@@ -71,6 +72,25 @@ function isRouteTableSpec(value: string): boolean {
   }
 }
 
+const EndpointTlsSchema = z
+  .object({
+    caFile: z.string().min(1).optional().describe('PEM file of the CA(s) to trust'),
+    serverName: z.string().min(1).optional().describe('name to send (SNI) and check'),
+    certFile: z.string().min(1).optional().describe('PEM client certificate (mTLS)'),
+    keyFile: z.string().min(1).optional().describe('PEM key of the client certificate'),
+  })
+  .strict()
+  .refine((tls) => !tls.certFile === !tls.keyFile, 'certFile and keyFile go together');
+
+const isTlsKey = (key: string) => {
+  if (key === '*') return true;
+  try {
+    return new URL(key).protocol === 'https:' && new URL(key).origin === key;
+  } catch {
+    return false;
+  }
+};
+
 /** The config file: the flags plus settings too detailed for flags. */
 export const ProxyConfigSchema = z
   .object({
@@ -107,6 +127,19 @@ export const ProxyConfigSchema = z
         z.string().refine((value) => parseCidr(value) !== undefined, 'a CIDR such as 10.0.0.0/8'),
       )
       .default([]),
+    upstreamTls: z
+      .record(z.string(), EndpointTlsSchema)
+      .superRefine((record, ctx) => {
+        for (const key of Object.keys(record)) {
+          if (isTlsKey(key)) continue;
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: 'an https origin (https://host:port) or *',
+          });
+        }
+      })
+      .default({}),
     serviceDomains: z
       .array(
         z
@@ -199,6 +232,34 @@ const field = (flag: Flag) =>
     ? flag.slice('service-'.length)
     : flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const envName = (flag: string) => `GRAYLANE_${flag.toUpperCase().replace(/-/g, '_')}`;
+
+function readPem(path: string, where: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      `${where}: ${path}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+    );
+  }
+}
+
+/** The TLS settings with their files read, so a missing one stops the start, not a request. */
+function readTlsFiles(files: ProxyConfig['upstreamTls']): UpstreamTls {
+  return Object.fromEntries(
+    Object.entries(files).map(([origin, tls]) => {
+      const at = (field: string) => `upstreamTls.${origin}.${field}`;
+      return [
+        origin,
+        {
+          serverName: tls.serverName,
+          ca: tls.caFile && readPem(tls.caFile, at('caFile')),
+          cert: tls.certFile && readPem(tls.certFile, at('certFile')),
+          key: tls.keyFile && readPem(tls.keyFile, at('keyFile')),
+        },
+      ];
+    }),
+  );
+}
 
 function readConfigFile(path: string): unknown {
   let text: string;
@@ -298,6 +359,7 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
       loopLimit: config.loopLimit,
       unknownHosts: config.unknownHosts,
       serviceDomains: config.serviceDomains,
+      upstreamTls: readTlsFiles(config.upstreamTls),
       trustedProxies: config.trustedProxies,
       upstream: { ...runtime.upstream, ...given(config.upstream) },
       retry: { ...runtime.retry, ...given(config.retry) },

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Agent } from 'undici';
+import { Agent, Pool } from 'undici';
 import { AddressRanges } from './http/addresses.js';
 import { type BodyLimits, BodyWatcher, DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import type { Logger } from './logger.js';
@@ -10,6 +10,7 @@ import { EndpointHealth } from './upstream/endpoint-health.js';
 import { ActiveHealthChecker } from './upstream/health-check.js';
 import { OutlierDetector, type OutlierOptions } from './upstream/outlier.js';
 import { RetryBudget, type RetryBudgetOptions } from './upstream/retry-budget.js';
+import { tlsOptionsFor, type UpstreamTls } from './upstream/tls.js';
 
 export interface RuntimeOptions {
   /** Names this proxy in `Via`, for loop detection; random per process unless set. */
@@ -23,6 +24,8 @@ export interface RuntimeOptions {
    * default: the gateway is the edge and replaces what clients claim.
    */
   trustedProxies: string[];
+  /** TLS settings for https endpoints, by origin (`*`: all of them). */
+  upstreamTls: UpstreamTls;
   /** Suffixes under which `<service>.<suffix>` names a service at the outbound listener. */
   serviceDomains: string[];
   upstream: {
@@ -47,6 +50,7 @@ export const defaultRuntimeOptions = (): RuntimeOptions => ({
   loopLimit: 8,
   unknownHosts: 'passthrough',
   serviceDomains: [],
+  upstreamTls: {},
   trustedProxies: [],
   upstream: {
     connectTimeoutMs: 2_000,
@@ -88,12 +92,21 @@ export class ProxyRuntime {
     this.trustedProxies = new AddressRanges(options.trustedProxies);
     this.viaToken = `graylane-${options.proxyId}`;
     const { upstream } = options;
+    const connect = { timeout: upstream.connectTimeoutMs };
     this.dispatcher = new Agent({
-      connect: { timeout: upstream.connectTimeoutMs },
+      connect,
       headersTimeout: upstream.headersTimeoutMs,
       bodyTimeout: upstream.bodyTimeoutMs,
       keepAliveTimeout: upstream.keepAliveTimeoutMs,
       keepAliveMaxTimeout: upstream.keepAliveTimeoutMs,
+      // One pool per origin, each with its endpoint's TLS settings.
+      factory: (origin, poolOptions) => {
+        const key = new URL(String(origin)).origin;
+        return new Pool(origin, {
+          ...poolOptions,
+          connect: { ...connect, ...tlsOptionsFor(options.upstreamTls, key) },
+        });
+      },
     });
     this.budget = new RetryBudget(options.retry);
     this.outliers = new OutlierDetector(options.outlier, ({ service, lane, endpoint, ejected }) => {

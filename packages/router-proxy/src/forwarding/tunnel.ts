@@ -11,6 +11,7 @@ import { responseHeaders } from '../http/headers.js';
 import { rawHead } from '../http/respond.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { classifyUpstreamError, type UpstreamFailure } from '../upstream/errors.js';
+import { tlsOptionsFor } from '../upstream/tls.js';
 
 /**
  * The transport of an `Upgrade` request (WebSocket): one handshake with one endpoint over a fresh
@@ -121,6 +122,7 @@ export function exchange(
     const onClientGone = () => fail('aborted', new Error('client went away'));
     try {
       upstreamReq = send({
+        ...tlsOptionsFor(runtime.options.upstreamTls, new URL(attempt.origin).origin),
         host,
         port,
         method: req.method ?? 'GET',

@@ -38,7 +38,8 @@ export function provenance(
 }
 
 function fallbackReasonOf(failure: UpstreamFailure): FallbackReason {
-  return failure === 'timeout' || failure === 'connect_timeout' ? 'timeout' : 'connect_error';
+  if (failure === 'timeout' || failure === 'connect_timeout') return 'timeout';
+  return failure === 'tls_error' ? 'tls_error' : 'connect_error';
 }
 
 function recordOutlier(

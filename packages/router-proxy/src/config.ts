@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { formatPath, GraylaneError, LANE_PATTERN, parseDocumentText } from '@graylane/lane-core';
+import {
+  ErrorCodes,
+  formatPath,
+  GraylaneError,
+  LANE_PATTERN,
+  parseDocumentText,
+} from '@graylane/lane-core';
 import { z } from 'zod';
 import { parseCidr } from './http/addresses.js';
 import { DEFAULT_BODY_LIMITS } from './http/body-watch.js';
@@ -31,7 +37,7 @@ Every flag is also read from the environment as GRAYLANE_<FLAG>, e.g. GRAYLANE_R
 
 export class ConfigError extends GraylaneError {
   constructor(message: string) {
-    super('GRAYLANE_ERR_CONFIG', message);
+    super(ErrorCodes.config, message);
     this.name = 'ConfigError';
   }
 }

@@ -143,7 +143,7 @@ describe('gateway: entrypoints and lane assignment', () => {
     const first = await get('/');
     const cookie = first.res.headers['set-cookie']?.[0];
     expect(cookie).toMatch(
-      /^graylane=[0-9a-f-]{36}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/,
+      /^graylane=[0-9a-f-]{36}; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Lax$/,
     );
     const key = cookie!.split(';')[0]!;
     const lanes = new Set<string>();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { parseCookie } from 'cookie';
+import { parseCookie, stringifySetCookie } from 'cookie';
 import { readRequestLane, tagOptionsOf } from '../forwarding/lane-tag.js';
 import { forwardToService } from '../forwarding/service-route.js';
 import type { Tunnels } from '../forwarding/tunnel.js';
@@ -108,9 +108,16 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
     // The client's scheme, as this gateway saw it or a trusted proxy in front said.
     const secure = headers['x-forwarded-proto'] === 'https';
     headers.via = via;
-    const setCookie = assignment.setCookies?.map(
-      ({ name, value }) =>
-        `${name}=${value}; Path=/; Max-Age=${STICKY_COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
+    const setCookie = assignment.setCookies?.map(({ name, value }) =>
+      stringifySetCookie({
+        name,
+        value,
+        path: '/',
+        maxAge: STICKY_COOKIE_MAX_AGE_S,
+        httpOnly: true,
+        sameSite: 'lax',
+        secure,
+      }),
     );
     return {
       ok: true,

@@ -5,6 +5,7 @@ import { type BodyLimits, BodyWatcher, DEFAULT_BODY_LIMITS } from './http/body-w
 import type { Logger } from './logger.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { TableHolder } from './routing/table-holder.js';
+import { SETTINGS_DEFAULTS } from './settings.js';
 import { Balancer } from './upstream/balancer.js';
 import { EndpointHealth } from './upstream/endpoint-health.js';
 import { ActiveHealthChecker } from './upstream/health-check.js';
@@ -45,28 +46,21 @@ export interface RuntimeOptions {
   outlier: OutlierOptions;
 }
 
-export const defaultRuntimeOptions = (): RuntimeOptions => ({
-  proxyId: randomBytes(4).toString('hex'),
-  loopLimit: 8,
-  unknownHosts: 'passthrough',
-  serviceDomains: [],
-  upstreamTls: {},
-  trustedProxies: [],
-  upstream: {
-    connectTimeoutMs: 2_000,
-    headersTimeoutMs: 15_000,
-    bodyTimeoutMs: 60_000,
-    requestTimeoutMs: 30_000,
-    keepAliveTimeoutMs: 4_000,
-  },
-  retry: { ratio: 0.2, windowMs: 10_000, minRetries: 10, bufferBytes: 64 * 1024 },
-  outlier: {
-    consecutiveFailures: 5,
-    baseEjectionMs: 30_000,
-    maxEjectionMs: 300_000,
-    maxEjectionPercent: 50,
-  },
-});
+/** The runtime's settings as the config schema gives them by default, a random `proxyId` added. */
+export const defaultRuntimeOptions = (): RuntimeOptions => {
+  const d = SETTINGS_DEFAULTS;
+  return {
+    proxyId: randomBytes(4).toString('hex'),
+    loopLimit: d.loopLimit,
+    unknownHosts: d.unknownHosts,
+    serviceDomains: [...d.serviceDomains],
+    upstreamTls: {},
+    trustedProxies: [...d.trustedProxies],
+    upstream: { ...d.upstream },
+    retry: { ...d.retry },
+    outlier: { ...d.outlier },
+  };
+};
 
 /** What every listener of one proxy process shares: the table, the connection pools, the metrics. */
 export class ProxyRuntime {

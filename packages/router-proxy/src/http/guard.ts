@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { SETTINGS_DEFAULTS } from '../settings.js';
 import { type OnRefused, ProxyErrorCodes, rawResponse, respondError } from './respond.js';
 
 /**
@@ -15,7 +16,10 @@ export interface HeadLimits {
   maxHeaderCount: number;
 }
 
-export const DEFAULT_HEAD_LIMITS: HeadLimits = { maxHeaderBytes: 60 * 1024, maxHeaderCount: 100 };
+export const DEFAULT_HEAD_LIMITS: HeadLimits = {
+  maxHeaderBytes: SETTINGS_DEFAULTS.server.maxHeaderBytes,
+  maxHeaderCount: SETTINGS_DEFAULTS.server.maxHeaderCount,
+};
 
 export interface HeadProblem {
   status: 400 | 431 | 501;

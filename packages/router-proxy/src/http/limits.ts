@@ -1,8 +1,9 @@
 import type { Server, ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type BodyLimits, DEFAULT_BODY_LIMITS } from './body-watch.js';
-import { DEFAULT_HEAD_LIMITS, type HeadLimits } from './guard.js';
+import { SETTINGS_DEFAULTS } from '../settings.js';
+import type { BodyLimits } from './body-watch.js';
+import type { HeadLimits } from './guard.js';
 import { type OnRefused, ProxyErrorCodes, rawResponse } from './respond.js';
 
 /** Per-listener limits: how long a client may take, how much it may send, how many may connect. */
@@ -20,21 +21,15 @@ export interface ServerLimits extends HeadLimits, BodyLimits {
 export type ServerLimitsInput = Pick<ServerLimits, 'headersTimeoutMs' | 'keepAliveTimeoutMs'> &
   Partial<ServerLimits>;
 
-export const DEFAULT_MAX_CONNECTIONS = 10_000;
-/** Envoy's TCP proxy default idle timeout. */
-export const DEFAULT_TUNNEL_IDLE_TIMEOUT_MS = 3_600_000;
-
 /** Node's own head limit sits above ours, so ours (with its code) is the one a client meets. */
 const NODE_HEADER_SIZE_FLOOR = 64 * 1024;
 /** How long a refused or broken connection may linger for the client to read its answer. */
 const LINGER_MS = 1_000;
 
+/** The limits given, the schema's defaults for the rest. */
 export function serverLimits(input: ServerLimitsInput): ServerLimits {
   return {
-    ...DEFAULT_HEAD_LIMITS,
-    ...DEFAULT_BODY_LIMITS,
-    maxConnections: DEFAULT_MAX_CONNECTIONS,
-    tunnelIdleTimeoutMs: DEFAULT_TUNNEL_IDLE_TIMEOUT_MS,
+    ...SETTINGS_DEFAULTS.server,
     ...Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined)),
   } as ServerLimits;
 }

@@ -37,13 +37,13 @@ export async function startGateway(upstreamUrl) {
     await importBuilt();
   // The CLI's own defaults (server limits, upstream timeouts and keep-alive, retry budget,
   // outlier detection), not the test helper's.
-  // The load generator stands where a load balancer would, trusted, so the gateway appends to
-  // X-Forwarded-For as the minimal forwarders do (from an untrusted peer it would replace it).
   const config = ProxyConfigSchema.parse({
     gateway: '127.0.0.1:0',
     admin: '127.0.0.1:0',
     logLevel: 'silent',
-    trustedProxies: ['127.0.0.1/32'],
+    // The load generator on loopback stands where a load balancer would: trusted, like the
+    // other forwarders, to append to x-forwarded-for rather than replace it.
+    trustedProxies: ['127.0.0.0/8'],
   });
   const proxy = new GraylaneProxy({
     ...proxyOptionsFrom(config),

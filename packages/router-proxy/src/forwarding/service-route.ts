@@ -1,4 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { formatHop, LANE_SERVED_HEADER, prependServed } from '@graylane/lane-core';
 import { ProxyErrorCodes, respondError } from '../http/respond.js';
 import { type CompiledTable, laneLabel, type ServiceView } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
@@ -17,7 +18,7 @@ import {
 
 export { provenance } from '../upstream/attempts.js';
 
-export const LANE_SERVED_HEADER = 'x-lane-served';
+export { LANE_SERVED_HEADER };
 
 export interface ServiceRequest {
   listener: ListenerName;
@@ -35,8 +36,10 @@ export interface ServiceRequest {
 /** This hop first, then the hops the upstream reported, so the header reads in call order. */
 export function prependHop(headers: OutgoingHttpHeaders, hop: string): void {
   const downstream = headers[LANE_SERVED_HEADER];
-  const rest = Array.isArray(downstream) ? downstream.join(', ') : downstream;
-  headers[LANE_SERVED_HEADER] = rest ? `${hop}, ${rest}` : hop;
+  headers[LANE_SERVED_HEADER] = prependServed(
+    hop,
+    typeof downstream === 'number' ? String(downstream) : downstream,
+  );
 }
 
 export function mergeHeaders(
@@ -197,7 +200,7 @@ export async function forwardToService(
     );
     if (!attempted.ok) {
       respondError(res, 503, ProxyErrorCodes.noEndpoint, attempted.reason, {
-        [LANE_SERVED_HEADER]: `${service.name}=none`,
+        [LANE_SERVED_HEADER]: formatHop(service.name, 'none'),
       });
       runtime.metrics.requests.inc({ ...asked, code: 503 });
       return;

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { formatHop } from '@graylane/lane-core';
 import { ProxyErrorCodes, respondError, upstreamRefusal } from '../http/respond.js';
 import { laneLabel } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
@@ -80,7 +81,7 @@ export async function upgradeToService(
   );
   if (!attempted.ok) {
     respondError(client, 503, ProxyErrorCodes.noEndpoint, attempted.reason, {
-      [LANE_SERVED_HEADER]: `${service.name}=none`,
+      [LANE_SERVED_HEADER]: formatHop(service.name, 'none'),
     });
     runtime.metrics.requests.inc({
       listener,

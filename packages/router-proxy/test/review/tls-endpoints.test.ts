@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCert } from '../../../../test/support/tls.js';
 import type { GraylaneProxy } from '../../src/index.js';
 import type { RuntimeOptions } from '../../src/runtime.js';
-import { metricValue, startProxy, startUpstream, table, type Upstream } from '../helpers.js';
+import { metricValue, serviceTable, startProxy, startUpstream, type Upstream } from '../helpers.js';
 
 async function httpsUpstream(options: Parameters<typeof createHttpsServer>[0]) {
   const server = createHttpsServer(options, (req, res) => {
@@ -50,15 +50,9 @@ describe('https endpoints: TLS failures and settings', () => {
   ) {
     servers.push(canary.server);
     const proxy = await startProxy({
-      initialTable: table({
-        revision: 1,
-        services: {
-          web: {
-            stable: { endpoints: [stable.url] },
-            lanes: { gray: { endpoints: [canary.url] } },
-          },
-        },
-        entrypoints: [{ name: 'web', service: 'web', clientLanes: 'any' }],
+      initialTable: serviceTable('web', stable.url, {
+        lanes: { gray: canary.url },
+        entrypoint: { clientLanes: 'any' },
       }),
       runtime: {
         upstreamTls,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Agent, Pool } from 'undici';
+import type { Agent } from 'undici';
 import { AddressRanges } from './http/addresses.js';
 import { type BodyLimits, BodyWatcher, DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import type { Logger } from './logger.js';
@@ -8,10 +8,10 @@ import type { TableHolder } from './routing/table-holder.js';
 import { SETTINGS_DEFAULTS } from './settings.js';
 import { Balancer } from './upstream/balancer.js';
 import { EndpointHealth } from './upstream/endpoint-health.js';
-import { ActiveHealthChecker } from './upstream/health-check.js';
+import { ActiveHealthChecker, httpProbe } from './upstream/health-check.js';
 import { OutlierDetector, type OutlierOptions } from './upstream/outlier.js';
 import { RetryBudget, type RetryBudgetOptions } from './upstream/retry-budget.js';
-import { tlsOptionsFor, type UpstreamTls } from './upstream/tls.js';
+import { tlsAgent, type UpstreamTls } from './upstream/tls.js';
 
 export interface RuntimeOptions {
   /** Names this proxy in `Via`, for loop detection; random per process unless set. */
@@ -86,21 +86,13 @@ export class ProxyRuntime {
     this.trustedProxies = new AddressRanges(options.trustedProxies);
     this.viaToken = `graylane-${options.proxyId}`;
     const { upstream } = options;
-    const connect = { timeout: upstream.connectTimeoutMs };
-    this.dispatcher = new Agent({
-      connect,
+    // One pool per origin, each with its endpoint's TLS settings.
+    this.dispatcher = tlsAgent(options.upstreamTls, {
+      connect: { timeout: upstream.connectTimeoutMs },
       headersTimeout: upstream.headersTimeoutMs,
       bodyTimeout: upstream.bodyTimeoutMs,
       keepAliveTimeout: upstream.keepAliveTimeoutMs,
       keepAliveMaxTimeout: upstream.keepAliveTimeoutMs,
-      // One pool per origin, each with its endpoint's TLS settings.
-      factory: (origin, poolOptions) => {
-        const key = new URL(String(origin)).origin;
-        return new Pool(origin, {
-          ...poolOptions,
-          connect: { ...connect, ...tlsOptionsFor(options.upstreamTls, key) },
-        });
-      },
     });
     this.budget = new RetryBudget(options.retry);
     this.outliers = new OutlierDetector(options.outlier, ({ service, lane, endpoint, ejected }) => {
@@ -110,9 +102,15 @@ export class ProxyRuntime {
         ejected ? 'endpoint ejected' : 'endpoint back from ejection',
       );
     });
-    this.healthChecks = new ActiveHealthChecker(({ service, lane, endpoint, healthy }) => {
-      if (healthy) this.outliers.reinstate(service, lane, endpoint);
-    }, logger);
+    // Checks reach https endpoints with the same TLS settings as the traffic they stand for.
+    const checks = tlsAgent(options.upstreamTls, { keepAliveTimeout: 1_000, connections: 2 });
+    this.healthChecks = new ActiveHealthChecker(
+      ({ service, lane, endpoint, healthy }) => {
+        if (healthy) this.outliers.reinstate(service, lane, endpoint);
+      },
+      logger,
+      { probe: httpProbe(checks), agent: checks },
+    );
     this.health = new EndpointHealth(this.outliers, this.healthChecks);
     tables.onChange((next) => {
       metrics.routeTableRevision.set(next.revision);

@@ -1,3 +1,5 @@
+import { Agent, Pool } from 'undici';
+
 /** TLS settings for `https://` endpoints: whom to trust, what name to check, what to present. */
 export interface EndpointTls {
   /** PEM of the CA(s) that sign the endpoint's certificate, instead of Node's default roots. */
@@ -22,4 +24,17 @@ export function tlsOptionsFor(settings: UpstreamTls, origin: string) {
     ...(tls.cert ? { cert: tls.cert } : {}),
     ...(tls.key ? { key: tls.key } : {}),
   };
+}
+
+/** An undici Agent whose pool for each origin connects with that endpoint's TLS settings. */
+export function tlsAgent(settings: UpstreamTls, options: Agent.Options = {}): Agent {
+  const connect = options.connect && typeof options.connect === 'object' ? options.connect : {};
+  return new Agent({
+    ...options,
+    factory: (origin, poolOptions) =>
+      new Pool(origin, {
+        ...poolOptions,
+        connect: { ...connect, ...tlsOptionsFor(settings, new URL(String(origin)).origin) },
+      }),
+  });
 }

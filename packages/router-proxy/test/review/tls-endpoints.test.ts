@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCert } from '../../../../test/support/tls.js';
 import type { GraylaneProxy } from '../../src/index.js';
 import type { RuntimeOptions } from '../../src/runtime.js';
-import { metricValue, serviceTable, startProxy, startUpstream, type Upstream } from '../helpers.js';
+import {
+  metricValue,
+  serviceTable,
+  startProxy,
+  startUpstream,
+  table,
+  type Upstream,
+} from '../helpers.js';
 
 async function httpsUpstream(options: Parameters<typeof createHttpsServer>[0]) {
   const server = createHttpsServer(options, (req, res) => {
@@ -135,6 +142,39 @@ describe('https endpoints: TLS failures and settings', () => {
       [mtls.url]: { ca: serverCert.cert, cert: clientCert.cert, key: clientCert.key },
     });
     expect((await post(withCert)).upstream).toBe('canary');
+  });
+});
+
+describe('https endpoints: active health checks use the same TLS settings', () => {
+  it('keeps an https canary with a private CA healthy', async () => {
+    const { setTimeout: sleep } = await import('node:timers/promises');
+    const stable = await startUpstream('stable');
+    const pem = selfSignedCert();
+    const canary = await httpsUpstream(pem);
+    const proxy = await startProxy({
+      initialTable: table({
+        revision: 1,
+        services: {
+          web: {
+            stable: { endpoints: [stable.url] },
+            lanes: { gray: { endpoints: [canary.url] } },
+            healthCheck: { path: '/', intervalMs: 100, timeoutMs: 500, unhealthyThreshold: 1 },
+          },
+        },
+        entrypoints: [{ name: 'web', service: 'web', clientLanes: 'any' }],
+      }),
+      runtime: { upstreamTls: { [canary.url]: { ca: pem.cert } } },
+    });
+    try {
+      await sleep(400);
+      const res = await request(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'gray' } });
+      await res.body.dump();
+      expect(res.headers['x-lane-served']).toBe('web=gray');
+    } finally {
+      await proxy.close();
+      canary.server.close();
+      await stable.close();
+    }
   });
 });
 

@@ -54,23 +54,25 @@ export function responseHeaders(
 }
 
 /**
- * Appends the client to x-forwarded-for (as nginx and Envoy do, so a load balancer in front keeps its
- * entries); the gateway is the edge and overwrites what a client claims of proto and host.
+ * `x-forwarded-*` for the next hop. `keep` (a sidecar, or the gateway behind a trusted proxy):
+ * the client is appended to x-forwarded-for (as nginx and Envoy do) and the proto and host a hop
+ * before set are kept. Otherwise (the gateway, to a client it does not trust) what the client
+ * claims is replaced: it is the edge, and x-forwarded-for from a client is anyone's to forge.
  */
 export function setForwardedHeaders(
   headers: Record<string, string | string[]>,
   req: IncomingMessage,
-  edge: boolean,
+  keep: boolean,
 ): void {
   const client = req.socket.remoteAddress ?? 'unknown';
-  const previous = headers['x-forwarded-for'];
+  const previous = keep ? headers['x-forwarded-for'] : undefined;
   const prior = Array.isArray(previous) ? previous.join(', ') : previous;
   headers['x-forwarded-for'] = prior ? `${prior}, ${client}` : client;
   const proto = 'encrypted' in req.socket ? 'https' : 'http';
-  if (edge || !headers['x-forwarded-proto']) headers['x-forwarded-proto'] = proto;
-  if (req.headers.host && (edge || !headers['x-forwarded-host'])) {
+  if (!keep || !headers['x-forwarded-proto']) headers['x-forwarded-proto'] = proto;
+  if (req.headers.host && (!keep || !headers['x-forwarded-host'])) {
     headers['x-forwarded-host'] = req.headers.host;
-  }
+  } else if (!keep) delete headers['x-forwarded-host'];
 }
 
 export function singleHeader(value: string | string[] | undefined): string | undefined {

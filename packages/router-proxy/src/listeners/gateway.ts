@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { parseCookie } from 'cookie';
+import { parseCookie, stringifySetCookie } from 'cookie';
 import { readRequestLane, tagOptionsOf } from '../forwarding/lane-tag.js';
 import { forwardToService } from '../forwarding/service-route.js';
 import type { Tunnels } from '../forwarding/tunnel.js';
@@ -104,11 +104,20 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
       req.headers,
       secretHeader ? new Set([secretHeader]) : undefined,
     );
-    setForwardedHeaders(headers, req, true);
+    setForwardedHeaders(headers, req, runtime.trustedProxies.has(req.socket.remoteAddress));
+    // The client's scheme, as this gateway saw it or a trusted proxy in front said.
+    const secure = headers['x-forwarded-proto'] === 'https';
     headers.via = via;
-    const setCookie = assignment.setCookies?.map(
-      ({ name, value }) =>
-        `${name}=${value}; Path=/; Max-Age=${STICKY_COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax`,
+    const setCookie = assignment.setCookies?.map(({ name, value }) =>
+      stringifySetCookie({
+        name,
+        value,
+        path: '/',
+        maxAge: STICKY_COOKIE_MAX_AGE_S,
+        httpOnly: true,
+        sameSite: 'lax',
+        secure,
+      }),
     );
     return {
       ok: true,
@@ -134,7 +143,7 @@ export function createGatewayListener(runtime: ProxyRuntime, tunnels: Tunnels): 
     path: r.path,
     headers: r.headers,
   });
-  return driveListener(runtime, tunnels, {
+  return driveListener(runtime, 'gateway', tunnels, {
     route,
     request: (req, res, r) =>
       forwardToService(runtime, req, res, {

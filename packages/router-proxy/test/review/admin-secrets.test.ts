@@ -3,7 +3,7 @@ import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GraylaneProxy } from '../../src/index.js';
 import { createLogger } from '../../src/logger.js';
-import { startProxy, startUpstream, table, type Upstream } from '../helpers.js';
+import { serviceTable, startProxy, startUpstream, type Upstream } from '../helpers.js';
 import { rawExchange } from '../raw-socket.js';
 
 const SECRET = 'hush-hush-0123456789';
@@ -16,17 +16,11 @@ describe('admin: secrets and self-addressed calls', () => {
   beforeAll(async () => {
     web = await startUpstream('web');
     proxy = await startProxy({
-      initialTable: table({
-        revision: 3,
-        services: { web: { stable: { endpoints: [web.url] } } },
-        entrypoints: [
-          {
-            name: 'web',
-            service: 'web',
-            clientLanes: 'any',
-            clientLanesSecret: { header: 'x-lane-secret', value: SECRET },
-          },
-        ],
+      initialTable: serviceTable('web', web.url, {
+        entrypoint: {
+          clientLanes: 'any',
+          clientLanesSecret: { header: 'x-lane-secret', value: SECRET },
+        },
       }),
     });
   });

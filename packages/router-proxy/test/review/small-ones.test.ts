@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GraylaneProxy } from '../../src/index.js';
 import {
   metricValue,
+  serviceTable,
   startProxy,
   startUpstream,
   table,
@@ -96,11 +97,7 @@ describe('small ones', () => {
 
   it('counts trailers it drops, both ways', async () => {
     const proxy = await startProxy({
-      initialTable: table({
-        revision: 1,
-        services: { web: { stable: { endpoints: [trailing.url] } } },
-        entrypoints: [{ name: 'web', service: 'web' }],
-      }),
+      initialTable: serviceTable('web', trailing.url),
     });
     try {
       const reply = await rawExchange(

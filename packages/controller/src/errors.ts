@@ -1,11 +1,13 @@
 import { GraylaneError, type Problem } from '@graylane/lane-core';
+import { ProxyErrorCodes } from '@graylane/router-proxy';
 
 /**
  * Every error the controller answers with: a stable code and the HTTP status it maps to. The API
  * writes `{ "error": { "code", "message", "path"? } }`; the CLI prints the code and message.
  */
 export const ControllerErrors = {
-  badRequest: { code: 'GRAYLANE_ERR_BAD_REQUEST', status: 400 },
+  // The same meaning as the proxy's: one code, declared once (in router-proxy).
+  badRequest: { code: ProxyErrorCodes.badRequest, status: 400 },
   invalidDocument: { code: 'GRAYLANE_ERR_INVALID_DOCUMENT', status: 422 },
   unauthorized: { code: 'GRAYLANE_ERR_UNAUTHORIZED', status: 401 },
   notFound: { code: 'GRAYLANE_ERR_NOT_FOUND', status: 404 },
@@ -15,7 +17,9 @@ export const ControllerErrors = {
   shuttingDown: { code: 'GRAYLANE_ERR_SHUTTING_DOWN', status: 503 },
   state: { code: 'GRAYLANE_ERR_STATE', status: 500 },
   locked: { code: 'GRAYLANE_ERR_LOCKED', status: 500 },
-  internal: { code: 'GRAYLANE_ERR_INTERNAL', status: 500 },
+  internal: { code: ProxyErrorCodes.internal, status: 500 },
+  /** The CLI's own: the API did not answer. */
+  unreachable: { code: 'GRAYLANE_ERR_UNREACHABLE', status: 0 },
 } as const;
 
 export type ControllerErrorKind = keyof typeof ControllerErrors;

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Controller } from '../controller.js';
 import { parseDocument, parseDocumentsText } from '../documents/parse.js';
 import type { Kind } from '../documents/schema.js';
-import { ControllerError } from '../errors.js';
+import { ControllerError, ControllerErrors } from '../errors.js';
 import { RELEASE_ACTIONS, type ReleaseAction } from '../release/machine.js';
 import type { Release } from '../release/status.js';
 
@@ -81,18 +81,21 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     if (status !== undefined && status >= 400 && status < 500) {
       void reply
         .code(status)
-        .send({ error: { code: 'GRAYLANE_ERR_BAD_REQUEST', message: error.message } });
+        .send({ error: { code: ControllerErrors.badRequest.code, message: error.message } });
       return;
     }
     options.logger.error({ err: error }, 'API request failed');
     void reply.code(500).send({
-      error: { code: 'GRAYLANE_ERR_INTERNAL', message: 'internal error; see the controller log' },
+      error: {
+        code: ControllerErrors.internal.code,
+        message: 'internal error; see the controller log',
+      },
     });
   });
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({
       error: {
-        code: 'GRAYLANE_ERR_NOT_FOUND',
+        code: ControllerErrors.notFound.code,
         message: `no route ${request.method} ${request.url.split('?')[0]}`,
       },
     });

@@ -1,4 +1,5 @@
 import { request } from 'undici';
+import { ControllerErrors } from '../errors.js';
 
 /** A failed API call: the server's error code and message, or why the server was not reached. */
 export class ApiCallError extends Error {
@@ -46,7 +47,7 @@ export class ApiClient {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'unreachable';
       throw new ApiCallError(
-        'GRAYLANE_ERR_UNREACHABLE',
+        ControllerErrors.unreachable.code,
         `cannot reach the controller at ${this.options.server} (${code}); is \`graylane controller\` running?`,
       );
     }

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { AddressRanges } from '../http/addresses.js';
 import { hostWithoutPort } from '../routing/entrypoint.js';
 
@@ -24,8 +25,22 @@ export function addressesItself(host: string, defaultPort: number, own: OwnAddre
   const bare = hostWithoutPort(host) ?? '';
   const port = Number(/:(\d{1,5})$/.exec(host)?.[1] ?? defaultPort);
   const unbracketed = bare.replace(/^\[|\]$/g, '');
-  return own().some(
-    (self) =>
-      self.port === port && (isLoopbackHost(bare) || unbracketed === self.address.toLowerCase()),
+  return own().some((self) => {
+    if (self.port !== port) return false;
+    if (isLoopbackHost(bare) || unbracketed === self.address.toLowerCase()) return true;
+    // A listener on 0.0.0.0 or :: is reachable on every address of this machine.
+    return WILDCARD.has(self.address) && interfaceAddresses().has(unbracketed);
+  });
+}
+
+const WILDCARD = new Set(['0.0.0.0', '::']);
+
+/** This machine's interface addresses, lower case. */
+function interfaceAddresses(): Set<string> {
+  return new Set(
+    Object.values(networkInterfaces())
+      .flat()
+      .map((info) => info?.address.toLowerCase())
+      .filter((address): address is string => address !== undefined),
   );
 }

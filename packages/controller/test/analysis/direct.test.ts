@@ -2,14 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Release } from '../../src/release/status.js';
 import {
   cleanup,
-  freePort,
   hit,
   type RunningController,
   runSpec,
-  shopDocuments,
-  startController,
+  startShop,
   tempDir,
-  until,
   yamlOf,
 } from '../graylane.js';
 import { GatewayLoad } from './load.js';
@@ -45,16 +42,7 @@ describe('analysis with the direct provider: the controller scrapes the proxy it
 
   beforeAll(async () => {
     dir = tempDir();
-    ctl = await startController({
-      stateDir: dir,
-      gatewayPort: await freePort(),
-      outboundPort: await freePort(),
-    });
-    await ctl.api('POST', '/v1/apply', yamlOf(shopDocuments()));
-    await until(
-      () => hit(ctl.gateway!),
-      (r) => r.body === 'frontend v1 -> backend v1',
-    );
+    ctl = await startShop({ stateDir: dir });
   });
 
   afterAll(async () => {

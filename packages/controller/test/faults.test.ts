@@ -1,14 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cleanup,
-  freePort,
   hit,
   type RunningController,
   runningApps,
   runSpec,
-  shopDocuments,
   shopRelease,
-  startController,
+  startShop,
   tempDir,
   until,
   yamlOf,
@@ -22,16 +20,7 @@ describe('rollback from each phase, a crashing canary, a canary that never gets 
 
   beforeAll(async () => {
     dir = tempDir();
-    ctl = await startController({
-      stateDir: dir,
-      gatewayPort: await freePort(),
-      outboundPort: await freePort(),
-    });
-    expect((await ctl.api('POST', '/v1/apply', yamlOf(shopDocuments()))).status).toBe(200);
-    await until(
-      () => hit(ctl.gateway!),
-      (r) => r.body === 'frontend v1 -> backend v1',
-    );
+    ctl = await startShop({ stateDir: dir });
   });
 
   afterAll(async () => {

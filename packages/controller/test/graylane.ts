@@ -1,30 +1,21 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { stringify } from 'yaml';
+import { freePort } from '../src/platform/local.js';
 import type { Release } from '../src/release/status.js';
+
+export { freePort };
 
 /** The real `graylane` bin (built), the fixture service, and helpers to drive both from tests. */
 export const BIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 export const APP = fileURLToPath(new URL('./fixtures/app.mjs', import.meta.url));
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export function tempDir(prefix = 'graylane-ctl-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -249,6 +240,25 @@ export function entrypointDoc(name: string, service: string) {
 
 export function releaseDoc(name: string, spec: Record<string, unknown>) {
   return { apiVersion: 'graylane.dev/v1alpha1', kind: 'Release', metadata: { name }, spec };
+}
+
+/**
+ * A controller with its managed proxy (gateway + outbound) and the shop applied, serving v1 -> v1:
+ * where most end-to-end tests start.
+ */
+export async function startShop(options: ControllerOptions = {}): Promise<RunningController> {
+  const ctl = await startController({
+    gatewayPort: await freePort(),
+    outboundPort: await freePort(),
+    ...options,
+  });
+  const applied = await ctl.api('POST', '/v1/apply', yamlOf(shopDocuments()));
+  if (applied.status !== 200) throw new Error(`shop not applied: ${JSON.stringify(applied.body)}`);
+  await until(
+    () => hit(ctl.gateway!),
+    (r) => r.body === 'frontend v1 -> backend v1',
+  );
+  return ctl;
 }
 
 /** A two-service shop: frontend calls backend through the outbound proxy. */

@@ -2,14 +2,10 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cleanup,
-  freePort,
-  hit,
   type RunningController,
-  shopDocuments,
   shopRelease,
-  startController,
+  startShop,
   tempDir,
-  until,
   yamlOf,
 } from './graylane.js';
 
@@ -24,16 +20,7 @@ describe('promote under load', () => {
 
   beforeAll(async () => {
     dir = tempDir();
-    ctl = await startController({
-      stateDir: dir,
-      gatewayPort: await freePort(),
-      outboundPort: await freePort(),
-    });
-    expect((await ctl.api('POST', '/v1/apply', yamlOf(shopDocuments()))).status).toBe(200);
-    await until(
-      () => hit(ctl.gateway!),
-      (r) => r.body === 'frontend v1 -> backend v1',
-    );
+    ctl = await startShop({ stateDir: dir });
   });
 
   afterAll(async () => {

@@ -10,9 +10,9 @@ import {
   type RunningController,
   runningApps,
   runSpec,
-  shopDocuments,
   shopRelease,
   startController,
+  startShop,
   tempDir,
   until,
   yamlOf,
@@ -44,12 +44,7 @@ describe('kill -9 in every phase, then restart', () => {
       gatewayPort: await freePort(),
       outboundPort: await freePort(),
     };
-    ctl = await start();
-    expect((await ctl.api('POST', '/v1/apply', yamlOf(shopDocuments()))).status).toBe(200);
-    await until(
-      () => hit(ctl.gateway!),
-      (r) => r.body === 'frontend v1 -> backend v1',
-    );
+    ctl = await startShop({ stateDir: dir, ...ports, args: ['--drain', '2s'] });
   });
 
   afterAll(async () => {

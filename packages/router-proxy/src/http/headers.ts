@@ -75,6 +75,31 @@ export function setForwardedHeaders(
   } else if (!keep) delete headers['x-forwarded-host'];
 }
 
+/** An RFC 7239 value: a token as is, anything else (an IPv6 node, a host with a port) quoted. */
+function forwardedValue(value: string): string {
+  if (/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value)) return value;
+  return `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/**
+ * `Forwarded` (RFC 7239), written at the gateway the way x-forwarded-* are: this hop's element is
+ * appended to what a trusted proxy in front said (`keep`), and replaces what anyone else claims.
+ */
+export function setForwarded(
+  headers: Record<string, string | string[]>,
+  req: IncomingMessage,
+  keep: boolean,
+): void {
+  const client = req.socket.remoteAddress ?? 'unknown';
+  const node = client.includes(':') ? `[${client}]` : client;
+  const proto = 'encrypted' in req.socket ? 'https' : 'http';
+  let element = `for=${forwardedValue(node)};proto=${proto}`;
+  if (req.headers.host) element += `;host=${forwardedValue(req.headers.host)}`;
+  const previous = keep ? headers.forwarded : undefined;
+  const prior = Array.isArray(previous) ? previous.join(', ') : previous;
+  headers.forwarded = prior ? `${prior}, ${element}` : element;
+}
+
 export function singleHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }

@@ -6,7 +6,12 @@ import { forwardToService } from '../forwarding/service-route.js';
 import type { Tunnels } from '../forwarding/tunnel.js';
 import { upgradeToService } from '../forwarding/upgrade.js';
 import { nextVia } from '../forwarding/via.js';
-import { endToEndHeaders, setForwardedHeaders, singleHeader } from '../http/headers.js';
+import {
+  endToEndHeaders,
+  setForwarded,
+  setForwardedHeaders,
+  singleHeader,
+} from '../http/headers.js';
 import { ProxyErrorCodes, type Refusal, refusal } from '../http/respond.js';
 import { type Assignment, assignLane } from '../routing/assign.js';
 import {
@@ -104,7 +109,9 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
       req.headers,
       secretHeader ? new Set([secretHeader]) : undefined,
     );
-    setForwardedHeaders(headers, req, runtime.trustedProxies.has(req.socket.remoteAddress));
+    const trusted = runtime.trustedProxies.has(req.socket.remoteAddress);
+    setForwardedHeaders(headers, req, trusted);
+    setForwarded(headers, req, trusted);
     // The client's scheme, as this gateway saw it or a trusted proxy in front said.
     const secure = headers['x-forwarded-proto'] === 'https';
     headers.via = via;

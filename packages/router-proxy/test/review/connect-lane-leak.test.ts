@@ -37,8 +37,21 @@ describe('CONNECT to a host outside the mesh, plain HTTP inside', () => {
   for (const [name, make] of [
     ['ProxyAgent', () => new ProxyAgent({ uri: proxy.url('outbound') })],
     [
-      'EnvHttpProxyAgent',
-      () => new EnvHttpProxyAgent({ httpProxy: proxy.url('outbound'), noProxy: '' }),
+      'EnvHttpProxyAgent (HTTP_PROXY)',
+      () => {
+        // What an app started with HTTP_PROXY gets: the agent reads the variables when made.
+        const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY };
+        process.env.HTTP_PROXY = proxy.url('outbound');
+        delete process.env.NO_PROXY;
+        try {
+          return new EnvHttpProxyAgent();
+        } finally {
+          for (const [name, value] of Object.entries(saved)) {
+            if (value === undefined) delete process.env[name];
+            else process.env[name] = value;
+          }
+        }
+      },
     ],
   ] as const) {
     it(`${name}: the external host gets no lane, other baggage intact`, async () => {

@@ -66,6 +66,23 @@ describe('gateway: X-Forwarded-* and trusted proxies', () => {
     expect(String(sent.headers['set-cookie'])).toMatch(/; Secure/i);
   });
 
+  it('writes Forwarded (RFC 7239): replaced from a client, appended behind a trusted proxy', async () => {
+    const edge = await start([]);
+    const fromClient = await send(`${edge.url('gateway')}/`, {
+      headers: { host: 'web:8080', forwarded: 'for=203.0.113.9;proto=https' },
+    });
+    expect(fromClient.json<Echo>().headers.forwarded).toBe(
+      'for=127.0.0.1;proto=http;host="web:8080"',
+    );
+    const behind = await start(['127.0.0.0/8']);
+    const fromProxy = await send(`${behind.url('gateway')}/`, {
+      headers: { host: 'web', forwarded: 'for=203.0.113.9;proto=https' },
+    });
+    expect(fromProxy.json<Echo>().headers.forwarded).toBe(
+      'for=203.0.113.9;proto=https, for=127.0.0.1;proto=http;host=web',
+    );
+  });
+
   it('does not trust a peer outside the configured ranges', async () => {
     const proxy = await start(['10.0.0.0/8']);
     const sent = await send(`${proxy.url('gateway')}/`, { headers: { host: 'web', ...claimed } });

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GraylaneProxy } from '../../src/index.js';
 import { createLogger } from '../../src/logger.js';
 import { metricValue, serviceTable, startProxy, startUpstream, type Upstream } from '../helpers.js';
@@ -126,8 +126,9 @@ describe('request bodies that stall', () => {
       await sleep(50);
       socket.destroy();
     }
-    await sleep(200);
-    expect(await metricValue(proxy, 'graylane_requests_total', { code: '499' })).toBe(before + 2);
+    await vi.waitFor(async () =>
+      expect(await metricValue(proxy, 'graylane_requests_total', { code: '499' })).toBe(before + 2),
+    );
     expect(logs.filter((line) => line.level >= 50)).toEqual([]);
   });
 

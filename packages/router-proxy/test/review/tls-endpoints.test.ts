@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { selfSignedCert } from '../../../../test/support/tls.js';
 import type { GraylaneProxy } from '../../src/index.js';
 import type { RuntimeOptions } from '../../src/runtime.js';
@@ -16,7 +16,9 @@ import {
 } from '../helpers.js';
 
 async function httpsUpstream(options: Parameters<typeof createHttpsServer>[0]) {
+  const checks = { count: 0 };
   const server = createHttpsServer(options, (req, res) => {
+    if (req.headers['user-agent'] === 'graylane-health-check') checks.count += 1;
     req.resume();
     req.on('end', () => {
       res.writeHead(200, { 'x-upstream': 'canary' });
@@ -25,7 +27,7 @@ async function httpsUpstream(options: Parameters<typeof createHttpsServer>[0]) {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { server, url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  return { server, checks, url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
 /**
@@ -147,7 +149,6 @@ describe('https endpoints: TLS failures and settings', () => {
 
 describe('https endpoints: active health checks use the same TLS settings', () => {
   it('keeps an https canary with a private CA healthy', async () => {
-    const { setTimeout: sleep } = await import('node:timers/promises');
     const stable = await startUpstream('stable');
     const pem = selfSignedCert();
     const canary = await httpsUpstream(pem);
@@ -166,7 +167,8 @@ describe('https endpoints: active health checks use the same TLS settings', () =
       runtime: { upstreamTls: { [canary.url]: { ca: pem.cert } } },
     });
     try {
-      await sleep(400);
+      // Three checks answered over TLS: past the one failure that would make the lane unhealthy.
+      await vi.waitFor(() => expect(canary.checks.count).toBeGreaterThanOrEqual(3));
       const res = await request(`${proxy.url('gateway')}/`, { headers: { 'x-lane': 'gray' } });
       await res.body.dump();
       expect(res.headers['x-lane-served']).toBe('web=gray');

@@ -79,12 +79,14 @@ export function analysisScenarios(
       ],
     });
 
-    async function run(name: string, env: Record<string, string>, load?: GatewayLoad) {
-      const applied = await ctl.api(
-        'POST',
-        '/v1/apply',
-        yamlOf([analysedRelease(name, env, analysis())]),
-      );
+    async function run(
+      name: string,
+      env: Record<string, string>,
+      load?: GatewayLoad,
+      spec: object = analysis(),
+    ) {
+      const release = analysedRelease(name, env, spec);
+      const applied = await ctl.api('POST', '/v1/apply', yamlOf([release]));
       expect(applied.status).toBe(200);
       try {
         return await ctl.waitForPhase(name, ['Succeeded', 'Failed', 'RolledBack'], 120_000);
@@ -143,6 +145,27 @@ export function analysisScenarios(
       );
       expect(backend.some((c) => c.verdict === 'fail' && (c.value ?? 100) < 99)).toBe(true);
       expect(done.status.failure).toContain('backend request-success-rate');
+    });
+
+    it('relative: a canary mean over 1.5 x the stable mean of the same interval rolls back', async () => {
+      const relative = {
+        ...analysis(),
+        checks: [{ name: 'request-duration', stat: 'mean', relative: 1.5 }],
+      };
+      const done = await run(
+        'relative',
+        { DELAY_MS: '100' },
+        new GatewayLoad(ctl.gateway!),
+        relative,
+      );
+      expect(done.status.phase, JSON.stringify(done.status.analysis?.intervals[0])).toBe('Failed');
+      const backend = done.status.analysis!.intervals[0]!.checks.find(
+        (c) => c.service === 'backend',
+      )!;
+      expect(backend.verdict).toBe('fail');
+      expect(backend.stable).toBeGreaterThan(0);
+      expect(backend.value!).toBeGreaterThan(1.5 * backend.stable!);
+      expect(backend.reason).toMatch(/ > 1\.5 x stable /);
     });
 
     it('latency: a 50 ms backend canary passes every interval, ramps 20-40-60-80 and promotes', async () => {

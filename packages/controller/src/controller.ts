@@ -296,14 +296,17 @@ export class Controller {
     const now = Date.now();
     let changed = false;
     for (const release of this.releasesByAge()) {
-      if (!isActive(release.status.phase)) continue;
+      if (!isActive(release.status.phase)) {
+        this.analysis.forget(release.metadata.name);
+        continue;
+      }
       const outcome = advance(
         release,
         {
           now,
           canaries: this.observe(release),
           applied: (r) => this.router.applied(r),
-          analysis: this.analysis.observe(release, now),
+          ...this.analysis.observe(release, now),
         },
         this.entryService(release),
       );

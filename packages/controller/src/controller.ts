@@ -72,10 +72,7 @@ export class Controller {
     this.logger = options.logger;
     this.analysis = new AnalysisRunner({
       logger: options.logger,
-      managedTargets: () =>
-        this.managesProxy() && this.proxyAdminPort > 0
-          ? [`http://127.0.0.1:${this.proxyAdminPort}/metrics`]
-          : [],
+      managedTargets: () => this.metricsTargets(),
       gateway: () => {
         const gateway = this.options.proxies.gateway;
         if (!gateway) return undefined;
@@ -520,6 +517,13 @@ export class Controller {
       routeTableRevision: (this.committed ?? this.state).revision,
       proxies: this.router.instances(),
     };
+  }
+
+  /** The admin `/metrics` of the proxy this controller runs, when it runs one. */
+  metricsTargets(): string[] {
+    return this.managesProxy() && this.proxyAdminPort > 0
+      ? [`http://127.0.0.1:${this.proxyAdminPort}/metrics`]
+      : [];
   }
 
   info() {

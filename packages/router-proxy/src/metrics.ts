@@ -1,5 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
+const REQUEST_LABELS = ['listener', 'service', 'lane', 'version', 'code'] as const;
+const DURATION_LABELS = ['listener', 'service', 'lane', 'version'] as const;
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 /** The Prometheus names are a contract (DESIGN.md "Metrics"): dashboards and analysis query them. */
 export class ProxyMetrics {
   readonly registry = new Registry();
@@ -7,15 +11,15 @@ export class ProxyMetrics {
   readonly requests = new Counter({
     name: 'graylane_requests_total',
     help: 'Requests answered, by listener, service, the lane and version that served them, and status code.',
-    labelNames: ['listener', 'service', 'lane', 'version', 'code'] as const,
+    labelNames: REQUEST_LABELS,
     registers: [this.registry],
   });
 
   readonly duration = new Histogram({
     name: 'graylane_request_duration_seconds',
     help: 'Time from request start to response end, by listener, service, lane and version.',
-    labelNames: ['listener', 'service', 'lane', 'version'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    labelNames: DURATION_LABELS,
+    buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
 
@@ -23,15 +27,15 @@ export class ProxyMetrics {
   readonly syntheticRequests = new Counter({
     name: 'graylane_synthetic_requests_total',
     help: 'Synthetic requests answered (analysis load), labelled as graylane_requests_total.',
-    labelNames: ['listener', 'service', 'lane', 'version', 'code'] as const,
+    labelNames: REQUEST_LABELS,
     registers: [this.registry],
   });
 
   readonly syntheticDuration = new Histogram({
     name: 'graylane_synthetic_request_duration_seconds',
     help: 'Duration of synthetic requests, labelled as graylane_request_duration_seconds.',
-    labelNames: ['listener', 'service', 'lane', 'version'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    labelNames: DURATION_LABELS,
+    buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
 

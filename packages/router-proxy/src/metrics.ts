@@ -57,6 +57,27 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
+  /** Synthetic requests (x-graylane-synthetic: 1, the controller's analysis load), kept apart. */
+  readonly syntheticRequests: Counter<'listener' | 'service' | 'lane' | 'version' | 'code'> =
+    new Counter({
+      name: 'graylane_synthetic_requests_total',
+      help: 'Synthetic requests answered (analysis load), labelled as graylane_requests_total.',
+      labelNames: ['listener', 'service', 'lane', 'version', 'code'] as const,
+      registers: [this.registry],
+      collect: (): void => this.answeredSynthetic.drainInto(this.syntheticRequests),
+    });
+  private readonly answeredSynthetic = new Tally<
+    'listener' | 'service' | 'lane' | 'version' | 'code'
+  >();
+
+  readonly syntheticDuration = new Histogram({
+    name: 'graylane_synthetic_request_duration_seconds',
+    help: 'Duration of synthetic requests, labelled as graylane_request_duration_seconds.',
+    labelNames: ['listener', 'service', 'lane', 'version'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
   readonly fallbacks = new Counter({
     name: 'graylane_fallbacks_total',
     help: 'Requests served by another lane than the one they asked for, by reason.',
@@ -133,18 +154,23 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
-  /** One request answered: counted by status (499: the client went away) and timed from `startedNs`. */
+  /**
+   * One request answered: counted by status (499: the client went away) and timed from `startedNs`;
+   * a synthetic one in the synthetic metrics.
+   */
   recordRequest(
     labels: { listener: string; service: string; lane: string; version: string },
     code: number,
     startedNs: bigint,
+    synthetic = false,
   ): void {
-    const key = `${labels.listener}\u0000${labels.service}\u0000${labels.lane}\u0000${labels.version}`;
+    const key = `${synthetic ? 's' : 'b'}\u0000${labels.listener}\u0000${labels.service}\u0000${labels.lane}\u0000${labels.version}`;
+    const tally = synthetic ? this.answeredSynthetic : this.answered;
     const series = `${key}\u0000${code}`;
-    if (!this.answered.bump(series)) this.answered.open(series, { ...labels, code });
+    if (!tally.bump(series)) tally.open(series, { ...labels, code });
     let duration = this.durations.get(key);
     if (!duration) {
-      duration = this.duration.labels(labels);
+      duration = (synthetic ? this.syntheticDuration : this.duration).labels(labels);
       this.durations.set(key, duration);
     }
     duration.observe(Number(process.hrtime.bigint() - startedNs) / 1e9);

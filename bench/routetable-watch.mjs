@@ -9,7 +9,7 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { RouteTablePublisher } from '../packages/controller/dist/index.js';
 import { servePublisher } from '../packages/controller/test/fixtures/routetable-server.mjs';
@@ -85,6 +85,9 @@ async function publishChanges(publisher, appliedAll) {
   const applied = [];
   const acked = [];
   let cpu = 0;
+  // How late this process's own timers ran: a stall here is time the process was not running.
+  const stalls = monitorEventLoopDelay({ resolution: 5 });
+  stalls.enable();
   for (let k = 0; k < CHANGES; k += 1) {
     const revision = k + 2;
     const table = meshTable(revision);
@@ -100,7 +103,8 @@ async function publishChanges(publisher, appliedAll) {
     if (result.missing.length > 0) throw new Error(`${result.missing.length} missing`);
     await sleep(GAP_MS);
   }
-  return { applied, acked, cpuPerChange: cpu / CHANGES };
+  stalls.disable();
+  return { applied, acked, cpuPerChange: cpu / CHANGES, stallMaxMs: stalls.max / 1e6 };
 }
 
 async function oneProcess(size) {
@@ -127,6 +131,7 @@ async function oneProcess(size) {
     applied: summary(run.applied),
     acked: summary(run.acked),
     cpuPerWatcher: run.cpuPerChange / size,
+    stallMaxMs: run.stallMaxMs,
   };
 }
 
@@ -152,6 +157,7 @@ async function childProcesses(size) {
     acked: summary(run.acked),
     publisherCpuPerWatcher: run.cpuPerChange / size,
     watcherCpuPerWatcher: watcherCpu / CHANGES / size,
+    stallMaxMs: run.stallMaxMs,
   };
 }
 
@@ -199,11 +205,15 @@ async function main() {
     '',
     'Wall-clock ms, p50 / p99 / max over the changes (each sample is the slowest watcher of a change):',
     '',
-    `| watchers | one process, applied | one process, acked | ${WORKERS} processes, acked |`,
-    '|---:|---:|---:|---:|',
+    `| watchers | one process, applied | one process, acked | ${WORKERS} processes, acked | longest stall (one / ${WORKERS}) |`,
+    '|---:|---:|---:|---:|---:|',
     ...rows.map(
-      (r) => `| ${r.size} | ${ms(r.local.applied)} | ${ms(r.local.acked)} | ${ms(r.split.acked)} |`,
+      (r) =>
+        `| ${r.size} | ${ms(r.local.applied)} | ${ms(r.local.acked)} | ${ms(r.split.acked)} | ${r.local.stallMaxMs.toFixed(0)} / ${r.split.stallMaxMs.toFixed(0)} |`,
     ),
+    '',
+    "The last column is the publisher process's longest event-loop delay in the row (timers checked",
+    'every 5 ms): a tail sample near it is time the process did not run, not time the protocol took.',
     '',
     'CPU µs per watcher per change (user + system):',
     '',

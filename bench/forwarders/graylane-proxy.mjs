@@ -41,6 +41,9 @@ export async function startGateway(upstreamUrl) {
     gateway: '127.0.0.1:0',
     admin: '127.0.0.1:0',
     logLevel: 'silent',
+    // The load generator on loopback stands where a load balancer would: trusted, like the
+    // other forwarders, to append to x-forwarded-for rather than replace it.
+    trustedProxies: ['127.0.0.0/8'],
   });
   const proxy = new GraylaneProxy({
     ...proxyOptionsFrom(config),

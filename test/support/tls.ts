@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * A throwaway self-signed certificate for 127.0.0.1, made with openssl in a temp dir that is
- * removed at once: no key is ever committed.
+ * A throwaway self-signed certificate for 127.0.0.1 (or the `subjectAltName` given), made with
+ * openssl in a temp dir that is removed at once: no key is ever committed.
  */
-export function selfSignedCert(): { key: string; cert: string } {
+export function selfSignedCert(subjectAltName = 'IP:127.0.0.1'): { key: string; cert: string } {
   const dir = mkdtempSync(join(tmpdir(), 'graylane-cert-'));
   try {
     const keyPath = join(dir, 'key.pem');
@@ -29,7 +29,7 @@ export function selfSignedCert(): { key: string; cert: string } {
         '-subj',
         '/CN=127.0.0.1',
         '-addext',
-        'subjectAltName=IP:127.0.0.1',
+        `subjectAltName=${subjectAltName}`,
       ],
       { stdio: 'ignore', timeout: 20_000 },
     );

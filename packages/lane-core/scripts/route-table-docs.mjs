@@ -17,7 +17,14 @@ export const END = '<!-- generated:fields:end -->';
 const DEFAULT_DOC = fileURLToPath(new URL('../../../docs/route-table.md', import.meta.url));
 
 /** What a map's keys are called in a path, by the field that holds the map. */
-const KEY_NAMES = { services: '<service>', lanes: '<lane>', headers: '<header>' };
+const KEY_NAMES = {
+  services: '<service>',
+  lanes: '<lane>',
+  headers: '<header>',
+  env: '<variable>',
+  labels: '<label>',
+  analysis: '<setting>',
+};
 
 const code = (text) => {
   const s = String(text);
@@ -131,9 +138,12 @@ function renderSection(root, { path, schema }, queue) {
   return lines.join('\n');
 }
 
-/** The generated block: one table per object in the schema, top level first, in document order. */
-export function renderFields() {
-  const root = z.toJSONSchema(RouteTableSchema, { io: 'input' });
+/**
+ * The generated block: one table per object in the schema, top level first, in document order.
+ * Any zod schema renders (the controller's documents reuse this for docs/controller.md).
+ */
+export function renderFields(schema = RouteTableSchema) {
+  const root = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
   const queue = [{ path: '', schema: root }];
   const sections = [];
   while (queue.length > 0) {

@@ -1,10 +1,15 @@
-import { DEFAULT_BAGGAGE_KEY, DEFAULT_LANE_HEADER, type TagOptions } from '@graylane/lane-core';
+import {
+  DEFAULT_BAGGAGE_KEY,
+  DEFAULT_LANE_HEADER,
+  LANE_SERVED_HEADER,
+  type TagOptions,
+} from '@graylane/lane-core';
 import { SdkConfigError } from './errors.js';
 import { type SdkLogger, setLogger, warnOnce } from './log.js';
 import { shared } from './state.js';
 
 /** The provenance header the proxies write (`service=lane[;fallback=reason]` hops) and the SDK relays. */
-export const LANE_SERVED_HEADER = 'x-lane-served';
+export { LANE_SERVED_HEADER };
 
 export interface SdkOptions extends TagOptions {
   /** Throw `LaneLeakError` on a detected lane leak instead of counting and warning. For tests. */

@@ -1,4 +1,4 @@
-import { GraylaneError } from '@graylane/lane-core';
+import { ErrorCodes, GraylaneError } from '@graylane/lane-core';
 
 /** Stable codes for what the SDK throws; tests and callers branch on these, never on message text. */
 export const SdkErrorCodes = {
@@ -7,8 +7,6 @@ export const SdkErrorCodes = {
    * the context of a request that had ended.
    */
   laneLeak: 'GRAYLANE_ERR_LANE_LEAK',
-  /** `configure()` was given a header name or baggage key that cannot be written on the wire. */
-  config: 'GRAYLANE_ERR_CONFIG',
 } as const;
 
 /** `no-context`: no context while tagged requests are in flight; `stale-context`: its request ended. */
@@ -38,7 +36,8 @@ export class LaneLeakError extends GraylaneError {
 
 export class SdkConfigError extends GraylaneError {
   constructor(message: string) {
-    super(SdkErrorCodes.config, message);
+    // lane-core's config code: one code for a setting that is wrong, whichever package reads it.
+    super(ErrorCodes.config, message);
     this.name = 'SdkConfigError';
   }
 }

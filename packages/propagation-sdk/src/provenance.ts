@@ -1,4 +1,5 @@
 import { ServerResponse } from 'node:http';
+import { parseServed } from '@graylane/lane-core';
 import { getConfig } from './config.js';
 import { internalError } from './log.js';
 
@@ -24,13 +25,8 @@ export class Relay {
   responses = 0;
 }
 
-/** Printable ASCII without leading or trailing space: what can go back on the wire as is. */
-const HOP = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
-
 function addHops(relay: Relay, value: string): void {
-  for (const part of value.split(',')) {
-    const hop = part.trim();
-    if (hop === '' || !HOP.test(hop)) continue;
+  for (const hop of parseServed(value)) {
     if (relay.hops === undefined) relay.hops = [hop];
     else if (relay.hops.length < MAX_SERVED_HOPS && !relay.hops.includes(hop)) relay.hops.push(hop);
   }

@@ -1,12 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { formatPath, GraylaneError, LANE_PATTERN, parseDocumentText } from '@graylane/lane-core';
-import { z } from 'zod';
-import { DEFAULT_BODY_LIMITS } from './http/body-watch.js';
-import { DEFAULT_HEAD_LIMITS } from './http/guard.js';
-import { DEFAULT_MAX_CONNECTIONS } from './http/limits.js';
-import type { ListenAddress, ProxyOptions } from './proxy.js';
+import { ErrorCodes, formatPath, GraylaneError, parseDocumentText } from '@graylane/lane-core';
+import type { ProxyOptions } from './proxy.js';
 import { defaultRuntimeOptions } from './runtime.js';
+import { type ProxyConfig, ProxyConfigSchema } from './settings.js';
+import type { UpstreamTls } from './upstream/tls.js';
 
 export const USAGE = `Usage: graylane-proxy --route-table <file|url> [options]
        graylane-proxy --inbound HOST:PORT --inbound-target URL --service NAME [options]
@@ -29,132 +27,12 @@ Every flag is also read from the environment as GRAYLANE_<FLAG>, e.g. GRAYLANE_R
 
 export class ConfigError extends GraylaneError {
   constructor(message: string) {
-    super('GRAYLANE_ERR_CONFIG', message);
+    super(ErrorCodes.config, message);
     this.name = 'ConfigError';
   }
 }
 
-const address = z.string().describe('HOST:PORT, :PORT or PORT');
-
-/** The local app's origin: http(s), no path, since every request keeps its own. */
-function isAppOrigin(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return /^https?:$/.test(url.protocol) && url.pathname === '/' && !url.search && !url.hash;
-  } catch {
-    return false;
-  }
-}
-
-/** A file path, or an http(s) URL of the controller's route table; no other scheme. */
-function isRouteTableSpec(value: string): boolean {
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value.trim() !== '';
-  try {
-    return /^https?:$/.test(new URL(value).protocol);
-  } catch {
-    return false;
-  }
-}
-
-/** The config file: the flags plus settings too detailed for flags. */
-export const ProxyConfigSchema = z
-  .object({
-    routeTable: z
-      .string()
-      .refine(isRouteTableSpec, "a file, or the controller's http(s) URL")
-      .optional(),
-    /** The controller's bearer token; kept off the command line, where `ps` would show it. */
-    routeTableToken: z.string().min(1).optional(),
-    routeTableStartTimeoutMs: z.number().int().min(0).default(10_000),
-    gateway: address.optional(),
-    outbound: address.optional(),
-    inbound: address.optional(),
-    inboundTarget: z
-      .string()
-      .refine(isAppOrigin, 'an http(s) origin of the local app, e.g. http://127.0.0.1:3000')
-      .optional(),
-    service: z.string().regex(LANE_PATTERN, 'a service name is a DNS label').optional(),
-    version: z.string().min(1).optional(),
-    lane: z.string().regex(LANE_PATTERN, 'a lane is a DNS label').default('stable'),
-    admin: address.optional(),
-    adminAllowRemote: z.boolean().default(false),
-    logLevel: z
-      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-      .default('info'),
-    proxyId: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]+$/)
-      .optional(),
-    loopLimit: z.number().int().min(1).default(8),
-    unknownHosts: z.enum(['passthrough', 'refuse']).default('passthrough'),
-    serviceDomains: z
-      .array(
-        z
-          .string()
-          .regex(/^\.?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/, 'a domain such as .corp.internal'),
-      )
-      .default([]),
-    drainTimeoutMs: z.number().int().min(0).default(10_000),
-    drainDelayMs: z.number().int().min(0).default(5_000),
-    server: z
-      .object({
-        headersTimeoutMs: z.number().int().min(1).default(10_000),
-        keepAliveTimeoutMs: z.number().int().min(1).default(5_000),
-        maxConnections: z.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
-        maxHeaderBytes: z.number().int().min(1024).default(DEFAULT_HEAD_LIMITS.maxHeaderBytes),
-        maxHeaderCount: z.number().int().min(1).default(DEFAULT_HEAD_LIMITS.maxHeaderCount),
-        requestBodyTimeoutMs: z
-          .number()
-          .int()
-          .min(1)
-          .default(DEFAULT_BODY_LIMITS.requestBodyTimeoutMs),
-        requestBodyIdleTimeoutMs: z
-          .number()
-          .int()
-          .min(1)
-          .default(DEFAULT_BODY_LIMITS.requestBodyIdleTimeoutMs),
-      })
-      .strict()
-      .prefault({}),
-    upstream: z
-      .object({
-        connectTimeoutMs: z.number().int().min(1).optional(),
-        headersTimeoutMs: z.number().int().min(1).optional(),
-        bodyTimeoutMs: z.number().int().min(1).optional(),
-        requestTimeoutMs: z.number().int().min(1).optional(),
-        keepAliveTimeoutMs: z.number().int().min(1).optional(),
-      })
-      .strict()
-      .default({}),
-    retry: z
-      .object({
-        ratio: z.number().min(0).max(1).optional(),
-        windowMs: z.number().int().min(100).optional(),
-        minRetries: z.number().int().min(0).optional(),
-        bufferBytes: z.number().int().min(0).optional(),
-      })
-      .strict()
-      .default({}),
-    outlier: z
-      .object({
-        consecutiveFailures: z.number().int().min(1).optional(),
-        baseEjectionMs: z.number().int().min(1).optional(),
-        maxEjectionMs: z.number().int().min(1).optional(),
-        maxEjectionPercent: z.number().min(0).max(100).optional(),
-      })
-      .strict()
-      .default({}),
-  })
-  .strict();
-
-/** The fields of a partial settings object that were given, to lay over the defaults. */
-function given<T extends object>(partial: T): Partial<T> {
-  return Object.fromEntries(
-    Object.entries(partial).filter(([, v]) => v !== undefined),
-  ) as Partial<T>;
-}
-
-export type ProxyConfig = z.output<typeof ProxyConfigSchema>;
+export { type ProxyConfig, ProxyConfigSchema };
 
 const FLAGS = [
   'route-table',
@@ -179,13 +57,32 @@ const field = (flag: Flag) =>
     : flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const envName = (flag: string) => `GRAYLANE_${flag.toUpperCase().replace(/-/g, '_')}`;
 
-export function parseAddress(value: string, what: string): ListenAddress {
-  const match = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[2]);
-  if (!match || port > 65535)
-    throw new ConfigError(`${what}: expected HOST:PORT, got ${JSON.stringify(value)}`);
-  const host = (match[1] || '127.0.0.1').replace(/^\[|\]$/g, '');
-  return { host, port };
+function readPem(path: string, where: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      `${where}: ${path}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+    );
+  }
+}
+
+/** The TLS settings with their files read, so a missing one stops the start, not a request. */
+function readTlsFiles(files: ProxyConfig['upstreamTls']): UpstreamTls {
+  return Object.fromEntries(
+    Object.entries(files).map(([origin, tls]) => {
+      const at = (field: string) => `upstreamTls.${origin}.${field}`;
+      return [
+        origin,
+        {
+          serverName: tls.serverName,
+          ca: tls.caFile && readPem(tls.caFile, at('caFile')),
+          cert: tls.certFile && readPem(tls.certFile, at('certFile')),
+          key: tls.keyFile && readPem(tls.keyFile, at('keyFile')),
+        },
+      ];
+    }),
+  );
 }
 
 function readConfigFile(path: string): unknown {
@@ -262,11 +159,11 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
     ...(config.routeTable ? { routeTable: config.routeTable } : {}),
     ...(config.routeTableToken ? { routeTableToken: config.routeTableToken } : {}),
     routeTableStartTimeoutMs: config.routeTableStartTimeoutMs,
-    ...(config.gateway ? { gateway: parseAddress(config.gateway, 'gateway') } : {}),
-    ...(config.outbound ? { outbound: parseAddress(config.outbound, 'outbound') } : {}),
+    ...(config.gateway ? { gateway: config.gateway } : {}),
+    ...(config.outbound ? { outbound: config.outbound } : {}),
     ...(config.inbound && config.inboundTarget && config.service
       ? {
-          inbound: parseAddress(config.inbound, 'inbound'),
+          inbound: config.inbound,
           inboundApp: {
             target: config.inboundTarget,
             service: config.service,
@@ -275,7 +172,7 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
           },
         }
       : {}),
-    admin: parseAddress(config.admin ?? '127.0.0.1:15000', 'admin'),
+    admin: config.admin,
     adminAllowRemote: config.adminAllowRemote,
     drainTimeoutMs: config.drainTimeoutMs,
     drainDelayMs: config.drainDelayMs,
@@ -286,9 +183,11 @@ export function proxyOptionsFrom(config: ProxyConfig): ProxyOptions {
       loopLimit: config.loopLimit,
       unknownHosts: config.unknownHosts,
       serviceDomains: config.serviceDomains,
-      upstream: { ...runtime.upstream, ...given(config.upstream) },
-      retry: { ...runtime.retry, ...given(config.retry) },
-      outlier: { ...runtime.outlier, ...given(config.outlier) },
+      upstreamTls: readTlsFiles(config.upstreamTls),
+      trustedProxies: config.trustedProxies,
+      upstream: config.upstream,
+      retry: config.retry,
+      outlier: config.outlier,
     },
   };
 }

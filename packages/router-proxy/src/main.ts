@@ -21,7 +21,13 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(cli.config.logLevel);
-  const proxy = new GraylaneProxy({ ...proxyOptionsFrom(cli.config), logger });
+  let options: ReturnType<typeof proxyOptionsFrom>;
+  try {
+    options = proxyOptionsFrom(cli.config);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const proxy = new GraylaneProxy({ ...options, logger });
   try {
     await proxy.start();
   } catch (error) {

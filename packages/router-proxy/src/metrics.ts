@@ -80,6 +80,13 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
+  readonly droppedTrailers = new Counter({
+    name: 'graylane_dropped_trailers_total',
+    help: 'Messages whose trailer fields were dropped (not forwarded), by direction: request or response.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
   /** One request answered: counted by status (499: the client went away) and timed from `startedNs`. */
   recordRequest(
     labels: { listener: string; service: string; lane: string; version: string },

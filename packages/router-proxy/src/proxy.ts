@@ -12,6 +12,7 @@ import {
   serverLimits,
   serverOptions,
 } from './http/limits.js';
+import { type OnRefused, refusalReason } from './http/respond.js';
 import { createAdminHandler } from './listeners/admin.js';
 import type { ListenerHandlers } from './listeners/driver.js';
 import { createGatewayListener } from './listeners/gateway.js';
@@ -70,13 +71,14 @@ export class GraylaneProxy {
   readonly logger: Logger;
   private readonly servers = new Map<ListenerKind, Server>();
   private readonly active = new Set<ServerResponse>();
-  private readonly tunnels = new Tunnels();
+  private readonly tunnels: Tunnels;
   private source: RouteTableSource | undefined;
   private draining = false;
   private readonly limits: ServerLimits;
 
   constructor(private readonly options: ProxyOptions) {
     this.limits = serverLimits(options.server);
+    this.tunnels = new Tunnels(this.limits.tunnelIdleTimeoutMs);
     this.logger = options.logger ?? createLogger();
     this.runtime = new ProxyRuntime(
       options.runtime,
@@ -99,6 +101,7 @@ export class GraylaneProxy {
       );
       this.onSocket(
         server,
+        'outbound',
         'connect',
         createConnectHandler(this.runtime, server, own, this.tunnels),
       );
@@ -118,20 +121,35 @@ export class GraylaneProxy {
           options.routeTable || options.initialTable || options.gateway || options.outbound,
         ),
       });
-      this.servers.set('admin', createServer(handler));
+      this.addServer('admin', { request: handler });
     }
   }
 
-  private addServer(kind: ListenerKind, handlers: ListenerHandlers) {
+  /** Counts an answer a listener made itself, by its code. */
+  private refusedOn(kind: ListenerKind): OnRefused {
+    return (code) => this.metrics.refused.inc({ listener: kind, reason: refusalReason(code) });
+  }
+
+  /**
+   * A listener behind the head guard and the limits (the admin listener too); the requests of the
+   * forwarding ones are what a drain waits for.
+   */
+  private addServer(
+    kind: ListenerKind,
+    handlers: Pick<ListenerHandlers, 'request'> & Partial<ListenerHandlers>,
+  ) {
     const { limits } = this;
+    const onRefused = this.refusedOn(kind);
     const server = createServer(serverOptions(limits), (req, res) => {
-      this.active.add(res);
-      res.once('close', () => this.active.delete(res));
+      if (kind !== 'admin') {
+        this.active.add(res);
+        res.once('close', () => this.active.delete(res));
+      }
       if (this.draining) res.shouldKeepAlive = false;
-      if (guardRequest(req, res, limits)) handlers.request(req, res);
+      if (guardRequest(req, res, limits, onRefused)) handlers.request(req, res);
     });
-    applyServerLimits(server, limits);
-    this.onSocket(server, 'upgrade', handlers.upgrade);
+    applyServerLimits(server, limits, onRefused);
+    if (handlers.upgrade) this.onSocket(server, kind, 'upgrade', handlers.upgrade);
     this.servers.set(kind, server);
     return server;
   }
@@ -139,10 +157,11 @@ export class GraylaneProxy {
   /** A `connect` or `upgrade` handler, behind the same head checks as plain requests. */
   private onSocket(
     server: Server,
+    kind: ListenerKind,
     event: 'connect' | 'upgrade',
     handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
   ): void {
-    server.on(event, guardSocketRequest(handler, this.limits));
+    server.on(event, guardSocketRequest(handler, this.limits, this.refusedOn(kind)));
   }
 
   get tables() {

@@ -1,14 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
+import { AddressRanges } from './http/addresses.js';
 import { type BodyLimits, BodyWatcher, DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import type { Logger } from './logger.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { TableHolder } from './routing/table-holder.js';
+import { SETTINGS_DEFAULTS } from './settings.js';
 import { Balancer } from './upstream/balancer.js';
 import { EndpointHealth } from './upstream/endpoint-health.js';
-import { ActiveHealthChecker } from './upstream/health-check.js';
+import { ActiveHealthChecker, httpProbe } from './upstream/health-check.js';
 import { OutlierDetector, type OutlierOptions } from './upstream/outlier.js';
 import { RetryBudget, type RetryBudgetOptions } from './upstream/retry-budget.js';
+import { tlsAgent, type UpstreamTls } from './upstream/tls.js';
 
 export interface RuntimeOptions {
   /** Names this proxy in `Via`, for loop detection; random per process unless set. */
@@ -17,6 +20,13 @@ export interface RuntimeOptions {
   loopLimit: number;
   /** Outbound requests to hosts that are not services: pass them through, or refuse with 502. */
   unknownHosts: 'passthrough' | 'refuse';
+  /**
+   * Peers (CIDRs) whose x-forwarded-* the gateway keeps: the load balancer in front of it. None by
+   * default: the gateway is the edge and replaces what clients claim.
+   */
+  trustedProxies: string[];
+  /** TLS settings for https endpoints, by origin (`*`: all of them). */
+  upstreamTls: UpstreamTls;
   /** Suffixes under which `<service>.<suffix>` names a service at the outbound listener. */
   serviceDomains: string[];
   upstream: {
@@ -36,26 +46,21 @@ export interface RuntimeOptions {
   outlier: OutlierOptions;
 }
 
-export const defaultRuntimeOptions = (): RuntimeOptions => ({
-  proxyId: randomBytes(4).toString('hex'),
-  loopLimit: 8,
-  unknownHosts: 'passthrough',
-  serviceDomains: [],
-  upstream: {
-    connectTimeoutMs: 2_000,
-    headersTimeoutMs: 15_000,
-    bodyTimeoutMs: 60_000,
-    requestTimeoutMs: 30_000,
-    keepAliveTimeoutMs: 4_000,
-  },
-  retry: { ratio: 0.2, windowMs: 10_000, minRetries: 10, bufferBytes: 64 * 1024 },
-  outlier: {
-    consecutiveFailures: 5,
-    baseEjectionMs: 30_000,
-    maxEjectionMs: 300_000,
-    maxEjectionPercent: 50,
-  },
-});
+/** The runtime's settings as the config schema gives them by default, a random `proxyId` added. */
+export const defaultRuntimeOptions = (): RuntimeOptions => {
+  const d = SETTINGS_DEFAULTS;
+  return {
+    proxyId: randomBytes(4).toString('hex'),
+    loopLimit: d.loopLimit,
+    unknownHosts: d.unknownHosts,
+    serviceDomains: [...d.serviceDomains],
+    upstreamTls: {},
+    trustedProxies: [...d.trustedProxies],
+    upstream: { ...d.upstream },
+    retry: { ...d.retry },
+    outlier: { ...d.outlier },
+  };
+};
 
 /** What every listener of one proxy process shares: the table, the connection pools, the metrics. */
 export class ProxyRuntime {
@@ -67,6 +72,7 @@ export class ProxyRuntime {
   readonly healthChecks: ActiveHealthChecker;
   readonly health: EndpointHealth;
   readonly bodies: BodyWatcher;
+  readonly trustedProxies: AddressRanges;
   private readonly warned = new Set<string>();
 
   constructor(
@@ -77,9 +83,11 @@ export class ProxyRuntime {
     bodyLimits: BodyLimits = DEFAULT_BODY_LIMITS,
   ) {
     this.bodies = new BodyWatcher(bodyLimits);
+    this.trustedProxies = new AddressRanges(options.trustedProxies);
     this.viaToken = `graylane-${options.proxyId}`;
     const { upstream } = options;
-    this.dispatcher = new Agent({
+    // One pool per origin, each with its endpoint's TLS settings.
+    this.dispatcher = tlsAgent(options.upstreamTls, {
       connect: { timeout: upstream.connectTimeoutMs },
       headersTimeout: upstream.headersTimeoutMs,
       bodyTimeout: upstream.bodyTimeoutMs,
@@ -94,9 +102,15 @@ export class ProxyRuntime {
         ejected ? 'endpoint ejected' : 'endpoint back from ejection',
       );
     });
-    this.healthChecks = new ActiveHealthChecker(({ service, lane, endpoint, healthy }) => {
-      if (healthy) this.outliers.reinstate(service, lane, endpoint);
-    }, logger);
+    // Checks reach https endpoints with the same TLS settings as the traffic they stand for.
+    const checks = tlsAgent(options.upstreamTls, { keepAliveTimeout: 1_000, connections: 2 });
+    this.healthChecks = new ActiveHealthChecker(
+      ({ service, lane, endpoint, healthy }) => {
+        if (healthy) this.outliers.reinstate(service, lane, endpoint);
+      },
+      logger,
+      { probe: httpProbe(checks), agent: checks },
+    );
     this.health = new EndpointHealth(this.outliers, this.healthChecks);
     tables.onChange((next) => {
       metrics.routeTableRevision.set(next.revision);

@@ -1,6 +1,8 @@
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { GraylaneError, RouteTable } from '@graylane/lane-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -11,7 +13,7 @@ import {
   proxyOptionsFrom,
 } from '../src/index.js';
 import { createLogger } from '../src/logger.js';
-import { metricValue, startProxy } from './helpers.js';
+import { metricValue, startProxy, tempDir } from './helpers.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -184,6 +186,20 @@ describe('ControllerRouteTableSource', () => {
     expect(watcher.applied).toEqual([]);
   });
 
+  it('takes a 200 that is not a watch for a failed attempt, not for bad tables', async () => {
+    const controller = await scriptedController((res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html>not the controller</html>\n');
+    });
+    cleanups.push(controller.close);
+    const watcher = open(controller.url, { startTimeoutMs: 0 });
+    await watcher.source.start();
+    await sleep(700);
+    expect(watcher.errors).toEqual([]);
+    expect(controller.watches.length).toBeGreaterThanOrEqual(2);
+    expect(controller.watches.length).toBeLessThan(15);
+  });
+
   it('start resolves without a table at its bound, and the table applies when it comes', async () => {
     let serve = false;
     const controller = await scriptedController((res) => {
@@ -270,6 +286,28 @@ describe('--route-table with a URL', () => {
       routeTableStartTimeoutMs: 10_000,
     });
     expect(() => parseCli([...gateway, '--route-table-token', 'x'], {})).toThrow(ConfigError);
+  });
+
+  it('reads the URL from GRAYLANE_ROUTE_TABLE and from the config file', () => {
+    const url = 'https://controller.internal:7070/v1/routetable';
+    const fromEnv = parseCli(gateway, { GRAYLANE_ROUTE_TABLE: url });
+    expect(!fromEnv.help && fromEnv.config.routeTable).toBe(url);
+    const dir = tempDir();
+    try {
+      const config = join(dir.path, 'proxy.yaml');
+      writeFileSync(
+        config,
+        `routeTable: ${url}\nrouteTableToken: from-file\nrouteTableStartTimeoutMs: 0\n`,
+      );
+      const fromFile = parseCli([...gateway, '--config', config], {});
+      expect(!fromFile.help && fromFile.config).toMatchObject({
+        routeTable: url,
+        routeTableToken: 'from-file',
+        routeTableStartTimeoutMs: 0,
+      });
+    } finally {
+      dir.cleanup();
+    }
   });
 
   it('refuses a URL of another scheme, naming the field', () => {

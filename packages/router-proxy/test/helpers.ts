@@ -70,6 +70,27 @@ export function table(input: Omit<RouteTableInput, 'apiVersion'> & { apiVersion?
   return parseRouteTable({ apiVersion: 'graylane/v1', ...input });
 }
 
+type EntrypointInput = NonNullable<RouteTableInput['entrypoints']>[number];
+
+/**
+ * A table of one service, `name`, with its stable endpoint, lanes (name → endpoint), and one
+ * entrypoint to it for every request (`entrypoint` adds to it: clientLanes, a secret, …).
+ */
+export function serviceTable(
+  name: string,
+  stable: string,
+  options: { lanes?: Record<string, string>; entrypoint?: Partial<EntrypointInput> } = {},
+) {
+  const lanes = Object.fromEntries(
+    Object.entries(options.lanes ?? {}).map(([lane, url]) => [lane, { endpoints: [url] }]),
+  );
+  return table({
+    revision: 1,
+    services: { [name]: { stable: { endpoints: [stable] }, lanes } },
+    entrypoints: [{ name, service: name, ...options.entrypoint }],
+  });
+}
+
 export async function startProxy(
   options: Partial<Omit<ProxyOptions, 'runtime'>> & { runtime?: Partial<ProxyOptions['runtime']> },
 ): Promise<GraylaneProxy> {

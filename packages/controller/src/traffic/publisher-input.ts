@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { formatPath } from '@graylane/lane-core';
 import { z } from 'zod';
+import { ControllerErrors } from '../errors.js';
 
 /** What names a proxy: its `proxyId`, as graylane-proxy's config allows it. */
 const ProxyId = z
@@ -48,5 +49,11 @@ export function respondError(
 export function badRequest(res: ServerResponse, error: z.ZodError, where: 'body' | 'query'): void {
   const issue = error.issues[0];
   const path = formatPath([where, ...(issue?.path ?? [])]);
-  respondError(res, 400, 'GRAYLANE_ERR_BAD_REQUEST', issue?.message ?? 'bad request', path);
+  respondError(
+    res,
+    ControllerErrors.badRequest.status,
+    ControllerErrors.badRequest.code,
+    issue?.message ?? 'bad request',
+    path,
+  );
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteTable } from '@graylane/lane-core';
 import { type Logger, pino } from 'pino';
+import { ControllerErrors } from '../errors.js';
 import { AckSchema, badRequest, respondError, WatchQuerySchema } from './publisher-input.js';
 
 export interface PublisherOptions {
@@ -102,7 +103,12 @@ export class RouteTablePublisher {
     const { watch, sinceRevision, proxy } = parsed.data;
     if (!watch) {
       if (!this.table) {
-        respondError(res, 503, 'GRAYLANE_ERR_NO_ROUTE_TABLE', 'no route table published yet');
+        respondError(
+          res,
+          ControllerErrors.noRouteTable.status,
+          ControllerErrors.noRouteTable.code,
+          'no route table published yet',
+        );
         return;
       }
       res.writeHead(200, {
@@ -114,7 +120,12 @@ export class RouteTablePublisher {
       return;
     }
     if (this.closed) {
-      respondError(res, 503, 'GRAYLANE_ERR_SHUTTING_DOWN', 'the controller is shutting down');
+      respondError(
+        res,
+        ControllerErrors.shuttingDown.status,
+        ControllerErrors.shuttingDown.code,
+        'the controller is shutting down',
+      );
       return;
     }
     this.openWatch(req, res, proxy, sinceRevision);

@@ -224,7 +224,9 @@ export const RouteTableSchema = z
     services: z
       .record(z.string(), ServiceSchema)
       .default({})
-      .describe('Services by name (a DNS label; the first label of the host callers use).'),
+      .describe(
+        'Services by name (a DNS label). Callers name one as `<service>`, `<service>.<namespace>`, `<service>.<namespace>.svc[.<cluster-domain>]`, or one of its `hosts`.',
+      ),
     entrypoints: z
       .array(EntrypointSchema)
       .default([])

@@ -104,7 +104,12 @@ export function settleForward(
   outcome: ForwardOutcome,
   context: SettleContext,
 ): number {
-  if (outcome.ok) return outcome.status;
+  if (outcome.ok) {
+    for (const direction of outcome.droppedTrailers) {
+      runtime.metrics.droppedTrailers.inc({ direction });
+    }
+    return outcome.status;
+  }
   // The upstream broke off mid-response (the proxy then closed the client's, which is no client
   // leaving): the status sent is what the client got, and the cut is counted.
   const clientLeft = signal.cause === 'client_gone' && outcome.failure === 'other';

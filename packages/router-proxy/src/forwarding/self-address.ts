@@ -1,22 +1,19 @@
-import { type AddressInfo, BlockList, isIP } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { AddressRanges } from '../http/addresses.js';
 import { hostWithoutPort } from '../routing/entrypoint.js';
 
 /** The bound addresses of this proxy's listeners, admin included. */
 export type OwnAddresses = () => readonly AddressInfo[];
 
-const loopback = new BlockList();
-loopback.addSubnet('127.0.0.0', 8, 'ipv4');
-loopback.addAddress('::1', 'ipv6');
-loopback.addAddress('0.0.0.0', 'ipv4');
-loopback.addAddress('::', 'ipv6');
+/** Loopback, and the wildcard addresses a listener may be bound to. */
+const THIS_MACHINE = new AddressRanges(['127.0.0.0/8', '::1', '0.0.0.0', '::']);
 
 /** Whether a host name or IP literal (brackets allowed) is this machine on loopback. */
 export function isLoopbackHost(host: string): boolean {
   const bare = host.replace(/^\[|\]$/g, '');
   if (bare === 'localhost' || bare.endsWith('.localhost')) return true;
-  const family = isIP(bare);
-  if (family === 0) return false;
-  return loopback.check(bare, family === 4 ? 'ipv4' : 'ipv6');
+  return THIS_MACHINE.has(bare);
 }
 
 /**
@@ -28,8 +25,22 @@ export function addressesItself(host: string, defaultPort: number, own: OwnAddre
   const bare = hostWithoutPort(host) ?? '';
   const port = Number(/:(\d{1,5})$/.exec(host)?.[1] ?? defaultPort);
   const unbracketed = bare.replace(/^\[|\]$/g, '');
-  return own().some(
-    (self) =>
-      self.port === port && (isLoopbackHost(bare) || unbracketed === self.address.toLowerCase()),
+  return own().some((self) => {
+    if (self.port !== port) return false;
+    if (isLoopbackHost(bare) || unbracketed === self.address.toLowerCase()) return true;
+    // A listener on 0.0.0.0 or :: is reachable on every address of this machine.
+    return WILDCARD.has(self.address) && interfaceAddresses().has(unbracketed);
+  });
+}
+
+const WILDCARD = new Set(['0.0.0.0', '::']);
+
+/** This machine's interface addresses, lower case. */
+function interfaceAddresses(): Set<string> {
+  return new Set(
+    Object.values(networkInterfaces())
+      .flat()
+      .map((info) => info?.address.toLowerCase())
+      .filter((address): address is string => address !== undefined),
   );
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { ProxyErrorCodes, respondError } from '../http/respond.js';
+import { formatHop, LANE_SERVED_HEADER, prependServed } from '@graylane/lane-core';
+import { type AnswerTarget, ProxyErrorCodes, respondError } from '../http/respond.js';
 import { type CompiledTable, laneLabel, type ServiceView } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { type AttemptKind, type AttemptTarget, attemptEndpoints } from '../upstream/attempts.js';
@@ -17,7 +18,7 @@ import {
 
 export { provenance } from '../upstream/attempts.js';
 
-export const LANE_SERVED_HEADER = 'x-lane-served';
+export { LANE_SERVED_HEADER };
 
 export interface ServiceRequest {
   listener: ListenerName;
@@ -35,8 +36,10 @@ export interface ServiceRequest {
 /** This hop first, then the hops the upstream reported, so the header reads in call order. */
 export function prependHop(headers: OutgoingHttpHeaders, hop: string): void {
   const downstream = headers[LANE_SERVED_HEADER];
-  const rest = Array.isArray(downstream) ? downstream.join(', ') : downstream;
-  headers[LANE_SERVED_HEADER] = rest ? `${hop}, ${rest}` : hop;
+  headers[LANE_SERVED_HEADER] = prependServed(
+    hop,
+    typeof downstream === 'number' ? String(downstream) : downstream,
+  );
 }
 
 export function mergeHeaders(
@@ -51,6 +54,26 @@ export function mergeHeaders(
       target[name] = [existing, value].flat().map(String);
     } else target[name] = value;
   }
+}
+
+/** No endpoint along the lane's fallback chain: 503, `x-lane-served: <service>=none`, counted. */
+export function refuseNoEndpoint(
+  runtime: ProxyRuntime,
+  to: AnswerTarget,
+  request: Pick<ServiceRequest, 'listener' | 'table' | 'service' | 'lane'>,
+  reason: string,
+): void {
+  const { listener, table, service, lane } = request;
+  respondError(to, 503, ProxyErrorCodes.noEndpoint, reason, {
+    [LANE_SERVED_HEADER]: formatHop(service.name, 'none'),
+  });
+  runtime.metrics.requests.inc({
+    listener,
+    service: service.name,
+    lane: laneLabel(table, lane),
+    version: '',
+    code: 503,
+  });
 }
 
 /** `service web lane gray endpoint http://…`: what a failure message names. */
@@ -196,10 +219,7 @@ export async function forwardToService(
       forwardAttempts(runtime, req, res, request, body, maySendTwice, signal),
     );
     if (!attempted.ok) {
-      respondError(res, 503, ProxyErrorCodes.noEndpoint, attempted.reason, {
-        [LANE_SERVED_HEADER]: `${service.name}=none`,
-      });
-      runtime.metrics.requests.inc({ ...asked, code: 503 });
+      refuseNoEndpoint(runtime, res, request, attempted.reason);
       return;
     }
     const { target, outcome } = attempted;

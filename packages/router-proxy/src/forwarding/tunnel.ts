@@ -5,11 +5,13 @@ import {
   type OutgoingHttpHeaders,
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { responseHeaders } from '../http/headers.js';
 import { rawHead } from '../http/respond.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { classifyUpstreamError, type UpstreamFailure } from '../upstream/errors.js';
+import { tlsOptionsFor } from '../upstream/tls.js';
 
 /**
  * The transport of an `Upgrade` request (WebSocket): one handshake with one endpoint over a fresh
@@ -25,12 +27,19 @@ export type UpgradeHandler = (req: IncomingMessage, client: Duplex, head: Buffer
 export class Tunnels {
   private readonly sockets = new Set<Duplex>();
 
+  /** `idleTimeoutMs`: a tunnel with no bytes either way for this long is closed. */
+  constructor(private readonly idleTimeoutMs = 0) {}
+
   get size(): number {
     return this.sockets.size;
   }
 
   track(socket: Duplex): void {
     this.sockets.add(socket);
+    // A socket's timeout counts reads and writes, so either side talking keeps the tunnel open.
+    if (this.idleTimeoutMs > 0 && socket instanceof Socket) {
+      socket.setTimeout(this.idleTimeoutMs, () => socket.destroy());
+    }
     socket.once('close', () => this.sockets.delete(socket));
   }
 
@@ -113,6 +122,7 @@ export function exchange(
     const onClientGone = () => fail('aborted', new Error('client went away'));
     try {
       upstreamReq = send({
+        ...tlsOptionsFor(runtime.options.upstreamTls, new URL(attempt.origin).origin),
         host,
         port,
         method: req.method ?? 'GET',

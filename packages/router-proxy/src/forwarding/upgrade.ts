@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ProxyErrorCodes, respondError, upstreamRefusal } from '../http/respond.js';
-import { laneLabel } from '../routing/compiled-table.js';
+import { respondError, upstreamRefusal } from '../http/respond.js';
 import type { ProxyRuntime } from '../runtime.js';
 import { type AttemptKind, attemptEndpoints } from '../upstream/attempts.js';
 import { nothingSent } from '../upstream/errors.js';
@@ -11,6 +10,7 @@ import {
   LANE_SERVED_HEADER,
   mergeHeaders,
   prependHop,
+  refuseNoEndpoint,
   type ServiceRequest,
 } from './service-route.js';
 import { codeOf, type ExchangeOutcome, exchange, keepUpgrade } from './tunnel.js';
@@ -79,16 +79,7 @@ export async function upgradeToService(
     upgradeAttempts(runtime, req, client, head, request),
   );
   if (!attempted.ok) {
-    respondError(client, 503, ProxyErrorCodes.noEndpoint, attempted.reason, {
-      [LANE_SERVED_HEADER]: `${service.name}=none`,
-    });
-    runtime.metrics.requests.inc({
-      listener,
-      service: service.name,
-      lane: laneLabel(request.table, lane),
-      version: '',
-      code: 503,
-    });
+    refuseNoEndpoint(runtime, client, request, attempted.reason);
     return;
   }
   const { target, outcome } = attempted;

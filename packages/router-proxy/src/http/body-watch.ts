@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { SETTINGS_DEFAULTS } from '../settings.js';
 
 /** Why a request body was given up on: too long in all, or nothing new for too long. */
 export type BodyExpiry = 'body_timeout' | 'body_idle';
@@ -11,8 +12,8 @@ export interface BodyLimits {
 }
 
 export const DEFAULT_BODY_LIMITS: BodyLimits = {
-  requestBodyTimeoutMs: 60_000,
-  requestBodyIdleTimeoutMs: 15_000,
+  requestBodyTimeoutMs: SETTINGS_DEFAULTS.server.requestBodyTimeoutMs,
+  requestBodyIdleTimeoutMs: SETTINGS_DEFAULTS.server.requestBodyIdleTimeoutMs,
 };
 
 interface Watched {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ProxyErrorCodes, rawResponse, respondError } from './respond.js';
+import { SETTINGS_DEFAULTS } from '../settings.js';
+import { type OnRefused, ProxyErrorCodes, rawResponse, respondError } from './respond.js';
 
 /**
  * Request-head validation before anything is forwarded. Node's parser (llhttp, strict) already refuses
@@ -15,7 +16,10 @@ export interface HeadLimits {
   maxHeaderCount: number;
 }
 
-export const DEFAULT_HEAD_LIMITS: HeadLimits = { maxHeaderBytes: 60 * 1024, maxHeaderCount: 100 };
+export const DEFAULT_HEAD_LIMITS: HeadLimits = {
+  maxHeaderBytes: SETTINGS_DEFAULTS.server.maxHeaderBytes,
+  maxHeaderCount: SETTINGS_DEFAULTS.server.maxHeaderCount,
+};
 
 export interface HeadProblem {
   status: 400 | 431 | 501;
@@ -150,17 +154,19 @@ export function checkRequestHead(
 }
 
 /**
- * The guard every forwarding listener runs first: true when the request may go on; otherwise it has
- * been answered (4xx/501 with `x-graylane-error`) and the connection is closed after the answer,
- * since the framing of what follows on it cannot be trusted.
+ * The guard every listener runs first: true when the request may go on; otherwise it has been
+ * answered (4xx/501 with `x-graylane-error`) and the connection is closed after the answer, since
+ * the framing of what follows on it cannot be trusted.
  */
 export function guardRequest(
   req: IncomingMessage,
   res: ServerResponse,
   limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+  onRefused: OnRefused = () => {},
 ): boolean {
   const problem = checkRequestHead(req, limits);
   if (!problem) return true;
+  onRefused(problem.code);
   respondError(res, problem.status, problem.code, problem.reason, { connection: 'close' });
   return false;
 }
@@ -192,6 +198,7 @@ export function checkTunnelHead(
 export function guardSocketRequest<Args extends unknown[]>(
   handler: (req: IncomingMessage, socket: Duplex, ...rest: Args) => void,
   limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+  onRefused: OnRefused = () => {},
 ) {
   return (req: IncomingMessage, socket: Duplex, ...rest: Args): void => {
     const problem = checkTunnelHead(req, limits);
@@ -199,6 +206,7 @@ export function guardSocketRequest<Args extends unknown[]>(
       handler(req, socket, ...rest);
       return;
     }
+    onRefused(problem.code);
     socket.on('error', () => socket.destroy());
     socket.end(rawResponse(problem.status, problem.code, problem.reason));
   };

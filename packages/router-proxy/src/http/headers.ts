@@ -54,23 +54,50 @@ export function responseHeaders(
 }
 
 /**
- * Appends the client to x-forwarded-for (as nginx and Envoy do, so a load balancer in front keeps its
- * entries); the gateway is the edge and overwrites what a client claims of proto and host.
+ * `x-forwarded-*` for the next hop. `keep` (a sidecar, or the gateway behind a trusted proxy):
+ * the client is appended to x-forwarded-for (as nginx and Envoy do) and the proto and host a hop
+ * before set are kept. Otherwise (the gateway, to a client it does not trust) what the client
+ * claims is replaced: it is the edge, and x-forwarded-for from a client is anyone's to forge.
  */
 export function setForwardedHeaders(
   headers: Record<string, string | string[]>,
   req: IncomingMessage,
-  edge: boolean,
+  keep: boolean,
 ): void {
   const client = req.socket.remoteAddress ?? 'unknown';
-  const previous = headers['x-forwarded-for'];
+  const previous = keep ? headers['x-forwarded-for'] : undefined;
   const prior = Array.isArray(previous) ? previous.join(', ') : previous;
   headers['x-forwarded-for'] = prior ? `${prior}, ${client}` : client;
   const proto = 'encrypted' in req.socket ? 'https' : 'http';
-  if (edge || !headers['x-forwarded-proto']) headers['x-forwarded-proto'] = proto;
-  if (req.headers.host && (edge || !headers['x-forwarded-host'])) {
+  if (!keep || !headers['x-forwarded-proto']) headers['x-forwarded-proto'] = proto;
+  if (req.headers.host && (!keep || !headers['x-forwarded-host'])) {
     headers['x-forwarded-host'] = req.headers.host;
-  }
+  } else if (!keep) delete headers['x-forwarded-host'];
+}
+
+/** An RFC 7239 value: a token as is, anything else (an IPv6 node, a host with a port) quoted. */
+function forwardedValue(value: string): string {
+  if (/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value)) return value;
+  return `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/**
+ * `Forwarded` (RFC 7239), written at the gateway the way x-forwarded-* are: this hop's element is
+ * appended to what a trusted proxy in front said (`keep`), and replaces what anyone else claims.
+ */
+export function setForwarded(
+  headers: Record<string, string | string[]>,
+  req: IncomingMessage,
+  keep: boolean,
+): void {
+  const client = req.socket.remoteAddress ?? 'unknown';
+  const node = client.includes(':') ? `[${client}]` : client;
+  const proto = 'encrypted' in req.socket ? 'https' : 'http';
+  let element = `for=${forwardedValue(node)};proto=${proto}`;
+  if (req.headers.host) element += `;host=${forwardedValue(req.headers.host)}`;
+  const previous = keep ? headers.forwarded : undefined;
+  const prior = Array.isArray(previous) ? previous.join(', ') : previous;
+  headers.forwarded = prior ? `${prior}, ${element}` : element;
 }
 
 export function singleHeader(value: string | string[] | undefined): string | undefined {

@@ -1,9 +1,10 @@
 import type { Server, ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type BodyLimits, DEFAULT_BODY_LIMITS } from './body-watch.js';
-import { DEFAULT_HEAD_LIMITS, type HeadLimits } from './guard.js';
-import { ProxyErrorCodes, rawResponse } from './respond.js';
+import { SETTINGS_DEFAULTS } from '../settings.js';
+import type { BodyLimits } from './body-watch.js';
+import type { HeadLimits } from './guard.js';
+import { type OnRefused, ProxyErrorCodes, rawResponse } from './respond.js';
 
 /** Per-listener limits: how long a client may take, how much it may send, how many may connect. */
 export interface ServerLimits extends HeadLimits, BodyLimits {
@@ -13,23 +14,22 @@ export interface ServerLimits extends HeadLimits, BodyLimits {
   keepAliveTimeoutMs: number;
   /** Open connections per listener; the next one is answered 503 and closed. */
   maxConnections: number;
+  /** A WebSocket or CONNECT tunnel with no bytes either way for this long is closed. */
+  tunnelIdleTimeoutMs: number;
 }
 
 export type ServerLimitsInput = Pick<ServerLimits, 'headersTimeoutMs' | 'keepAliveTimeoutMs'> &
   Partial<ServerLimits>;
-
-export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
 /** Node's own head limit sits above ours, so ours (with its code) is the one a client meets. */
 const NODE_HEADER_SIZE_FLOOR = 64 * 1024;
 /** How long a refused or broken connection may linger for the client to read its answer. */
 const LINGER_MS = 1_000;
 
+/** The limits given, the schema's defaults for the rest. */
 export function serverLimits(input: ServerLimitsInput): ServerLimits {
   return {
-    ...DEFAULT_HEAD_LIMITS,
-    ...DEFAULT_BODY_LIMITS,
-    maxConnections: DEFAULT_MAX_CONNECTIONS,
+    ...SETTINGS_DEFAULTS.server,
     ...Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined)),
   } as ServerLimits;
 }
@@ -70,13 +70,18 @@ function linger(socket: Duplex): void {
  * A parse error or a headers timeout: answer with a code and close, unless a response is already
  * under way on the connection, which an answer would corrupt.
  */
-export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+export function answerClientError(
+  error: NodeJS.ErrnoException,
+  socket: Duplex,
+  onRefused: OnRefused = () => {},
+): void {
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent: boolean } })._httpMessage;
   if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }
   const [status, code, reason] = clientErrorAnswer(error.code);
+  onRefused(code);
   socket.end(rawResponse(status, code, reason));
   linger(socket);
 }
@@ -86,12 +91,13 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
  * to the HTTP parser (Node's own `server.maxConnections` drops it without a word). The parser is
  * Node's 'connection' listener, which the gate calls only for accepted sockets.
  */
-function capConnections(server: Server, max: number): void {
+function capConnections(server: Server, max: number, onRefused: OnRefused): void {
   const parsers = server.listeners('connection') as Array<(socket: Socket) => void>;
   for (const listener of parsers) server.off('connection', listener);
   let open = 0;
   server.on('connection', (socket: Socket) => {
     if (open >= max) {
+      onRefused(ProxyErrorCodes.overloaded);
       refuseConnection(socket, max);
       return;
     }
@@ -115,9 +121,15 @@ function refuseConnection(socket: Socket, max: number): void {
 }
 
 /** Applies the limits to a listener built with `serverOptions`; call it before `listen`. */
-export function applyServerLimits(server: Server, limits: ServerLimits): void {
+export function applyServerLimits(
+  server: Server,
+  limits: ServerLimits,
+  onRefused: OnRefused = () => {},
+): void {
   // One past our count, so that the guard sees there were too many instead of Node dropping the rest.
   server.maxHeadersCount = limits.maxHeaderCount + 1;
-  server.on('clientError', answerClientError);
-  capConnections(server, limits.maxConnections);
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) =>
+    answerClientError(error, socket, onRefused),
+  );
+  capConnections(server, limits.maxConnections, onRefused);
 }

@@ -2,11 +2,13 @@ import { type OutgoingHttpHeaders, ServerResponse, STATUS_CODES } from 'node:htt
 import type { Duplex } from 'node:stream';
 import type { UpstreamFailure } from '../upstream/errors.js';
 
-/** Stable codes on proxy-made responses, in `x-graylane-error`, so clients and tests need no parsing. */
+/**
+ * Stable codes on proxy-made responses, in `x-graylane-error`, so clients and tests need no parsing.
+ * Each is documented in docs/errors.md (test/docs/errors.test.ts keeps the two in step).
+ */
 export const ProxyErrorCodes = {
   noEntrypoint: 'GRAYLANE_ERR_NO_ENTRYPOINT',
   noEndpoint: 'GRAYLANE_ERR_NO_ENDPOINT',
-  unknownService: 'GRAYLANE_ERR_UNKNOWN_SERVICE',
   unknownHost: 'GRAYLANE_ERR_UNKNOWN_HOST',
   upstream: 'GRAYLANE_ERR_UPSTREAM',
   upstreamTimeout: 'GRAYLANE_ERR_UPSTREAM_TIMEOUT',
@@ -21,6 +23,12 @@ export const ProxyErrorCodes = {
   overloaded: 'GRAYLANE_ERR_OVERLOADED',
   internal: 'GRAYLANE_ERR_INTERNAL',
 } as const;
+
+/** Called with the code of every answer a listener makes itself instead of forwarding. */
+export type OnRefused = (code: string) => void;
+
+/** The `reason` label for a refusal code: `GRAYLANE_ERR_MALFORMED_REQUEST` → `malformed_request`. */
+export const refusalReason = (code: string) => code.replace(/^GRAYLANE_ERR_/, '').toLowerCase();
 
 /**
  * Where a proxy-made answer goes: a request's `ServerResponse`, or the raw socket of an upgrade or

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteTable } from '@graylane/lane-core';
+import { isLoopbackAddress } from '../http/addresses.js';
 import { REDACTED } from '../logger.js';
 import type { ProxyRuntime } from '../runtime.js';
 
@@ -11,12 +12,7 @@ export interface AdminOptions {
   needsTable?: boolean;
 }
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
-
-/** Whether a client address (a socket's `remoteAddress`) is this machine's loopback. */
-export function isLoopbackAddress(address: string | undefined): boolean {
-  return LOOPBACK.test(address ?? '');
-}
+export { isLoopbackAddress };
 
 /** The table as the admin listener shows it: every secret replaced, the rest as loaded. */
 export function redactTable(table: RouteTable): RouteTable {

@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { ListenerName } from '../forwarding/lane-tag.js';
 import type { Tunnels, UpgradeHandler } from '../forwarding/tunnel.js';
 import {
   type AnswerTarget,
   ProxyErrorCodes,
   type Refusal,
   refusal,
+  refusalReason,
   respondError,
   respondRefusal,
 } from '../http/respond.js';
@@ -44,6 +46,7 @@ export const isRefusal = (value: object): value is Refusal => (value as Refusal)
  */
 export function driveListener<Route extends { ok: true }>(
   runtime: ProxyRuntime,
+  listener: ListenerName,
   tunnels: Tunnels,
   logic: ListenerLogic<Route>,
 ): ListenerHandlers {
@@ -53,8 +56,12 @@ export function driveListener<Route extends { ok: true }>(
     carry: (route: Route) => Promise<void>,
   ) => {
     const route = logic.route(req);
-    if (isRefusal(route)) respondRefusal(to, route);
-    else await carry(route);
+    if (!isRefusal(route)) {
+      await carry(route);
+      return;
+    }
+    runtime.metrics.refused.inc({ listener, reason: refusalReason(route.code) });
+    respondRefusal(to, route);
   };
   const fail = (req: IncomingMessage, to: AnswerTarget) => (error: unknown) => {
     runtime.logger.error({ err: error, url: req.url }, 'request handler failed');

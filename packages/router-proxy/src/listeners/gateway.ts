@@ -1,12 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { parseCookie } from 'cookie';
+import { parseCookie, stringifySetCookie } from 'cookie';
 import { readRequestLane, tagOptionsOf } from '../forwarding/lane-tag.js';
 import { forwardToService } from '../forwarding/service-route.js';
 import type { Tunnels } from '../forwarding/tunnel.js';
 import { upgradeToService } from '../forwarding/upgrade.js';
 import { nextVia } from '../forwarding/via.js';
-import { endToEndHeaders, setForwardedHeaders, singleHeader } from '../http/headers.js';
+import {
+  endToEndHeaders,
+  setForwarded,
+  setForwardedHeaders,
+  singleHeader,
+} from '../http/headers.js';
 import { ProxyErrorCodes, type Refusal, refusal } from '../http/respond.js';
 import { type Assignment, assignLane } from '../routing/assign.js';
 import {
@@ -104,11 +109,22 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
       req.headers,
       secretHeader ? new Set([secretHeader]) : undefined,
     );
-    setForwardedHeaders(headers, req, true);
+    const trusted = runtime.trustedProxies.has(req.socket.remoteAddress);
+    setForwardedHeaders(headers, req, trusted);
+    setForwarded(headers, req, trusted);
+    // The client's scheme, as this gateway saw it or a trusted proxy in front said.
+    const secure = headers['x-forwarded-proto'] === 'https';
     headers.via = via;
-    const setCookie = assignment.setCookies?.map(
-      ({ name, value }) =>
-        `${name}=${value}; Path=/; Max-Age=${STICKY_COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax`,
+    const setCookie = assignment.setCookies?.map(({ name, value }) =>
+      stringifySetCookie({
+        name,
+        value,
+        path: '/',
+        maxAge: STICKY_COOKIE_MAX_AGE_S,
+        httpOnly: true,
+        sameSite: 'lax',
+        secure,
+      }),
     );
     return {
       ok: true,
@@ -134,7 +150,7 @@ export function createGatewayListener(runtime: ProxyRuntime, tunnels: Tunnels): 
     path: r.path,
     headers: r.headers,
   });
-  return driveListener(runtime, tunnels, {
+  return driveListener(runtime, 'gateway', tunnels, {
     route,
     request: (req, res, r) =>
       forwardToService(runtime, req, res, {

@@ -46,7 +46,7 @@ export function createInboundListener(
     );
     return upstreamRefusal(failure, `service ${app.service} at ${origin}`);
   };
-  return driveListener(runtime, tunnels, {
+  return driveListener(runtime, 'inbound', tunnels, {
     route(req) {
       const via = nextVia(runtime, req);
       return typeof via === 'string' ? { ok: true as const, via } : via;
@@ -100,7 +100,7 @@ function toApp(runtime: ProxyRuntime, app: InboundApp, req: IncomingMessage, via
   const tagOptions = tagOptionsOf(runtime.tables.current);
   const { lane } = readRequestLane(runtime, tagOptions, req, 'inbound');
   const headers = endToEndHeaders(req.headers);
-  setForwardedHeaders(headers, req, false);
+  setForwardedHeaders(headers, req, true);
   headers.via = via;
   writeLaneTag(recordCarrier(headers), lane, tagOptions);
   return { lane, headers, hop: provenance(app.service, app.lane ?? STABLE, []) };

@@ -74,7 +74,7 @@ export function routeOutbound(
   const service = serviceForHost(table, target.host, runtime.options.serviceDomains);
   const tag = readRequestLane(runtime, tagOptionsOf(table), req, 'outbound');
   const headers = endToEndHeaders(req.headers);
-  setForwardedHeaders(headers, req, false);
+  setForwardedHeaders(headers, req, true);
   headers.via = via;
   const route: OutboundRoute = { ok: true, table, target, service, lane: tag.lane, headers };
   if (service) {
@@ -118,7 +118,7 @@ export function createOutboundListener(
     path: route.target.path,
     headers: route.headers,
   });
-  return driveListener(runtime, tunnels, {
+  return driveListener(runtime, 'outbound', tunnels, {
     route: (req) => routeOutbound(runtime, req, own),
     request: (req, res, route) =>
       route.service

@@ -1,7 +1,13 @@
 import { STABLE } from '@graylane/lane-core';
 import type { EndpointSetView, ServiceView } from './compiled-table.js';
 
-export type FallbackReason = 'absent' | 'ejected' | 'connect_error' | 'timeout' | 'unhealthy';
+export type FallbackReason =
+  | 'absent'
+  | 'ejected'
+  | 'connect_error'
+  | 'tls_error'
+  | 'timeout'
+  | 'unhealthy';
 
 /** One step of the walk from the requested lane to the set that serves it. */
 export interface FallbackStep {

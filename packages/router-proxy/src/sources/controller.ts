@@ -147,11 +147,13 @@ export class ControllerRouteTableSource implements RouteTableSource {
       signal: connection.signal,
       headers: this.headers(),
     });
-    if (statusCode !== 200) {
+    const type = String(headers['content-type'] ?? '');
+    if (statusCode !== 200 || !type.startsWith('application/x-ndjson')) {
+      // Not a watch (an error, or a URL that is something else): a failed attempt, backed off.
       const text = await body.text().catch(() => '');
       throw new GraylaneError(
         SourceErrorCodes.watch,
-        `${this.url.href} answered ${statusCode}: ${text.slice(0, 200).trim()}`,
+        `${this.url.href} answered ${statusCode} ${type || 'without a content-type'}: ${text.slice(0, 200).trim()}`,
       );
     }
     this.failures = 0;

@@ -1,3 +1,4 @@
+import { formatHop } from '@graylane/lane-core';
 import { type EndpointSetView, laneLabel, type ServiceView } from '../routing/compiled-table.js';
 import { type FallbackReason, type FallbackStep, resolveRoute } from '../routing/resolve.js';
 import type { ProxyRuntime } from '../runtime.js';
@@ -33,12 +34,12 @@ export function provenance(
   servedLane: string,
   fallbacks: readonly FallbackStep[],
 ) {
-  const last = fallbacks.at(-1);
-  return last ? `${service}=${servedLane};fallback=${last.reason}` : `${service}=${servedLane}`;
+  return formatHop(service, servedLane, fallbacks.at(-1)?.reason);
 }
 
 function fallbackReasonOf(failure: UpstreamFailure): FallbackReason {
-  return failure === 'timeout' || failure === 'connect_timeout' ? 'timeout' : 'connect_error';
+  if (failure === 'timeout' || failure === 'connect_timeout') return 'timeout';
+  return failure === 'tls_error' ? 'tls_error' : 'connect_error';
 }
 
 function recordOutlier(

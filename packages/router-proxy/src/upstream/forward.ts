@@ -15,11 +15,25 @@ export interface ForwardTarget {
 }
 
 export type ForwardOutcome =
-  | { ok: true; status: number }
+  /** Answered; `droppedTrailers` names the sides whose trailer fields were not forwarded. */
+  | { ok: true; status: number; droppedTrailers: readonly TrailerSide[] }
   /** Failed before any response byte reached the client: the caller may answer or retry. */
   | { ok: false; failure: UpstreamFailure; error: unknown; responded: false }
   /** Failed mid-response (after `status` was sent): the client's response was cut. */
   | { ok: false; failure: UpstreamFailure; error: unknown; responded: true; status: number };
+
+export type TrailerSide = 'request' | 'response';
+
+/**
+ * Trailers are not forwarded: undici sends no request trailers, and ends the client's response
+ * before its `stream()` hands over the upstream's. Counted instead (graylane_dropped_trailers_total).
+ */
+function droppedTrailers(req: IncomingMessage, upstream: Record<string, string | string[]>) {
+  const sides: TrailerSide[] = [];
+  if (req.rawTrailers.length > 0) sides.push('request');
+  if (Object.keys(upstream).length > 0) sides.push('response');
+  return sides;
+}
 
 export function requestHasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
@@ -90,7 +104,7 @@ export async function forwardOnce(
   const body = target.body !== undefined ? target.body : requestHasBody(req) ? req : null;
   const deadline = new HeadersDeadline(signal, headersTimeoutMs, body);
   try {
-    await dispatcher.stream(
+    const { trailers } = await dispatcher.stream(
       {
         origin: target.origin,
         path: target.path,
@@ -108,7 +122,7 @@ export async function forwardOnce(
         return res;
       },
     );
-    return { ok: true, status };
+    return { ok: true, status, droppedTrailers: droppedTrailers(req, trailers) };
   } catch (error) {
     const failure = deadline.expired ? 'timeout' : classifyUpstreamError(error);
     if (status === 0) return { ok: false, failure, error, responded: false };

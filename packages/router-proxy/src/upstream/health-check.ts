@@ -63,15 +63,17 @@ interface Prober {
  */
 export class ActiveHealthChecker {
   private readonly probers = new Map<string, Prober>();
-  private readonly agent = new Agent({ keepAliveTimeout: 1_000, connections: 2 });
+  private readonly agent: Agent;
   private readonly probe: HealthProbe;
   private readonly scheduler: CheckScheduler;
 
   constructor(
     private readonly onChange: (event: HealthEvent) => void,
     private readonly logger: Logger,
-    options: { probe?: HealthProbe; scheduler?: CheckScheduler } = {},
+    options: { probe?: HealthProbe; scheduler?: CheckScheduler; agent?: Agent } = {},
   ) {
+    // The agent the probe uses, closed with the checker.
+    this.agent = options.agent ?? new Agent({ keepAliveTimeout: 1_000, connections: 2 });
     this.probe = options.probe ?? httpProbe(this.agent);
     this.scheduler = options.scheduler ?? processTimers;
   }

@@ -14,6 +14,8 @@ export interface OutlierOptions {
 }
 
 interface EndpointState {
+  /** The lane the endpoint was last ejected from, for the gauge's labels. */
+  lane: string;
   failures: number;
   ejectedUntil: number;
   timesEjected: number;
@@ -44,7 +46,7 @@ export class OutlierDetector {
     const key = this.key(service, endpoint);
     let state = this.states.get(key);
     if (!state) {
-      state = { failures: 0, ejectedUntil: 0, timesEjected: 0, lastEjectedAt: 0 };
+      state = { lane: STABLE, failures: 0, ejectedUntil: 0, timesEjected: 0, lastEjectedAt: 0 };
       this.states.set(key, state);
     }
     return state;
@@ -92,6 +94,7 @@ export class OutlierDetector {
       const allowed = Math.floor((setEndpoints.length * this.options.maxEjectionPercent) / 100);
       if (ejected.length + 1 > allowed) return;
     }
+    state.lane = lane;
     state.timesEjected++;
     state.lastEjectedAt = this.now();
     const duration = Math.min(
@@ -115,11 +118,18 @@ export class OutlierDetector {
     this.onChange({ service, lane, endpoint, ejected: false });
   }
 
-  /** Forgets endpoints no longer in the table. */
+  /**
+   * Forgets endpoints no longer in the table; one that was ejected is reported back, so that its
+   * gauge does not keep saying 1 for an endpoint that is gone, or comes back later healthy.
+   */
   retain(keep: (service: string, endpoint: string) => boolean): void {
-    for (const key of this.states.keys()) {
+    for (const [key, state] of this.states) {
       const [service, endpoint] = key.split('\u0000') as [string, string];
-      if (!keep(service, endpoint)) this.states.delete(key);
+      if (keep(service, endpoint)) continue;
+      this.states.delete(key);
+      if (state.ejectedUntil !== 0) {
+        this.onChange({ service, lane: state.lane, endpoint, ejected: false });
+      }
     }
   }
 }

@@ -1,9 +1,11 @@
+import { networkInterfaces } from 'node:os';
 import { Writable } from 'node:stream';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addressesItself } from '../../src/forwarding/self-address.js';
 import type { GraylaneProxy } from '../../src/index.js';
 import { createLogger } from '../../src/logger.js';
-import { startProxy, startUpstream, table, type Upstream } from '../helpers.js';
+import { serviceTable, startProxy, startUpstream, type Upstream } from '../helpers.js';
 import { rawExchange } from '../raw-socket.js';
 
 const SECRET = 'hush-hush-0123456789';
@@ -16,17 +18,11 @@ describe('admin: secrets and self-addressed calls', () => {
   beforeAll(async () => {
     web = await startUpstream('web');
     proxy = await startProxy({
-      initialTable: table({
-        revision: 3,
-        services: { web: { stable: { endpoints: [web.url] } } },
-        entrypoints: [
-          {
-            name: 'web',
-            service: 'web',
-            clientLanes: 'any',
-            clientLanesSecret: { header: 'x-lane-secret', value: SECRET },
-          },
-        ],
+      initialTable: serviceTable('web', web.url, {
+        entrypoint: {
+          clientLanes: 'any',
+          clientLanesSecret: { header: 'x-lane-secret', value: SECRET },
+        },
       }),
     });
   });
@@ -92,5 +88,18 @@ describe('admin: secrets and self-addressed calls', () => {
         expect(reply.headers['x-graylane-error']).toBe('GRAYLANE_ERR_BAD_REQUEST');
       }
     }
+  });
+
+  it("knows a listener bound to every address by any of this machine's addresses", () => {
+    const own = () => [{ address: '0.0.0.0', family: 'IPv4', port: 15000 }];
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((info) => info && info.family === 'IPv4' && !info.internal);
+    for (const host of ['127.0.0.1:15000', 'localhost:15000', '0.0.0.0:15000']) {
+      expect(addressesItself(host, 80, own), host).toBe(true);
+    }
+    if (external) expect(addressesItself(`${external.address}:15000`, 80, own)).toBe(true);
+    expect(addressesItself('203.0.113.5:15000', 80, own)).toBe(false);
+    expect(addressesItself('127.0.0.1:15001', 80, own)).toBe(false);
   });
 });

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   runBin,
   send,
+  serviceTable,
   startProxy,
   startUpstream,
-  table,
   tempDir,
   type Upstream,
 } from '../helpers.js';
@@ -131,11 +131,7 @@ describe('drain: deregistration window, long responses', () => {
 
   it('reports not ready at once, keeps accepting for drainDelayMs, then stops', async () => {
     const proxy = await startProxy({
-      initialTable: table({
-        revision: 1,
-        services: { stream: { stable: { endpoints: [stream.url] } } },
-        entrypoints: [{ name: 'all', service: 'stream' }],
-      }),
+      initialTable: serviceTable('stream', stream.url),
       drainDelayMs: 800,
     });
     const gateway = proxy.url('gateway');
@@ -153,11 +149,7 @@ describe('drain: deregistration window, long responses', () => {
 
   it('lets an SSE response run past requestTimeoutMs on every listener', async () => {
     const proxy = await startProxy({
-      initialTable: table({
-        revision: 1,
-        services: { stream: { stable: { endpoints: [stream.url] } } },
-        entrypoints: [{ name: 'all', service: 'stream' }],
-      }),
+      initialTable: serviceTable('stream', stream.url),
       inbound: { host: '127.0.0.1', port: 0 },
       inboundApp: { target: stream.url, service: 'stream' },
       runtime: {

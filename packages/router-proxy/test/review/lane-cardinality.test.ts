@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GraylaneProxy } from '../../src/index.js';
-import { startProxy, startUpstream, table, type Upstream } from '../helpers.js';
+import { serviceTable, startProxy, startUpstream, type Upstream } from '../helpers.js';
 
 const LANES = 5_000;
 
@@ -29,15 +29,9 @@ describe('metrics: lane labels stay bounded whatever lanes clients send', () => 
     backend = await startUpstream('backend');
     gray = await startUpstream('backend-gray');
     proxy = await startProxy({
-      initialTable: table({
-        revision: 1,
-        services: {
-          backend: {
-            stable: { endpoints: [backend.url] },
-            lanes: { gray: { endpoints: [gray.url] } },
-          },
-        },
-        entrypoints: [{ name: 'all', service: 'backend', clientLanes: 'any' }],
+      initialTable: serviceTable('backend', backend.url, {
+        lanes: { gray: gray.url },
+        entrypoint: { clientLanes: 'any' },
       }),
     });
   });

@@ -1,10 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GraylaneProxy } from '../../src/index.js';
 import { createLogger } from '../../src/logger.js';
-import { metricValue, startProxy, startUpstream, table, type Upstream } from '../helpers.js';
+import { metricValue, serviceTable, startProxy, startUpstream, type Upstream } from '../helpers.js';
 import { collect, rawConnect } from '../raw-socket.js';
 
 const IDLE_MS = 300;
@@ -37,11 +37,7 @@ describe('request bodies that stall', () => {
       },
     });
     proxy = await startProxy({
-      initialTable: table({
-        revision: 1,
-        services: { backend: { stable: { endpoints: [upstream.url] } } },
-        entrypoints: [{ name: 'all', service: 'backend' }],
-      }),
+      initialTable: serviceTable('backend', upstream.url),
       inbound: { host: '127.0.0.1', port: 0 },
       inboundApp: { target: upstream.url, service: 'backend' },
       server: {
@@ -130,8 +126,9 @@ describe('request bodies that stall', () => {
       await sleep(50);
       socket.destroy();
     }
-    await sleep(200);
-    expect(await metricValue(proxy, 'graylane_requests_total', { code: '499' })).toBe(before + 2);
+    await vi.waitFor(async () =>
+      expect(await metricValue(proxy, 'graylane_requests_total', { code: '499' })).toBe(before + 2),
+    );
     expect(logs.filter((line) => line.level >= 50)).toEqual([]);
   });
 

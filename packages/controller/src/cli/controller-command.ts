@@ -1,0 +1,95 @@
+import { resolve } from 'node:path';
+import { pino } from 'pino';
+import { buildApi } from '../api/server.js';
+import { Controller } from '../controller.js';
+import { ControllerError } from '../errors.js';
+
+export interface ControllerCommandOptions {
+  listen: string;
+  stateDir: string;
+  gateway?: string;
+  outbound?: string;
+  readToken?: string;
+  logLevel: string;
+  leaveRunning?: boolean;
+  drain: number;
+}
+
+export function parseListen(value: string): { host: string; port: number } {
+  const at = value.lastIndexOf(':');
+  const host = at <= 0 ? '127.0.0.1' : value.slice(0, at).replace(/^\[|\]$/g, '');
+  const port = Number(at === -1 ? value : value.slice(at + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`not HOST:PORT: ${value}`);
+  return { host, port };
+}
+
+/** `graylane controller`: the control plane in the foreground until SIGTERM or SIGINT. */
+export async function runController(
+  options: ControllerCommandOptions,
+  fail: (message: string) => never,
+): Promise<void> {
+  let listen: { host: string; port: number };
+  try {
+    listen = parseListen(options.listen);
+    if (options.gateway) parseListen(options.gateway);
+    if (options.outbound) parseListen(options.outbound);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const logger = pino({ level: options.logLevel, base: { component: 'controller' } });
+  let url = '';
+  const controller = new Controller({
+    stateDir: resolve(options.stateDir),
+    url: () => url,
+    logger,
+    proxies: {
+      ...(options.gateway ? { gateway: options.gateway } : {}),
+      ...(options.outbound ? { outbound: options.outbound } : {}),
+    },
+    ...(options.readToken ? { readToken: options.readToken } : {}),
+    drainMs: options.drain,
+  });
+  const api = buildApi({
+    controller,
+    token: () => controller.token,
+    ...(options.readToken ? { readToken: options.readToken } : {}),
+    logger,
+  });
+  try {
+    // The port is bound before the proxies start, so that they find the route table at once.
+    await api.listen({ host: listen.host, port: listen.port });
+    const address = api.server.address() as { address: string; port: number };
+    const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+    url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+    await controller.start();
+  } catch (error) {
+    await api.close().catch(() => {});
+    if (error instanceof ControllerError) fail(error.message);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES')
+      fail(`cannot listen on ${options.listen}: ${code}`);
+    throw error;
+  }
+  if (controller.tokenCreated) {
+    process.stderr.write(
+      `graylane: write token created in ${resolve(options.stateDir)}/token (shown once):\n  ${controller.token}\n`,
+    );
+  }
+  logger.info({ url, stateDir: resolve(options.stateDir) }, 'controller listening');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    void (async () => {
+      // Watch streams never end by themselves; the API closes once they are gone.
+      controller.publisher.close();
+      await api.close();
+      await controller.close({ stopWorkloads: !options.leaveRunning });
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -72,10 +72,13 @@ export class Controller {
     this.logger = options.logger;
     this.analysis = new AnalysisRunner({
       logger: options.logger,
-      managedTargets: () =>
-        this.managesProxy() && this.proxyAdminPort > 0
-          ? [`http://127.0.0.1:${this.proxyAdminPort}/metrics`]
-          : [],
+      managedTargets: () => this.metricsTargets(),
+      gateway: () => {
+        const gateway = this.options.proxies.gateway;
+        if (!gateway) return undefined;
+        const { host, port } = hostPort(gateway);
+        return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+      },
       onMeasured: () => this.poke(),
     });
     this.store = new FileStateStore(options.stateDir);
@@ -514,6 +517,13 @@ export class Controller {
       routeTableRevision: (this.committed ?? this.state).revision,
       proxies: this.router.instances(),
     };
+  }
+
+  /** The admin `/metrics` of the proxy this controller runs, when it runs one. */
+  metricsTargets(): string[] {
+    return this.managesProxy() && this.proxyAdminPort > 0
+      ? [`http://127.0.0.1:${this.proxyAdminPort}/metrics`]
+      : [];
   }
 
   info() {

@@ -19,6 +19,22 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
+  /** Synthetic requests (x-graylane-synthetic: 1, the controller's analysis load), kept apart. */
+  readonly syntheticRequests = new Counter({
+    name: 'graylane_synthetic_requests_total',
+    help: 'Synthetic requests answered (analysis load), labelled as graylane_requests_total.',
+    labelNames: ['listener', 'service', 'lane', 'version', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly syntheticDuration = new Histogram({
+    name: 'graylane_synthetic_request_duration_seconds',
+    help: 'Duration of synthetic requests, labelled as graylane_request_duration_seconds.',
+    labelNames: ['listener', 'service', 'lane', 'version'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
   readonly fallbacks = new Counter({
     name: 'graylane_fallbacks_total',
     help: 'Requests served by another lane than the one they asked for, by reason.',
@@ -87,21 +103,26 @@ export class ProxyMetrics {
     registers: [this.registry],
   });
 
-  /** One request answered: counted by status (499: the client went away) and timed from `startedNs`. */
+  /**
+   * One request answered: counted by status (499: the client went away) and timed from `startedNs`;
+   * a synthetic one in the synthetic metrics.
+   */
   recordRequest(
     labels: { listener: string; service: string; lane: string; version: string },
     code: number,
     startedNs: bigint,
+    synthetic = false,
   ): void {
-    const key = `${labels.listener}\u0000${labels.service}\u0000${labels.lane}\u0000${labels.version}`;
+    const key = `${synthetic ? 's' : 'b'}\u0000${labels.listener}\u0000${labels.service}\u0000${labels.lane}\u0000${labels.version}`;
     let children = this.requestChildren.get(key);
     if (!children) {
-      children = { duration: this.duration.labels(labels), byCode: new Map() };
+      const duration = synthetic ? this.syntheticDuration : this.duration;
+      children = { duration: duration.labels(labels), byCode: new Map() };
       this.requestChildren.set(key, children);
     }
     let counter = children.byCode.get(code);
     if (!counter) {
-      counter = this.requests.labels({ ...labels, code });
+      counter = (synthetic ? this.syntheticRequests : this.requests).labels({ ...labels, code });
       children.byCode.set(code, counter);
     }
     counter.inc();

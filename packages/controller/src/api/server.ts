@@ -7,6 +7,7 @@ import type { Kind } from '../documents/schema.js';
 import { ControllerError, ControllerErrors } from '../errors.js';
 import { RELEASE_ACTIONS, type ReleaseAction } from '../release/machine.js';
 import type { Release } from '../release/status.js';
+import { registerStatusPage } from './status-page.js';
 
 export interface ApiOptions {
   controller: Controller;
@@ -107,6 +108,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   };
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+  registerStatusPage(app, controller);
 
   app.get('/v1/routetable', (request: FastifyRequest, reply: FastifyReply) => {
     read(request);

@@ -1,40 +1,7 @@
-import {
-  Counter,
-  collectDefaultMetrics,
-  Gauge,
-  Histogram,
-  type LabelValues,
-  Registry,
-} from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { type HistogramSeries, SeriesHistogram, Tally } from './hot-metrics.js';
 
-/**
- * Counts of one counter's series kept as plain numbers on the request path and added to the
- * prom-client counter when it is collected (before every scrape), so a scrape sees every count.
- * prom-client validates and hashes the labels on every `inc()`, label child or not: about 3 % of a
- * small forwarded request (a CPU profile, issue 21).
- */
-class Tally<L extends string> {
-  private readonly series = new Map<string, { labels: LabelValues<L>; count: number }>();
-
-  /** One more in the series `key`; false when the series is new, to `open` with its labels. */
-  bump(key: string): boolean {
-    const series = this.series.get(key);
-    if (series) series.count++;
-    return series !== undefined;
-  }
-
-  open(key: string, labels: LabelValues<L>): void {
-    this.series.set(key, { labels, count: 1 });
-  }
-
-  drainInto(counter: Counter<L>): void {
-    for (const series of this.series.values()) {
-      if (series.count === 0) continue;
-      counter.inc(series.labels, series.count);
-      series.count = 0;
-    }
-  }
-}
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** The Prometheus names are a contract (DESIGN.md "Metrics"): dashboards and analysis query them. */
 export class ProxyMetrics {
@@ -49,13 +16,12 @@ export class ProxyMetrics {
   });
   private readonly answered = new Tally<'listener' | 'service' | 'lane' | 'version' | 'code'>();
 
-  readonly duration = new Histogram({
-    name: 'graylane_request_duration_seconds',
-    help: 'Time from request start to response end, by listener, service, lane and version.',
-    labelNames: ['listener', 'service', 'lane', 'version'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
+  readonly duration = new SeriesHistogram(
+    'graylane_request_duration_seconds',
+    'Time from request start to response end, by listener, service, lane and version.',
+    DURATION_BUCKETS,
+    this.registry,
+  );
 
   /** Synthetic requests (x-graylane-synthetic: 1, the controller's analysis load), kept apart. */
   readonly syntheticRequests: Counter<'listener' | 'service' | 'lane' | 'version' | 'code'> =
@@ -70,13 +36,12 @@ export class ProxyMetrics {
     'listener' | 'service' | 'lane' | 'version' | 'code'
   >();
 
-  readonly syntheticDuration = new Histogram({
-    name: 'graylane_synthetic_request_duration_seconds',
-    help: 'Duration of synthetic requests, labelled as graylane_request_duration_seconds.',
-    labelNames: ['listener', 'service', 'lane', 'version'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
+  readonly syntheticDuration = new SeriesHistogram(
+    'graylane_synthetic_request_duration_seconds',
+    'Duration of synthetic requests, labelled as graylane_request_duration_seconds.',
+    DURATION_BUCKETS,
+    this.registry,
+  );
 
   readonly fallbacks = new Counter({
     name: 'graylane_fallbacks_total',
@@ -168,19 +133,20 @@ export class ProxyMetrics {
     const tally = synthetic ? this.answeredSynthetic : this.answered;
     const series = `${key}\u0000${code}`;
     if (!tally.bump(series)) tally.open(series, { ...labels, code });
+    const histogram = synthetic ? this.syntheticDuration : this.duration;
     let duration = this.durations.get(key);
     if (!duration) {
-      duration = (synthetic ? this.syntheticDuration : this.duration).labels(labels);
+      duration = histogram.series(key, { ...labels });
       this.durations.set(key, duration);
     }
-    duration.observe(Number(process.hrtime.bigint() - startedNs) / 1e9);
+    histogram.observe(duration, Number(process.hrtime.bigint() - startedNs) / 1e9);
   }
 
   /**
    * Histogram children per series. Series are few (listener × service × lane × version), and a
    * table change adds, never churns.
    */
-  private readonly durations = new Map<string, ReturnType<ProxyMetrics['duration']['labels']>>();
+  private readonly durations = new Map<string, HistogramSeries>();
 
   constructor() {
     this.routeTableRevision.set(-1);

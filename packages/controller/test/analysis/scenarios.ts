@@ -66,6 +66,7 @@ export interface ProviderUnderTest {
 export function analysisScenarios(
   title: string,
   start: (ctl: RunningController) => Promise<ProviderUnderTest>,
+  options: { promql?: boolean } = {},
 ): void {
   describe(title, () => {
     let ctl: RunningController;
@@ -211,5 +212,26 @@ export function analysisScenarios(
       expect(after.synthetic - before.synthetic).toBeGreaterThanOrEqual(4 * 5);
       expect(after.business).toBe(before.business);
     });
+
+    if (options.promql) {
+      it('custom PromQL: placeholders filled per service and lane; a query that finds the requests passes', async () => {
+        const query =
+          'sum(increase(graylane_requests_total{service="{{ service }}",lane="{{ lane }}"}[{{ interval }}]))';
+        const custom = {
+          ...analysis(),
+          stepWeight: 50,
+          maxWeight: 50,
+          checks: [{ name: 'custom', id: 'canary-requests', query, min: 1 }],
+        };
+        const done = await run('custom', {}, new GatewayLoad(ctl.gateway!), custom);
+        expect(done.status.phase, done.status.failure).toBe('Succeeded');
+        const checks = done.status.analysis!.intervals[0]!.checks;
+        expect(checks.map((c) => `${c.service} ${c.check} ${c.verdict}`)).toEqual([
+          'backend canary-requests pass',
+          'frontend canary-requests pass',
+        ]);
+        for (const check of checks) expect(check.value).toBeGreaterThanOrEqual(1);
+      });
+    }
   });
 }

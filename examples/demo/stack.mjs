@@ -216,11 +216,17 @@ export async function startStack({ drain = '300ms' } = {}) {
     },
   };
   try {
+    // The API listens before the controller has its token and state: /healthz answers then, but
+    // /v1/status only once the controller has started.
     await until(
-      'the controller API',
-      () => request(`${url}/healthz`).then((r) => r.body.text()),
-      () => true,
-      20_000,
+      'the controller to start',
+      async () => {
+        const res = await request(`${url}/v1/status`);
+        await res.body.dump();
+        return res.statusCode;
+      },
+      (status) => status === 200,
+      60_000,
     );
   } catch (error) {
     await stack.stop();

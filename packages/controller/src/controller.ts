@@ -388,7 +388,7 @@ export class Controller {
     const sorted = [...documents].sort((a, b) => order[a.kind] - order[b.kind]);
     const now = Date.now();
     for (const doc of sorted) {
-      checkReferences(trial, doc);
+      checkReferences(trial, doc, this.platform.name);
       const name = doc.metadata.name;
       const { status: _ignored, ...clean } = doc;
       if (doc.kind === 'Service') {

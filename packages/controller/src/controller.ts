@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { AnyDocument } from './documents/parse.js';
 import { checkReferences, dependents } from './documents/references.js';
 import { ControllerError } from './errors.js';
+import { platformCalls } from './platform/calls.js';
 import { freePort, LocalPlatform } from './platform/local.js';
 import type { Platform } from './platform/platform.js';
 import { act, advance, type CanaryObservation, type ReleaseAction } from './release/machine.js';
@@ -328,31 +329,19 @@ export class Controller {
 
   /** Makes the platform match what each canary's state asks for. */
   private converge(release: Release): void {
-    const lane = release.spec.lane;
-    for (const member of release.spec.services) {
-      const ref = { service: member.name, lane };
-      const key = `${member.name}/${lane}`;
-      switch (release.status.services[member.name]?.canary) {
-        case 'deploying':
-        case 'routed':
-        case 'unrouted':
-        case 'promoted':
-          this.effect(`deploy ${key}`, () => this.platform.deploy(ref, member.canary), false);
-          break;
-        case 'removing':
-          this.effect(`remove ${key}`, () => this.platform.remove(ref));
-          break;
-        case 'retiring': {
-          const service = this.state.services[member.name];
-          // Written with the platform's renames below, in the same state snapshot.
-          if (service && JSON.stringify(service.spec.stable) !== JSON.stringify(member.canary)) {
-            service.spec = { ...service.spec, stable: member.canary };
-          }
-          this.effect(`promote ${key}`, () => this.platform.promote(member.name, lane));
-          break;
+    for (const { call, ref, workload } of platformCalls(release)) {
+      const key = `${call} ${ref.service}/${ref.lane}`;
+      if (call === 'deploy') {
+        this.effect(key, () => this.platform.deploy(ref, workload), false);
+      } else if (call === 'remove') {
+        this.effect(key, () => this.platform.remove(ref));
+      } else {
+        const service = this.state.services[ref.service];
+        // Written with the platform's renames below, in the same state snapshot.
+        if (service && JSON.stringify(service.spec.stable) !== JSON.stringify(workload)) {
+          service.spec = { ...service.spec, stable: workload };
         }
-        default:
-          break;
+        this.effect(key, () => this.platform.promote(ref.service, ref.lane));
       }
     }
   }

@@ -189,7 +189,34 @@ export function buildProgram(): Command {
         .env('GRAYLANE_LOG_LEVEL')
         .default('info'),
     )
+    .addOption(
+      new Option(
+        '--kubernetes',
+        'Kubernetes mode: Releases as custom resources, canary Deployments',
+      ).env('GRAYLANE_KUBERNETES'),
+    )
+    .addOption(
+      new Option(
+        '--kubeconfig <file>',
+        'with --kubernetes: the kubeconfig (default: in-cluster or ~/.kube/config)',
+      ).env('KUBECONFIG'),
+    )
+    .addOption(
+      new Option(
+        '--namespace <ns>',
+        "with --kubernetes: the namespace (default: the context's)",
+      ).env('GRAYLANE_NAMESPACE'),
+    )
+    .addOption(
+      new Option('--lease-duration <duration>', 'with --kubernetes: leader-election lease')
+        .env('GRAYLANE_LEASE_DURATION')
+        .default('15s'),
+    )
     .action(async (opts) => {
+      const leaseDuration = parseDuration(opts.leaseDuration);
+      if (leaseDuration === undefined)
+        usage(`--lease-duration: not a duration: ${opts.leaseDuration}`);
+      opts.leaseDuration = leaseDuration;
       const drain =
         parseDuration(opts.drain) ?? (opts.drain === '0' || opts.drain === '0s' ? 0 : undefined);
       if (drain === undefined) usage(`--drain: not a duration: ${opts.drain}`);

@@ -219,6 +219,25 @@ export class KubernetesPlatform implements Platform {
     }
   }
 
+  /**
+   * The services: every Deployment of the namespace that is not a canary, with its stable version
+   * from the `graylane.dev/version` or `app.kubernetes.io/version` label, else its image's tag.
+   */
+  stableDeployments(): Array<V1Deployment & { version: string }> {
+    return this.deployments
+      .list(this.options.namespace)
+      .filter((d) => d.metadata?.labels?.[LABELS.lane] === undefined)
+      .map((d) => {
+        const labels = d.spec?.template.metadata?.labels ?? {};
+        const image = d.spec?.template.spec?.containers?.[0]?.image ?? '';
+        const tag = image.includes(':') ? image.slice(image.lastIndexOf(':') + 1) : 'latest';
+        return {
+          ...d,
+          version: labels[LABELS.version] ?? labels['app.kubernetes.io/version'] ?? tag,
+        };
+      });
+  }
+
   private deployment(name: string): V1Deployment | undefined {
     return this.deployments.get(name, this.options.namespace);
   }

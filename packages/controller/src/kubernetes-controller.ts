@@ -14,7 +14,13 @@ import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './doc
 import { LeaderElector } from './kubernetes/lease.js';
 import { platformCalls } from './platform/calls.js';
 import { KubernetesPlatform, LABELS } from './platform/kubernetes.js';
-import { advance, type CanaryObservation } from './release/machine.js';
+import {
+  act,
+  advance,
+  type CanaryObservation,
+  RELEASE_ACTIONS,
+  type ReleaseAction,
+} from './release/machine.js';
 import { orderProblems } from './release/order.js';
 import { isActive } from './release/phases.js';
 import {
@@ -30,6 +36,7 @@ import { buildRouteTable } from './traffic/route-table.js';
 const GROUP = 'graylane.dev';
 const VERSION = 'v1alpha1';
 const ROUTE_TABLE_CONFIGMAP = 'graylane-routetable';
+export const REQUEST_ANNOTATION = 'graylane.dev/request';
 
 type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
@@ -248,6 +255,7 @@ export class KubernetesController {
     if (!this.elector.isLeader || !this.router) return;
     const now = Date.now();
     const active: Release[] = [];
+    const requestEvents = new Map<string, ReleaseEvent[]>();
     const decided: Array<{
       object: ReleaseObject;
       release: Release;
@@ -285,6 +293,11 @@ export class KubernetesController {
         }
       }
       if (!isActive(status.phase)) continue;
+      const requested = this.request(object, release, now);
+      if (requested) {
+        release.status = requested.status;
+        requestEvents.set(object.metadata!.name!, requested.events);
+      }
       const canaries: Record<string, CanaryObservation> = {};
       for (const member of doc.spec.services) {
         const { health, message } = this.platform.status(
@@ -339,6 +352,44 @@ export class KubernetesController {
         item.changed = true;
       }
       if (item.changed) await this.writeStatus(item.object, item.release, item.events);
+    }
+  }
+
+  /**
+   * A user's action, asked for with an annotation (`kubectl annotate release NAME
+   * graylane.dev/request=approve:1 --overwrite`): applied once per distinct value, which the status
+   * remembers, so a re-list or a failover never applies it twice. A refused action is an event.
+   */
+  private request(
+    object: ReleaseObject,
+    release: Release,
+    now: number,
+  ): { status: ReleaseStatus; events: ReleaseEvent[] } | undefined {
+    const value = object.metadata?.annotations?.[REQUEST_ANNOTATION];
+    const status = release.status as ReleaseStatus & { lastRequest?: string };
+    if (!value || value === status.lastRequest) return undefined;
+    const action = value.split(':')[0] as ReleaseAction;
+    const done = { ...release, status: { ...status, lastRequest: value } } as Release;
+    if (!RELEASE_ACTIONS.includes(action)) {
+      return {
+        status: done.status,
+        events: [
+          requestEvent(
+            now,
+            release,
+            `unknown request ${value}; one of ${RELEASE_ACTIONS.join(', ')}`,
+          ),
+        ],
+      };
+    }
+    try {
+      const outcome = act(done, action, now, 'user');
+      return { status: outcome.status, events: outcome.events };
+    } catch (error) {
+      return {
+        status: done.status,
+        events: [requestEvent(now, release, (error as Error).message)],
+      };
     }
   }
 
@@ -488,6 +539,17 @@ export class KubernetesController {
     await this.platform.close();
     this.publisher.close();
   }
+}
+
+function requestEvent(now: number, release: Release, message: string): ReleaseEvent {
+  return {
+    time: new Date(now).toISOString(),
+    type: 'Warning',
+    reason: 'RequestRefused',
+    message,
+    actor: 'user',
+    phase: release.status.phase,
+  };
 }
 
 function condition(

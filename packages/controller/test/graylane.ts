@@ -314,8 +314,8 @@ export function managedPids(stateDir: string): number[] {
 /** Marks every fixture process this test file starts, so that it can count and clean them up. */
 export const RUN_ID = randomUUID();
 
-/** Fixture processes of this test file that are alive (not zombies), by their environment. */
-export function runningApps(): Array<{ pid: number; name: string; version: string }> {
+/** Processes of this test file (controllers, their proxies, fixture apps) that are alive, by their environment. */
+function markedProcesses(): Array<{ pid: number; name: string; version: string }> {
   const found: Array<{ pid: number; name: string; version: string }> = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -326,8 +326,7 @@ export function runningApps(): Array<{ pid: number; name: string; version: strin
       if (!env.includes(`GRAYLANE_TEST_RUN=${RUN_ID}`)) continue;
       const get = (key: string) =>
         env.find((e) => e.startsWith(`${key}=`))?.slice(key.length + 1) ?? '';
-      if (get('NAME') !== '')
-        found.push({ pid: Number(entry), name: get('NAME'), version: get('VERSION') });
+      found.push({ pid: Number(entry), name: get('NAME'), version: get('VERSION') });
     } catch {
       // gone meanwhile
     }
@@ -335,11 +334,17 @@ export function runningApps(): Array<{ pid: number; name: string; version: strin
   return found;
 }
 
-/** Kills what a failed test may have left running, and removes the state directory. */
+/** Fixture apps of this test file that are alive. */
+export function runningApps(): Array<{ pid: number; name: string; version: string }> {
+  return markedProcesses().filter((p) => p.name !== '' && p.pid !== process.pid);
+}
+
+/** Kills what a failed test may have left running (apps, managed proxies, controllers) and removes the state directory. */
 export function cleanup(dir?: string): void {
-  for (const app of runningApps()) {
+  for (const marked of markedProcesses()) {
+    if (marked.pid === process.pid) continue;
     try {
-      process.kill(app.pid, 'SIGKILL');
+      process.kill(marked.pid, 'SIGKILL');
     } catch {
       // gone
     }

@@ -2,8 +2,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { parseDuration } from '../documents/duration.js';
+import { injectManifest } from '../kubernetes/inject.js';
 import { RELEASE_ACTIONS } from '../release/machine.js';
 import type { Release } from '../release/status.js';
 import { readToken } from '../state/file-store.js';
@@ -321,6 +322,33 @@ export function buildProgram(): Command {
         process.stdout.write(`release/${name} ${action}: ${release.status.phase}\n`);
       });
   }
+
+  program
+    .command('inject')
+    .description(
+      'add the graylane-proxy sidecar and HTTP_PROXY to the workloads of a Kubernetes manifest',
+    )
+    .requiredOption('-f, --filename <file>', 'the manifest (YAML); - for standard input')
+    .option('--image <image>', 'the graylane-proxy image', 'ghcr.io/graylane/graylane-proxy:0.1.0')
+    .option(
+      '--route-table <url>',
+      'where the sidecar watches the route table',
+      'http://graylane-controller:7070/v1/routetable',
+    )
+    .action(async (opts: { filename: string; image: string; routeTable: string }) => {
+      let text: string;
+      try {
+        text = await readInput(opts.filename);
+      } catch (error) {
+        usage(`${opts.filename}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      }
+      const documents = parseAllDocuments(text).map((d) => d.toJS() as unknown);
+      const injected = injectManifest(documents, {
+        image: opts.image,
+        routeTable: opts.routeTable,
+      });
+      process.stdout.write(injected.map((d) => stringify(d)).join('---\n'));
+    });
 
   program
     .command('routetable')

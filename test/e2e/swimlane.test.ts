@@ -2,9 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../packages/controller/test/graylane.js';
 import {
   type BinRun,
   runBin,
@@ -13,22 +14,24 @@ import {
   type Upstream,
 } from '../../packages/router-proxy/test/helpers.js';
 
-const REGISTER = pathToFileURL(
-  fileURLToPath(new URL('../../packages/propagation-sdk/dist/register.js', import.meta.url)),
-).href;
-const FRONTEND = fileURLToPath(new URL('../../examples/proxy-demo/frontend.mjs', import.meta.url));
+const FRONTEND_DIR = fileURLToPath(new URL('../../examples/frontend/', import.meta.url));
 
-/** A frontend in its own process with the SDK's zero-code setup, calling the backend via the sidecar. */
-async function startFrontend(name: string, sidecar: string) {
+/**
+ * The example frontend in its own process, as its README starts it (`--import
+ * @graylane/sdk/register`, no lane code), calling http://backend/ with the sidecar as HTTP_PROXY.
+ */
+async function startFrontend(version: string, sidecar: string) {
+  const port = await freePort();
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', REGISTER, FRONTEND, name, sidecar],
+    ['--import', '@graylane/sdk/register', 'server.js'],
     {
+      cwd: FRONTEND_DIR,
+      env: { ...process.env, PORT: String(port), VERSION: version, HTTP_PROXY: sidecar },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
-  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
-  const { port } = JSON.parse(chunk.toString()) as { port: number };
+  await once(child.stdout!, 'data');
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
@@ -91,8 +94,8 @@ describe('swimlane end to end: proxy + SDK', () => {
       {},
       3,
     );
-    const v1 = await startFrontend('frontend-v1', proxy.listeners.outbound!);
-    const v2 = await startFrontend('frontend-v2', proxy.listeners.outbound!);
+    const v1 = await startFrontend('v1', proxy.listeners.outbound!);
+    const v2 = await startFrontend('v2', proxy.listeners.outbound!);
     frontends.push(v1.child, v2.child);
     frontendService = {
       stable: { version: 'v1', endpoints: [v1.url] },
@@ -117,26 +120,26 @@ describe('swimlane end to end: proxy + SDK', () => {
 
   const shop = async (headers: Record<string, string> = {}) => {
     const res = await request(`${proxy.listeners.gateway}/`, { headers });
-    const body = (await res.body.json()) as { frontend: string; backend: string };
+    const body = await res.body.text();
     return { status: res.statusCode, served: res.headers['x-lane-served'], body };
   };
 
   it('keeps untagged traffic on stable at both hops', async () => {
     const { status, served, body } = await shop();
     expect(status).toBe(200);
-    expect(body).toEqual({ frontend: 'frontend-v1', backend: 'backend v1 saw lane=-' });
+    expect(body).toBe('frontend v1 -> backend v1 saw lane=-');
     expect(served).toBe('frontend=stable, backend=stable');
   });
 
   it('carries a gray request through the SDK app to the gray backend, and reports both hops', async () => {
     const { served, body } = await shop({ 'x-lane': 'gray' });
-    expect(body).toEqual({ frontend: 'frontend-v2', backend: 'backend v2 saw lane=gray' });
+    expect(body).toBe('frontend v2 -> backend v2 saw lane=gray');
     expect(served).toBe('frontend=gray, backend=gray');
   });
 
   it('takes the lane from baggage alone', async () => {
     const { served, body } = await shop({ baggage: 'lane=gray,tenant=acme' });
-    expect(body.backend).toBe('backend v2 saw lane=gray');
+    expect(body).toBe('frontend v2 -> backend v2 saw lane=gray');
     expect(served).toBe('frontend=gray, backend=gray');
   });
 
@@ -151,7 +154,7 @@ describe('swimlane end to end: proxy + SDK', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const { served, body } = await shop({ 'x-lane': 'gray' });
-    expect(body).toEqual({ frontend: 'frontend-v2', backend: 'backend v1 saw lane=gray' });
+    expect(body).toBe('frontend v2 -> backend v1 saw lane=gray');
     expect(served).toBe('frontend=gray, backend=stable;fallback=absent');
   });
 });

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { STABLE } from '@graylane/lane-core';
 import type { Logger } from 'pino';
+import { AnalysisRunner } from './analysis/runner.js';
 import type { AnyDocument } from './documents/parse.js';
 import { checkReferences, dependents } from './documents/references.js';
 import { ControllerError } from './errors.js';
@@ -66,9 +67,18 @@ export class Controller {
   private readonly logger: Logger;
   private proxyAdminPort = 0;
   private proxyConfig = '';
+  private readonly analysis: AnalysisRunner;
 
   constructor(private readonly options: ControllerOptions) {
     this.logger = options.logger;
+    this.analysis = new AnalysisRunner({
+      logger: options.logger,
+      managedTargets: () =>
+        this.managesProxy() && this.proxyAdminPort > 0
+          ? [`http://127.0.0.1:${this.proxyAdminPort}/metrics`]
+          : [],
+      onMeasured: () => this.poke(),
+    });
     this.store = new FileStateStore(options.stateDir);
     this.publisher = new RouteTablePublisher({
       logger: options.logger,
@@ -290,7 +300,12 @@ export class Controller {
       if (!isActive(release.status.phase)) continue;
       const outcome = advance(
         release,
-        { now, canaries: this.observe(release), applied: (r) => this.router.applied(r) },
+        {
+          now,
+          canaries: this.observe(release),
+          applied: (r) => this.router.applied(r),
+          analysis: this.analysis.observe(release, now),
+        },
         this.entryService(release),
       );
       if (
@@ -506,6 +521,7 @@ export class Controller {
     clearInterval(this.timer);
     this.timer = undefined;
     clearImmediate(this.scheduled);
+    this.analysis.close();
     await this.reconciling;
     await Promise.allSettled(this.effects.values());
     await this.platform?.close(options);

@@ -1,4 +1,5 @@
 import type { Release, ReleaseEvent } from '../release/status.js';
+import { releaseSteps } from '../release/steps.js';
 
 /** Columns padded to their widest cell, as kubectl prints them. */
 export function table(header: string[], rows: string[][]): string {
@@ -21,7 +22,7 @@ export function age(iso: string | undefined, now = Date.now()): string {
 
 export function stepText(release: Release): string {
   const { step } = release.status;
-  const total = release.spec.steps.length;
+  const total = releaseSteps(release.spec).length;
   if (step < 0) return `-/${total}`;
   return `${Math.min(step + 1, total)}/${total}`;
 }
@@ -68,6 +69,36 @@ export function renderStatus(
       }),
     ),
   );
+  if (spec.analysis) lines.push('', ...analysisLines(release));
   lines.push('', 'Events:', ...eventLines(status.events.slice(-eventCount)).map((l) => `  ${l}`));
   return lines.join('\n');
+}
+
+/** The analysis: its settings, and each check's values and verdict in the latest intervals. */
+export function analysisLines(release: Release, intervalCount = 4): string[] {
+  const { analysis } = release.spec;
+  if (!analysis) return [];
+  const status = release.status.analysis;
+  const lines = [
+    `Analysis:    ${analysis.provider.type}, every ${analysis.interval}; failed intervals ${status?.failed ?? 0}/${analysis.threshold}; minSamples ${analysis.minSamples}`,
+  ];
+  const intervals = (status?.intervals ?? []).slice(-intervalCount);
+  if (intervals.length === 0) return [...lines, '  no interval measured yet'];
+  const rows = intervals.flatMap((interval) =>
+    interval.checks.map((c) => [
+      interval.to.slice(11, 19),
+      String(interval.step + 1),
+      `${interval.weight}%`,
+      c.service,
+      c.check,
+      c.limit,
+      String(Math.round(c.samples)),
+      c.value === undefined ? '-' : String(c.value),
+      c.stable === undefined ? '-' : String(c.stable),
+      c.verdict,
+      c.reason ?? '',
+    ]),
+  );
+  const header = ['INTERVAL', 'STEP', 'WEIGHT', 'SERVICE', 'CHECK', 'LIMIT', 'SAMPLES'];
+  return [...lines, table([...header, 'VALUE', 'STABLE', 'VERDICT', 'REASON'], rows)];
 }

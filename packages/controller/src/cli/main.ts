@@ -1,13 +1,22 @@
 #!/usr/bin/env node
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isValidLaneName } from '@graylane/lane-core';
 import { Command, CommanderError, Option } from 'commander';
 import { parseAllDocuments, stringify } from 'yaml';
 import { parseDuration } from '../documents/duration.js';
+import { ControllerErrors } from '../errors.js';
 import { injectManifest } from '../kubernetes/inject.js';
 import { RELEASE_ACTIONS } from '../release/machine.js';
 import type { Release } from '../release/status.js';
 import { readToken } from '../state/file-store.js';
+import {
+  type Expectation,
+  expectationOf,
+  parseExpectation,
+  renderCheck,
+  runCheck,
+} from './check.js';
 import { ApiCallError, ApiClient } from './client.js';
 import { runController } from './controller-command.js';
 import { age, eventLines, renderStatus, stepText, table } from './format.js';
@@ -322,6 +331,78 @@ export function buildProgram(): Command {
         process.stdout.write(`release/${name} ${action}: ${release.status.phase}\n`);
       });
   }
+
+  program
+    .command('check')
+    .description(
+      'send requests tagged with a lane through the entry and check the path each took (x-lane-served); exit 1 when one left the lane',
+    )
+    .requiredOption('--entry <url>', 'the gateway URL to send them to')
+    .requiredOption('--lane <lane>', 'the lane to tag them with')
+    .option('-n, --requests <count>', 'how many requests', '50')
+    .option(
+      '--expect <services>',
+      'the lane each service must serve, e.g. frontend=gray,backend=stable',
+    )
+    .option('--release <name>', 'expect what this release routes now (asks the controller)')
+    .option('-H, --header <header...>', 'extra request header(s), NAME:VALUE')
+    .option('--lane-header <name>', 'the lane header', 'x-lane')
+    .addOption(new Option('-o, --output <format>').choices(['text', 'json']).default('text'))
+    .action(
+      async (opts: {
+        entry: string;
+        lane: string;
+        requests: string;
+        expect?: string;
+        release?: string;
+        header?: string[];
+        laneHeader: string;
+        output: string;
+      }) => {
+        if (!isValidLaneName(opts.lane))
+          usage(`--lane: not a lane name (a DNS label): ${opts.lane}`);
+        const requests = Number(opts.requests);
+        if (!Number.isInteger(requests) || requests < 1 || requests > 100_000)
+          usage(`--requests: a whole number from 1 to 100000, not ${opts.requests}`);
+        if (!URL.canParse(opts.entry) || !/^https?:$/.test(new URL(opts.entry).protocol))
+          usage(`--entry: not an http(s) URL: ${opts.entry}`);
+        const headers: Record<string, string> = {};
+        for (const header of opts.header ?? []) {
+          const colon = header.indexOf(':');
+          if (colon < 1) usage(`--header: "${header}" is not NAME:VALUE`);
+          headers[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
+        }
+        let expect: Expectation | undefined;
+        if (opts.expect !== undefined) {
+          const parsed = parseExpectation(opts.expect);
+          if (typeof parsed === 'string') usage(parsed);
+          expect = parsed;
+        }
+        if (opts.release !== undefined) {
+          const api = await client(program);
+          const release = await api.call<Release>(
+            'GET',
+            `/v1/releases/${encodeURIComponent(opts.release)}`,
+          );
+          if (release.spec.lane !== opts.lane)
+            usage(`--release ${opts.release} is lane ${release.spec.lane}, not ${opts.lane}`);
+          const derived = expectationOf(release);
+          if (typeof derived === 'string')
+            throw new ApiCallError(ControllerErrors.invalidAction.code, derived);
+          expect = { ...derived, ...expect };
+        }
+        const report = await runCheck({
+          entry: opts.entry,
+          lane: opts.lane,
+          requests,
+          laneHeader: opts.laneHeader.toLowerCase(),
+          headers,
+          ...(expect ? { expect } : {}),
+        });
+        if (!print(report, opts.output)) process.stdout.write(`${renderCheck(report)}\n`);
+        if (!report.ok) process.exitCode = 1;
+      },
+    );
 
   program
     .command('inject')

@@ -6,6 +6,7 @@ import {
   StringMatchSchema,
 } from '@graylane/lane-core';
 import { z } from 'zod';
+import { AnalysisSchema } from './analysis.js';
 import { DurationSchema } from './duration.js';
 
 /**
@@ -184,13 +185,26 @@ export const ReleaseSpecSchema = z
     steps: z
       .array(StepSchema)
       .min(1, 'a release needs at least one step; the last one ends in promotion')
-      .describe('Walked in order; after the last one the release promotes.'),
-    analysis: z
-      .record(z.string(), z.unknown())
       .optional()
-      .describe('Metric analysis (an extension point; see docs/analysis.md when present).'),
+      .describe(
+        'Walked in order; after the last one the release promotes. Without them, `analysis.stepWeight` makes the steps.',
+      ),
+    analysis: AnalysisSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((spec) => spec.steps !== undefined || spec.analysis?.stepWeight !== undefined, {
+    message: 'a release needs steps, or analysis.stepWeight to make them',
+    path: ['steps'],
+  })
+  .refine(
+    (spec) =>
+      spec.analysis?.provider.type !== 'direct' ||
+      spec.analysis.checks.every((check) => check.name !== 'custom'),
+    {
+      message: 'custom checks are PromQL: they need the prometheus provider',
+      path: ['analysis', 'checks'],
+    },
+  );
 
 const document = <K extends string, S extends z.ZodType>(kind: K, spec: S) =>
   z

@@ -2,7 +2,15 @@ import { parseDuration } from '../documents/duration.js';
 import { ControllerError } from '../errors.js';
 import { deployOrder } from './order.js';
 import { type Phase, TRANSITIONS } from './phases.js';
-import { MAX_EVENTS, type Release, type ReleaseEvent, type ReleaseStatus } from './status.js';
+import {
+  type CheckResult,
+  MAX_EVENTS,
+  MAX_INTERVALS,
+  type Release,
+  type ReleaseEvent,
+  type ReleaseStatus,
+} from './status.js';
+import { releaseSteps } from './steps.js';
 
 /** What the platform says of one canary workload. */
 export type CanaryHealth = 'absent' | 'starting' | 'ready' | 'unready' | 'failed';
@@ -18,6 +26,15 @@ export interface Observations {
   canaries: Readonly<Record<string, CanaryObservation>>;
   /** Whether every watching proxy has applied this route-table revision. */
   applied(revision: number): boolean;
+  /** The latest analysis interval the driver measured for this release, if any. */
+  analysis?: MeasuredInterval;
+}
+
+/** What the driver measured over one window (epoch milliseconds). */
+export interface MeasuredInterval {
+  from: number;
+  to: number;
+  checks: CheckResult[];
 }
 
 export interface Outcome {
@@ -100,7 +117,7 @@ export function teardownOrder(release: Release, entryService: string | undefined
 }
 
 function stepDuration(release: Release, index: number): number | undefined {
-  const step = release.spec.steps[index];
+  const step = releaseSteps(release.spec)[index];
   if (step === undefined || !('pause' in step) || step.pause.duration === undefined)
     return undefined;
   return parseDuration(step.pause.duration);
@@ -178,14 +195,76 @@ function deploying(draft: Draft, observations: Observations): boolean {
 function nextStep(draft: Draft): void {
   draft.status.step += 1;
   draft.status.stepStartedAt = new Date(draft.now).toISOString();
+  if (draft.status.analysis) delete draft.status.analysis.since;
+}
+
+const describeFailures = (checks: readonly CheckResult[]) =>
+  checks
+    .filter((c) => c.verdict === 'fail')
+    .map((c) => `${c.service} ${c.check}: ${c.reason ?? 'failed'}`)
+    .join('; ');
+
+/**
+ * A weight step with analysis: its intervals start once every proxy applied the weight; one that
+ * passes moves to the next step, one that fails counts, and `threshold` failures roll back.
+ */
+function analysing(draft: Draft, observations: Observations): boolean {
+  const { status, release } = draft;
+  const spec = release.spec.analysis!;
+  status.analysis ??= { failed: 0, intervals: [] };
+  const analysis = status.analysis;
+  if (analysis.since === undefined) {
+    analysis.since = new Date(draft.now).toISOString();
+    return true;
+  }
+  const measured = observations.analysis;
+  const last = analysis.intervals.at(-1);
+  if (
+    measured === undefined ||
+    measured.from < Date.parse(analysis.since) ||
+    (last !== undefined && measured.to <= Date.parse(last.to))
+  ) {
+    return false;
+  }
+  const passed = measured.checks.every((c) => c.verdict === 'pass');
+  const verdict: 'pass' | 'fail' = passed ? 'pass' : 'fail';
+  analysis.intervals = [
+    ...analysis.intervals,
+    {
+      from: new Date(measured.from).toISOString(),
+      to: new Date(measured.to).toISOString(),
+      step: status.step,
+      weight: status.weight,
+      verdict,
+      checks: measured.checks,
+    },
+  ].slice(-MAX_INTERVALS);
+  const where = `step ${status.step + 1} (weight ${status.weight}%)`;
+  if (passed) {
+    draft.event('Normal', 'AnalysisPassed', `${where}: every check passed`);
+    nextStep(draft);
+    return true;
+  }
+  analysis.failed += 1;
+  const failures = describeFailures(measured.checks);
+  draft.event(
+    'Warning',
+    'AnalysisFailed',
+    `${where}: failed check ${analysis.failed}/${spec.threshold}: ${failures}`,
+  );
+  if (analysis.failed >= spec.threshold) {
+    startRollback(draft, `analysis failed ${analysis.failed} times; last: ${failures}`);
+  }
+  return true;
 }
 
 function progressing(draft: Draft, observations: Observations): boolean {
   const { status, release } = draft;
+  // With analysis, an unhealthy canary is judged by its metrics: fallbacks away from it fail checks.
   const unhealthy = Object.entries(status.services).find(
     ([, service]) => service.canary === 'routed' && service.health !== 'ready',
   );
-  if (unhealthy && status.phase === 'Progressing') {
+  if (unhealthy && status.phase === 'Progressing' && release.spec.analysis === undefined) {
     const [name, service] = unhealthy;
     status.pausedFor = `canary ${name} is ${service.health}`;
     draft.phase(
@@ -197,7 +276,7 @@ function progressing(draft: Draft, observations: Observations): boolean {
     return true;
   }
   if (status.phase !== 'Progressing') return false;
-  const step = release.spec.steps[status.step];
+  const step = releaseSteps(release.spec)[status.step];
   if (step === undefined) {
     draft.phase('Promoting', 'StepsDone', 'every step is done');
     promote(draft);
@@ -215,6 +294,7 @@ function progressing(draft: Draft, observations: Observations): boolean {
       return true;
     }
     if (!draft.settled(observations)) return false;
+    if (release.spec.analysis !== undefined) return analysing(draft, observations);
     nextStep(draft);
     return true;
   }

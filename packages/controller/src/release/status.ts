@@ -11,6 +11,45 @@ export interface ReleaseEvent {
   phase: Phase;
 }
 
+/** One check of one service over one interval. */
+export interface CheckResult {
+  service: string;
+  /** `request-success-rate`, `request-duration` or a custom check's id. */
+  check: string;
+  /** The limit it was held to (`>= 99%`, `<= 200ms`, `<= 1.2 x stable`). */
+  limit: string;
+  /** Canary requests in the interval, fallbacks away from the canary included. */
+  samples: number;
+  /** The canary's value (percent, milliseconds, or the query's unit); absent: no data. */
+  value?: number;
+  /** The stable version's value, for a relative check. */
+  stable?: number;
+  verdict: 'pass' | 'fail';
+  /** Why it failed (`no data: …`, `312ms > 200ms`). */
+  reason?: string;
+}
+
+/** One analysis interval: its window, the step and weight it measured, every check's result. */
+export interface AnalysisInterval {
+  from: string;
+  to: string;
+  step: number;
+  weight: number;
+  verdict: 'pass' | 'fail';
+  checks: CheckResult[];
+}
+
+export interface AnalysisStatus {
+  /** Failed intervals so far; `analysis.threshold` of them roll the release back. */
+  failed: number;
+  /** When every proxy applied the current step's routing: its intervals measure from then on. */
+  since?: string;
+  /** The latest intervals, oldest first. */
+  intervals: AnalysisInterval[];
+}
+
+export const MAX_INTERVALS = 50;
+
 export interface ServiceStatus {
   canary: CanaryState;
   /** The platform's last word on the canary: `ready`, `starting`, `unready`, `failed` or `absent`. */
@@ -42,6 +81,8 @@ export interface ReleaseStatus {
    * change. -1: a change is decided but not published yet; the driver fills in the revision.
    */
   awaitRevision: number;
+  /** Metric analysis, when the release has one. */
+  analysis?: AnalysisStatus;
   createdAt: string;
   updatedAt: string;
   events: ReleaseEvent[];

@@ -129,7 +129,7 @@ describe('the canary Deployment', () => {
 });
 
 describe('deploy/kubernetes/crds.yaml', () => {
-  it('is generated from the current document schemas (run `pnpm docs` when this fails)', async () => {
+  it('is generated from the current document schemas (run `pnpm run docs` when this fails)', async () => {
     const script = fileURLToPath(new URL('../scripts/kubernetes-manifests.mjs', import.meta.url));
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [script, '--check']);
     expect(stderr).toBe('');

@@ -141,8 +141,10 @@ export class KubernetesController {
       identity: options.identity,
       leaseDurationMs: options.leaseDurationMs ?? 15_000,
       logger: options.logger,
-      onStartedLeading: () => this.poke(),
-      onStoppedLeading: () => {},
+      onStartedLeading: () => void this.lead(),
+      onStoppedLeading: () => {
+        this.router = undefined;
+      },
     });
   }
 
@@ -152,7 +154,17 @@ export class KubernetesController {
 
   async start(): Promise<void> {
     await Promise.all([this.platform.start(), this.releases.start(), this.entrypoints.start()]);
+    this.elector.start();
+    this.timer = setInterval(() => this.poke(), this.options.reconcileMs ?? 500);
+  }
+
+  /**
+   * A new leader starts from the route table its predecessor mirrored last, so that it never
+   * publishes a revision at or below what proxies already serve.
+   */
+  private async lead(): Promise<void> {
     const previous = await this.readMirror();
+    if (!this.elector.isLeader) return;
     this.router = new GraylaneProxyRouter(this.publisher, {
       previous,
       revision: previous?.revision ?? 0,
@@ -160,8 +172,7 @@ export class KubernetesController {
       reconnectGraceMs: (this.options.heartbeatMs ?? 5_000) * 2,
       commit: (table) => this.writeMirror(table),
     });
-    this.elector.start();
-    this.timer = setInterval(() => this.poke(), this.options.reconcileMs ?? 500);
+    this.poke();
   }
 
   private poke(): void {

@@ -22,35 +22,66 @@ const WORKLOAD_RULE = {
   message: 'exactly one of endpoints, run, or image/patch',
 };
 
-export function structural(node) {
-  if (Array.isArray(node)) return node.map(structural);
-  if (node === null || typeof node !== 'object') return node;
+const SCHEMA_MAPS = new Set(['properties', '$defs', 'definitions', 'patternProperties']);
+const SCHEMA_VALUES = new Set(['items', 'additionalProperties', 'not']);
+const SCHEMA_LISTS = new Set(['anyOf', 'oneOf', 'allOf', 'prefixItems']);
+// Not part of Kubernetes' JSONSchemaProps (map keys are free strings there anyway).
+const DROPPED = new Set(['$schema', 'id', '$id', 'propertyNames']);
+
+/** One schema node made structural; maps of schemas, lists of schemas and plain values kept apart. */
+export function structural(schema) {
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) return schema;
   const out = {};
-  for (const [key, value] of Object.entries(node)) {
-    if (key === '$schema' || key === 'id' || key === '$id') continue;
+  for (const [key, value] of Object.entries(schema)) {
+    if (DROPPED.has(key)) continue;
     if (key === 'additionalProperties' && value === false) continue;
-    out[key] = structural(value);
+    if (SCHEMA_MAPS.has(key))
+      out[key] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, structural(v)]));
+    else if (SCHEMA_VALUES.has(key)) out[key] = structural(value);
+    else if (SCHEMA_LISTS.has(key)) out[key] = value.map(structural);
+    else out[key] = value;
   }
   if ('const' in out) {
     out.enum = [out.const];
     delete out.const;
   }
-  if (Array.isArray(out.anyOf) && out.anyOf.every((b) => b.type === 'object' && b.properties)) {
+  // A union of objects ({ weight } | { pause }, or one discriminated by `type`) becomes one object
+  // with every property; which fields go together is then a `oneOf` (or `anyOf`) of `required`.
+  for (const union of ['anyOf', 'oneOf']) {
+    const branches = out[union];
+    if (!Array.isArray(branches) || !branches.every((b) => b.type === 'object' && b.properties))
+      continue;
     const properties = {};
-    for (const branch of out.anyOf) Object.assign(properties, branch.properties);
-    const required = out.anyOf.map((b) => ({ required: b.required ?? Object.keys(b.properties) }));
-    delete out.anyOf;
-    Object.assign(out, { type: 'object', properties, oneOf: required });
+    for (const branch of branches) {
+      for (const [name, property] of Object.entries(branch.properties)) {
+        const seen = properties[name];
+        properties[name] =
+          seen?.enum && property.enum
+            ? { ...seen, enum: [...new Set([...seen.enum, ...property.enum])] }
+            : (seen ?? property);
+      }
+    }
+    const required = branches.map((b) => b.required ?? Object.keys(b.properties));
+    const disjoint = required.every((r, i) =>
+      required.every((o, j) => i === j || !r.some((k) => o.includes(k))),
+    );
+    delete out[union];
+    Object.assign(out, {
+      type: 'object',
+      properties,
+      [disjoint ? 'oneOf' : 'anyOf']: required.map((r) => ({ required: r })),
+    });
   }
   // A free-form value (z.unknown, a record of unknown): kept as written.
   if (out.type === undefined && !out.oneOf && !out.anyOf && !out.enum && !out.properties) {
     return { ...out, 'x-kubernetes-preserve-unknown-fields': true };
   }
-  if (
-    out.type === 'object' &&
-    out.additionalProperties &&
-    Object.keys(out.additionalProperties).length === 0
-  ) {
+  const free = (s) =>
+    s &&
+    Object.keys(s).every(
+      (k) => k === 'x-kubernetes-preserve-unknown-fields' || k === 'description',
+    );
+  if (out.type === 'object' && out.additionalProperties && free(out.additionalProperties)) {
     delete out.additionalProperties;
     out['x-kubernetes-preserve-unknown-fields'] = true;
   }

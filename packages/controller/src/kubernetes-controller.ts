@@ -330,7 +330,8 @@ export class KubernetesController {
       decided.push({
         object,
         release: next,
-        events: outcome.events,
+        // The user's action (from the request annotation) first, then what it led to.
+        events: [...(requestEvents.get(object.metadata!.name!) ?? []), ...outcome.events],
         changed: JSON.stringify(outcome.status) !== JSON.stringify(stored),
       });
       for (const { call, ref, workload } of platformCalls(next)) {

@@ -9,8 +9,9 @@ import {
   KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
-  loadAllYaml,
 } from '@kubernetes/client-node';
+import { Agent, request } from 'undici';
+import { parseAllDocuments } from 'yaml';
 import { tempDir } from './graylane.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../scripts/kube-test-env.sh', import.meta.url));
@@ -59,21 +60,58 @@ export async function startKube(): Promise<KubeEnv> {
   };
 }
 
-/** Creates every object of a YAML file (or text), in `namespace` where they are namespaced. */
+const RESOURCES: Record<string, { base: string; plural: string; namespaced: boolean }> = {
+  CustomResourceDefinition: {
+    base: '/apis/apiextensions.k8s.io/v1',
+    plural: 'customresourcedefinitions',
+    namespaced: false,
+  },
+  ServiceAccount: { base: '/api/v1', plural: 'serviceaccounts', namespaced: true },
+  Role: { base: '/apis/rbac.authorization.k8s.io/v1', plural: 'roles', namespaced: true },
+  RoleBinding: {
+    base: '/apis/rbac.authorization.k8s.io/v1',
+    plural: 'rolebindings',
+    namespaced: true,
+  },
+};
+
+/**
+ * Creates every object of a YAML file with plain JSON over HTTP: the client library's typed
+ * serializer drops the `x-kubernetes-*` keys of a CRD schema, which would test the library rather
+ * than our manifests.
+ */
 export async function applyYaml(
   env: KubeEnv,
   text: string,
-  namespace?: string,
+  namespace = 'default',
 ): Promise<KubernetesObject[]> {
   const created: KubernetesObject[] = [];
-  for (const object of loadAllYaml(text) as KubernetesObject[]) {
+  const cluster = env.kc.getCurrentCluster()!;
+  const token = env.kc.getCurrentUser()!.token!;
+  // The yaml package, not the client's loadAllYaml, which renames `x-kubernetes-*` keys it knows.
+  for (const object of parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject)) {
     if (!object) continue;
-    if (namespace && object.kind !== 'CustomResourceDefinition' && object.kind !== 'Namespace') {
-      object.metadata = { ...object.metadata, namespace };
-    }
-    created.push(await env.objects.create(object));
+    const resource = RESOURCES[object.kind ?? ''];
+    if (!resource) throw new Error(`applyYaml: no resource for kind ${object.kind}`);
+    const path = resource.namespaced
+      ? `${resource.base}/namespaces/${namespace}/${resource.plural}`
+      : `${resource.base}/${resource.plural}`;
+    const res = await request(`${cluster.server}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(object),
+      dispatcher: insecure,
+    });
+    const body = (await res.body.json()) as KubernetesObject & { message?: string };
+    if (res.statusCode >= 300)
+      throw new Error(
+        `create ${object.kind} ${object.metadata?.name}: ${res.statusCode} ${body.message}`,
+      );
+    created.push(body);
   }
   return created;
 }
+
+const insecure = new Agent({ connect: { rejectUnauthorized: false } });
 
 export const deployFile = (name: string) => readFileSync(`${DEPLOY}${name}`, 'utf8');

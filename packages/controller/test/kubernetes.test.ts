@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import type { V1Deployment } from '@kubernetes/client-node';
+import { CoordinationV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, freePort, sleep, until } from './graylane.js';
 import { applyYaml, deployFile, type KubeEnv, startKube } from './kube-env.js';
@@ -340,6 +340,19 @@ describe('Kubernetes mode on a real API server', () => {
     const leader = controllers[0]!;
     leader.kill('SIGKILL');
     const killedAt = Date.now();
+    const lease = await until(
+      () =>
+        env.kc
+          .makeApiClient(CoordinationV1Api)
+          .readNamespacedLease({ name: 'graylane-controller', namespace: NS }),
+      (l) =>
+        l.spec?.holderIdentity !== undefined && !l.spec.holderIdentity.endsWith(`-${leader.pid}`),
+      30_000,
+    );
+    const takeover = Date.now() - killedAt;
+    expect(lease.spec?.holderIdentity).toMatch(new RegExp(`-${second.pid}$`));
+    // Within the lease duration (3 s) plus one renewal period of the new leader (1 s) and polling.
+    expect(takeover).toBeLessThan(3_000 + 1_000 + 2_000);
     await annotate('checkout-v3', 'rollback:1');
     const rolled = await until(
       () => release('checkout-v3'),
@@ -347,7 +360,7 @@ describe('Kubernetes mode on a real API server', () => {
       30_000,
     );
     process.stdout.write(
-      `failover: rolled back by the other replica ${Date.now() - killedAt} ms after the leader was killed (lease 3 s)\n`,
+      `failover: the other replica led ${takeover} ms after the leader was killed (lease 3 s); the rollback was done ${Date.now() - killedAt} ms after\n`,
     );
     expect(rolled.status?.phase).toBe('RolledBack');
     expect(await deploymentOrUndefined('backend-gray')).toBeUndefined();

@@ -67,13 +67,22 @@ const doc = (kind, name, spec) => ({
   spec,
 });
 
-/** The shop: backend and frontend v1 as processes the controller runs, and the entry `shop`. */
-export function shopDocuments(backendEnv = {}) {
+/**
+ * The shop: backend and frontend v1 as processes the controller runs, and the entry `shop`. The
+ * proxies check every endpoint's /healthz: a canary that comes back after a crash is taken back at
+ * the next passed check, not when its outlier ejection (30 s, doubling) runs out.
+ */
+export function shopDocuments() {
+  const healthCheck = { path: '/healthz', intervalMs: 500 };
   return [
     doc('Service', 'backend', {
-      stable: { version: 'v1', run: exampleRun('backend', 'v1', backendEnv) },
+      stable: { version: 'v1', run: exampleRun('backend', 'v1') },
+      healthCheck,
     }),
-    doc('Service', 'frontend', { stable: { version: 'v1', run: exampleRun('frontend', 'v1') } }),
+    doc('Service', 'frontend', {
+      stable: { version: 'v1', run: exampleRun('frontend', 'v1') },
+      healthCheck,
+    }),
     doc('Entrypoint', 'shop', { service: 'frontend', clientLanes: 'known' }),
   ];
 }

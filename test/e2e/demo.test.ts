@@ -39,8 +39,8 @@ describe('pnpm demo', () => {
         resolve({ stdout: out, stderr: err, code: error ? Number(error.code ?? 1) : 0 }),
       );
     });
+    expect(code, `${stdout}\n${stderr}`).toBe(0);
     expect(stderr).toBe('');
-    expect(code).toBe(0);
     const lines = stdout.split('\n');
     // Not a terminal: plain text, no colour codes.
     expect(stdout).not.toContain('\x1b[');

@@ -73,10 +73,7 @@ export class Controller {
     this.logger = options.logger;
     this.analysis = new AnalysisRunner({
       logger: options.logger,
-      managedTargets: () =>
-        this.managesProxy() && this.proxyAdminPort > 0
-          ? [`http://127.0.0.1:${this.proxyAdminPort}/metrics`]
-          : [],
+      managedTargets: () => this.metricsTargets(),
       onMeasured: () => this.poke(),
     });
     this.store = new FileStateStore(options.stateDir);
@@ -297,14 +294,17 @@ export class Controller {
     const now = Date.now();
     let changed = false;
     for (const release of this.releasesByAge()) {
-      if (!isActive(release.status.phase)) continue;
+      if (!isActive(release.status.phase)) {
+        this.analysis.forget(release.metadata.name);
+        continue;
+      }
       const outcome = advance(
         release,
         {
           now,
           canaries: this.observe(release),
           applied: (r) => this.router.applied(r),
-          analysis: this.analysis.observe(release, now),
+          ...this.analysis.observe(release, now),
         },
         this.entryService(release),
       );
@@ -500,6 +500,13 @@ export class Controller {
       routeTableRevision: (this.committed ?? this.state).revision,
       proxies: this.router.instances(),
     };
+  }
+
+  /** The admin `/metrics` of the proxy this controller runs, when it runs one. */
+  metricsTargets(): string[] {
+    return this.managesProxy() && this.proxyAdminPort > 0
+      ? [`http://127.0.0.1:${this.proxyAdminPort}/metrics`]
+      : [];
   }
 
   info() {

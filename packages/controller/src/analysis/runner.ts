@@ -1,12 +1,13 @@
 import type { Logger } from 'pino';
 import type { Provider } from '../documents/analysis.js';
 import { parseDuration } from '../documents/duration.js';
-import type { MeasuredInterval } from '../release/machine.js';
-import type { Release } from '../release/status.js';
+import type { GateOutcome, MeasuredInterval } from '../release/machine.js';
+import type { CheckResult, Release } from '../release/status.js';
 import { runChecks } from './checks.js';
 import { DirectProvider } from './direct.js';
 import { PrometheusProvider } from './prometheus.js';
 import type { MetricsProvider } from './provider.js';
+import { callWebhook, callWebhooks } from './webhooks.js';
 
 interface Run {
   /** The step's start (status.analysis.since) this run measures for. */
@@ -16,6 +17,17 @@ interface Run {
   from?: number;
   busy: boolean;
   latest?: MeasuredInterval;
+}
+
+interface GateRun {
+  /** The gate's start (status.analysis.gate.since) this answer is for. */
+  since: string;
+  outcome?: GateOutcome;
+}
+
+export interface AnalysisObservations {
+  analysis?: MeasuredInterval;
+  gate?: GateOutcome;
 }
 
 export interface AnalysisRunnerOptions {
@@ -43,11 +55,43 @@ export function createProvider(
  */
 export class AnalysisRunner {
   private readonly runs = new Map<string, Run>();
+  private readonly gates = new Map<string, GateRun>();
+  /** When each release's gate webhooks were last called: a refused gate is asked once an interval. */
+  private readonly gateCalled = new Map<string, number>();
 
   constructor(private readonly options: AnalysisRunnerOptions) {}
 
-  /** The latest interval measured for the release's current step; starts the next one when due. */
-  observe(release: Release, now: number): MeasuredInterval | undefined {
+  /** What the driver knows for the release's analysis: its latest interval, its gate's answer. */
+  observe(release: Release, now: number): AnalysisObservations {
+    const gate = this.observeGate(release, now);
+    const analysis = this.observeInterval(release, now);
+    return { ...(gate ? { gate } : {}), ...(analysis ? { analysis } : {}) };
+  }
+
+  /** Calls the webhooks of the gate the release waits on, at most once an interval. */
+  private observeGate(release: Release, now: number): GateOutcome | undefined {
+    const name = release.metadata.name;
+    const gate = release.status.analysis?.gate;
+    const analysis = release.spec.analysis;
+    if (gate === undefined || analysis === undefined) {
+      this.gates.delete(name);
+      return undefined;
+    }
+    const run = this.gates.get(name);
+    if (run?.since === gate.since) return run.outcome;
+    const interval = parseDuration(analysis.interval)!;
+    if (now < (this.gateCalled.get(name) ?? 0) + interval) return undefined;
+    const fresh: GateRun = { since: gate.since };
+    this.gates.set(name, fresh);
+    this.gateCalled.set(name, now);
+    void callWebhooks(release, gate.type).then((outcome) => {
+      fresh.outcome = { type: gate.type, at: Date.now(), ...outcome };
+      this.options.onMeasured();
+    });
+    return undefined;
+  }
+
+  private observeInterval(release: Release, now: number): MeasuredInterval | undefined {
     const name = release.metadata.name;
     const analysis = release.spec.analysis;
     const since = release.status.analysis?.since;
@@ -76,9 +120,18 @@ export class AnalysisRunner {
       const current = run;
       const to = Date.now();
       const services = release.spec.services.map((s) => s.name);
-      void runChecks(current.provider, analysis, release.spec.lane, services, { from, to })
-        .then((checks) => {
-          current.latest = { from, to, checks };
+      void Promise.all([
+        runChecks(current.provider, analysis, release.spec.lane, services, { from, to }),
+        rolloutWebhooks(release),
+        rollbackWebhook(release),
+      ])
+        .then(([checks, hooks, rollback]) => {
+          current.latest = {
+            from,
+            to,
+            checks: [...checks, ...hooks],
+            ...(rollback ? { rollback } : {}),
+          };
           current.from = to;
         })
         .catch((error: unknown) => this.log(release).error({ err: error }, 'analysis failed'))
@@ -90,6 +143,13 @@ export class AnalysisRunner {
     return run.latest;
   }
 
+  forget(name: string): void {
+    this.runs.get(name)?.provider.close?.();
+    this.runs.delete(name);
+    this.gates.delete(name);
+    this.gateCalled.delete(name);
+  }
+
   private log(release: Release): Logger {
     return this.options.logger.child({ release: release.metadata.name, lane: release.spec.lane });
   }
@@ -98,4 +158,30 @@ export class AnalysisRunner {
     for (const run of this.runs.values()) run.provider.close?.();
     this.runs.clear();
   }
+}
+
+/** Each rollout webhook as a check of the interval: 2xx passes. */
+async function rolloutWebhooks(release: Release): Promise<CheckResult[]> {
+  const hooks = (release.spec.analysis?.webhooks ?? []).filter((h) => h.type === 'rollout');
+  return await Promise.all(
+    hooks.map(async (hook) => {
+      const outcome = await callWebhook(release, hook);
+      return {
+        service: '-',
+        check: `webhook ${hook.name}`,
+        limit: '2xx',
+        samples: 0,
+        verdict: outcome.ok ? ('pass' as const) : ('fail' as const),
+        ...(outcome.reason ? { reason: outcome.reason } : {}),
+      };
+    }),
+  );
+}
+
+/** The name of the first rollback webhook that answers 2xx: the user asks for a rollback. */
+async function rollbackWebhook(release: Release): Promise<string | undefined> {
+  for (const hook of release.spec.analysis?.webhooks ?? []) {
+    if (hook.type === 'rollback' && (await callWebhook(release, hook)).ok) return hook.name;
+  }
+  return undefined;
 }

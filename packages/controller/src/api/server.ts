@@ -8,6 +8,7 @@ import { ControllerError, ControllerErrors } from '../errors.js';
 import { RELEASE_ACTIONS, type ReleaseAction } from '../release/machine.js';
 import type { Release } from '../release/status.js';
 import type { RouteTablePublisher } from '../traffic/publisher.js';
+import { registerStatusPage } from './status-page.js';
 
 export interface ApiOptions {
   controller: Controller;
@@ -131,6 +132,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   };
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+  registerStatusPage(app, controller);
 
   registerRouteTableRoutes(app, controller.publisher, read);
 

@@ -89,6 +89,32 @@ export const ProviderSchema = z
     '`direct`: the controller scrapes the proxies itself; `prometheus`: queries a server that scrapes them.',
   );
 
+export const WEBHOOK_TYPES = [
+  'pre-rollout',
+  'rollout',
+  'confirm-promotion',
+  'post-rollout',
+  'rollback',
+] as const;
+
+export const WebhookSchema = z
+  .object({
+    name: z.string().min(1).describe('What events call it.'),
+    type: z
+      .enum(WEBHOOK_TYPES)
+      .describe(
+        'When it is called: `pre-rollout` before the first weight (a failure counts as a failed interval), `rollout` every interval (as a check), `confirm-promotion` before promotion (waits until 2xx), `post-rollout` once the release ends, `rollback` every interval (2xx rolls back).',
+      ),
+    url: z.url().describe('Gets an HTTP POST of the release’s state as JSON.'),
+    timeout: DurationSchema.default('10s').describe('No answer within it is a failure.'),
+    metadata: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('Sent along in the body, as in Flagger.'),
+  })
+  .strict()
+  .describe('Flagger-style webhooks: 2xx passes, anything else or a timeout fails.');
+
 export const AnalysisSchema = z
   .object({
     provider: ProviderSchema.default({ type: 'direct' }),
@@ -121,6 +147,7 @@ export const AnalysisSchema = z
       .array(CheckSchema)
       .min(1, 'an analysis has at least one check')
       .describe('Checked for every service of the lane each interval; see docs/analysis.md.'),
+    webhooks: z.array(WebhookSchema).default([]),
   })
   .strict()
   .describe('Metric analysis of every step; see docs/analysis.md.');
@@ -128,3 +155,5 @@ export const AnalysisSchema = z
 export type Analysis = z.output<typeof AnalysisSchema>;
 export type Check = z.output<typeof CheckSchema>;
 export type Provider = z.output<typeof ProviderSchema>;
+export type Webhook = z.output<typeof WebhookSchema>;
+export type WebhookType = (typeof WEBHOOK_TYPES)[number];

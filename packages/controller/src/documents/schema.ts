@@ -190,8 +190,24 @@ export const ReleaseSpecSchema = z
         'Walked in order; after the last one the release promotes. Without them, `analysis.stepWeight` makes the steps.',
       ),
     analysis: AnalysisSchema.optional(),
+    trafficFromReplicas: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Split the entry by instance count, as a Kubernetes Service does over the pods of both versions: the lane gets canary / (canary + stable) instances of the entry’s service of the untagged, unmatched traffic, once every canary is deployed. Steps are then pauses only.',
+      ),
   })
   .strict()
+  .refine(
+    (spec) =>
+      !spec.trafficFromReplicas ||
+      (spec.analysis?.stepWeight === undefined &&
+        (spec.steps ?? []).every((step) => !('weight' in step))),
+    {
+      message: 'with trafficFromReplicas the replicas set the weight: steps are pauses only',
+      path: ['steps'],
+    },
+  )
   .refine((spec) => spec.steps !== undefined || spec.analysis?.stepWeight !== undefined, {
     message: 'a release needs steps, or analysis.stepWeight to make them',
     path: ['steps'],

@@ -3,7 +3,9 @@ import { ControllerError } from '../errors.js';
 import { deployOrder } from './order.js';
 import { type Phase, TRANSITIONS } from './phases.js';
 import {
+  type AnalysisStatus,
   type CheckResult,
+  type GateType,
   MAX_EVENTS,
   MAX_INTERVALS,
   type Release,
@@ -28,6 +30,16 @@ export interface Observations {
   applied(revision: number): boolean;
   /** The latest analysis interval the driver measured for this release, if any. */
   analysis?: MeasuredInterval;
+  /** The latest answer of the webhooks of the gate the release waits on (`status.analysis.gate`). */
+  gate?: GateOutcome;
+}
+
+export interface GateOutcome {
+  type: GateType;
+  /** When the answer came (epoch milliseconds). */
+  at: number;
+  ok: boolean;
+  reason?: string;
 }
 
 /** What the driver measured over one window (epoch milliseconds). */
@@ -35,6 +47,8 @@ export interface MeasuredInterval {
   from: number;
   to: number;
   checks: CheckResult[];
+  /** A rollback webhook answered 2xx: its name. */
+  rollback?: string;
 }
 
 export interface Outcome {
@@ -209,10 +223,8 @@ const describeFailures = (checks: readonly CheckResult[]) =>
  * passes moves to the next step, one that fails counts, and `threshold` failures roll back.
  */
 function analysing(draft: Draft, observations: Observations): boolean {
-  const { status, release } = draft;
-  const spec = release.spec.analysis!;
-  status.analysis ??= { failed: 0, intervals: [] };
-  const analysis = status.analysis;
+  const { status } = draft;
+  const analysis = analysisStatus(draft);
   if (analysis.since === undefined) {
     analysis.since = new Date(draft.now).toISOString();
     return true;
@@ -225,6 +237,10 @@ function analysing(draft: Draft, observations: Observations): boolean {
     (last !== undefined && measured.to <= Date.parse(last.to))
   ) {
     return false;
+  }
+  if (measured.rollback !== undefined) {
+    startRollback(draft, `rollback webhook ${measured.rollback} answered 2xx`);
+    return true;
   }
   const passed = measured.checks.every((c) => c.verdict === 'pass');
   const verdict: 'pass' | 'fail' = passed ? 'pass' : 'fail';
@@ -245,16 +261,86 @@ function analysing(draft: Draft, observations: Observations): boolean {
     nextStep(draft);
     return true;
   }
+  failInterval(draft, where, describeFailures(measured.checks));
+  return true;
+}
+
+/** One more failed interval; at the threshold, the rollback. */
+function failInterval(draft: Draft, where: string, failures: string): void {
+  const analysis = analysisStatus(draft);
+  const threshold = draft.release.spec.analysis!.threshold;
   analysis.failed += 1;
-  const failures = describeFailures(measured.checks);
   draft.event(
     'Warning',
     'AnalysisFailed',
-    `${where}: failed check ${analysis.failed}/${spec.threshold}: ${failures}`,
+    `${where}: failed check ${analysis.failed}/${threshold}: ${failures}`,
   );
-  if (analysis.failed >= spec.threshold) {
+  if (analysis.failed >= threshold) {
     startRollback(draft, `analysis failed ${analysis.failed} times; last: ${failures}`);
   }
+}
+
+function analysisStatus(draft: Draft): AnalysisStatus {
+  draft.status.analysis ??= { failed: 0, intervals: [] };
+  return draft.status.analysis;
+}
+
+const hasWebhook = (release: Release, type: GateType) =>
+  (release.spec.analysis?.webhooks ?? []).some((hook) => hook.type === type);
+
+/**
+ * Waits on the webhooks of a gate, which the driver calls while `status.analysis.gate` names it.
+ * Returns their answer once one came after the wait began (then the gate is open again).
+ */
+function awaitGate(
+  draft: Draft,
+  observations: Observations,
+  type: GateType,
+): GateOutcome | undefined {
+  const analysis = analysisStatus(draft);
+  if (analysis.gate?.type !== type) {
+    analysis.gate = { type, since: new Date(draft.now).toISOString() };
+    draft.event('Normal', 'Webhook', `calling the ${type} webhooks`);
+    return undefined;
+  }
+  const outcome = observations.gate;
+  if (outcome?.type !== type || outcome.at < Date.parse(analysis.gate.since)) return undefined;
+  delete analysis.gate;
+  return outcome;
+}
+
+/** Pre-rollout webhooks before the first weight: a failure counts as a failed interval. */
+function preRollout(draft: Draft, observations: Observations): 'open' | 'waiting' | 'moved' {
+  const { release, status } = draft;
+  if (!hasWebhook(release, 'pre-rollout') || status.analysis?.preRolloutPassed) return 'open';
+  const waited = status.analysis?.gate?.type === 'pre-rollout';
+  const outcome = awaitGate(draft, observations, 'pre-rollout');
+  if (outcome === undefined) return waited ? 'waiting' : 'moved';
+  if (outcome.ok) {
+    analysisStatus(draft).preRolloutPassed = true;
+    draft.event('Normal', 'WebhookPassed', 'the pre-rollout webhooks passed');
+  } else failInterval(draft, 'pre-rollout', `webhook ${outcome.reason}`);
+  return 'moved';
+}
+
+/** Confirm-promotion webhooks after the last step: the release waits until they answer 2xx. */
+function confirmPromotion(draft: Draft, observations: Observations): 'open' | 'waiting' | 'moved' {
+  if (!hasWebhook(draft.release, 'confirm-promotion')) return 'open';
+  const waited = draft.status.analysis?.gate?.type === 'confirm-promotion';
+  const outcome = awaitGate(draft, observations, 'confirm-promotion');
+  if (outcome === undefined) return waited ? 'waiting' : 'moved';
+  if (outcome.ok) return 'open';
+  draft.event('Warning', 'PromotionNotConfirmed', `webhook ${outcome.reason}; asking again`);
+  return 'moved';
+}
+
+/** Post-rollout webhooks before the release ends, either way; their answer is only reported. */
+function postRollout(draft: Draft, observations: Observations): boolean {
+  if (!hasWebhook(draft.release, 'post-rollout')) return true;
+  const outcome = awaitGate(draft, observations, 'post-rollout');
+  if (outcome === undefined) return false;
+  if (outcome.ok) draft.event('Normal', 'WebhookPassed', 'the post-rollout webhooks passed');
+  else draft.event('Warning', 'WebhookFailed', `post-rollout webhook ${outcome.reason}`);
   return true;
 }
 
@@ -278,12 +364,16 @@ function progressing(draft: Draft, observations: Observations): boolean {
   if (status.phase !== 'Progressing') return false;
   const step = releaseSteps(release.spec)[status.step];
   if (step === undefined) {
+    const confirmed = confirmPromotion(draft, observations);
+    if (confirmed !== 'open') return confirmed === 'moved';
     draft.phase('Promoting', 'StepsDone', 'every step is done');
     promote(draft);
     return true;
   }
   if ('weight' in step) {
     if (status.weight !== step.weight) {
+      const gate = preRollout(draft, observations);
+      if (gate !== 'open') return gate === 'moved';
       status.weight = step.weight;
       draft.routingChanged();
       draft.event(
@@ -356,6 +446,7 @@ function finalising(
       service.health = 'absent';
     }
   }
+  if (!postRollout(draft, observations)) return false;
   draft.phase(
     'Succeeded',
     'Finalised',
@@ -445,6 +536,7 @@ function rollingBack(
         continue;
     }
   }
+  if (!postRollout(draft, observations)) return false;
   if (status.failure !== undefined)
     draft.phase('Failed', 'RolledBack', `rolled back after: ${status.failure}`, 'Warning');
   else

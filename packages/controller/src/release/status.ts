@@ -39,9 +39,16 @@ export interface AnalysisInterval {
   checks: CheckResult[];
 }
 
+/** The webhooks a release waits on; the driver calls them while `gate` names one. */
+export type GateType = 'pre-rollout' | 'confirm-promotion' | 'post-rollout';
+
 export interface AnalysisStatus {
   /** Failed intervals so far; `analysis.threshold` of them roll the release back. */
   failed: number;
+  /** The webhook the release waits on, and since when: only an answer after that counts. */
+  gate?: { type: GateType; since: string };
+  /** Whether the pre-rollout webhooks passed (then the first weight may go out). */
+  preRolloutPassed?: boolean;
   /** When every proxy applied the current step's routing: its intervals measure from then on. */
   since?: string;
   /** The latest intervals, oldest first. */

@@ -36,14 +36,25 @@ function serviceEntry(doc: ServiceDocument, stable: { version: string; endpoints
   };
 }
 
-function releaseRules(release: Release): AssignRule[] {
-  const { spec, status } = release;
+/** The entry's weighted split: the step's weight, or the canary's share of the instances. */
+function entryWeight(
+  release: Release,
+  entryService: ReturnType<typeof serviceEntry> | undefined,
+): number {
+  if (!release.spec.trafficFromReplicas) return release.status.weight;
+  const canary = entryService?.lanes[release.spec.lane]?.endpoints.length ?? 0;
+  const stable = entryService?.stable.endpoints.length ?? 0;
+  // The proxy takes whole hundredths of a percent (its buckets are 0..9999).
+  return canary === 0 ? 0 : Math.round((10_000 * canary) / (canary + stable)) / 100;
+}
+
+function releaseRules(release: Release, weight: number): AssignRule[] {
+  const { spec } = release;
   const rules: AssignRule[] = spec.match.map((rule) => ({
     lane: spec.lane,
     when: { headers: rule.headers },
   }));
-  if (status.weight > 0)
-    rules.push({ lane: spec.lane, weight: status.weight, sticky: spec.sticky });
+  if (weight > 0) rules.push({ lane: spec.lane, weight, sticky: spec.sticky });
   return rules;
 }
 
@@ -90,7 +101,7 @@ export function buildRouteTable(input: RoutingInput): Omit<RouteTableInput, 'rev
           r.status.entryRouted &&
           r.spec.entrypoint === doc.metadata.name,
       )
-      .flatMap(releaseRules);
+      .flatMap((r) => releaseRules(r, entryWeight(r, services[doc.spec.service])));
     return {
       ...doc.spec,
       name: doc.metadata.name,

@@ -206,8 +206,13 @@ export async function startStack({ drain = '300ms' } = {}) {
   try {
     await until(
       'the controller API',
-      () => request(`${url}/healthz`).then((r) => r.body.text()),
-      () => true,
+      // 200 once the controller has loaded its state and written its token; 503 before.
+      async () => {
+        const res = await request(`${url}/healthz`);
+        await res.body.dump();
+        return res.statusCode;
+      },
+      (status) => status === 200,
       20_000,
     );
   } catch (error) {

@@ -53,6 +53,8 @@ export class Controller {
   readonly store: FileStateStore;
   readonly publisher: RouteTablePublisher;
   token = '';
+  /** Set once the state is loaded, the token exists and the first reconcile ran. */
+  started = false;
   tokenCreated = false;
   private state!: ControllerState;
   private committed: ControllerState | undefined;
@@ -130,6 +132,7 @@ export class Controller {
     });
     this.timer = setInterval(() => this.poke(), this.options.reconcileMs ?? 250);
     await this.reconcile();
+    this.started = true;
   }
 
   private managesProxy(): boolean {

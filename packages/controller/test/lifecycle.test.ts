@@ -28,7 +28,9 @@ async function sample(gateway: string, n: number, headers: Record<string, string
   return counts;
 }
 
-describe('a two-service release through the CLI, with real proxies and processes', () => {
+describe('a two-service release through the CLI, with real proxies and processes', {
+  timeout: 90_000,
+}, () => {
   let ctl: RunningController;
   let dir: string;
 

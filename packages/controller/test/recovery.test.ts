@@ -23,7 +23,7 @@ import {
  * directory: the release resumes where it was, managed processes are adopted (same pids, never a
  * second copy), and the route-table revision never goes down.
  */
-describe('kill -9 in every phase, then restart', () => {
+describe('kill -9 in every phase, then restart', { timeout: 120_000 }, () => {
   let dir: string;
   let ports: { port: number; gatewayPort: number; outboundPort: number };
   let ctl: RunningController;

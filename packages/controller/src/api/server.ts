@@ -131,7 +131,10 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     if (options.readToken !== undefined) requireToken(request, options.readToken, options.token());
   };
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  // Healthy once the state is loaded and the token exists, not merely once the port is bound.
+  app.get('/healthz', async (_request, reply) =>
+    controller.started ? { status: 'ok' } : reply.code(503).send({ status: 'starting' }),
+  );
   registerStatusPage(app, controller);
 
   registerRouteTableRoutes(app, controller.publisher, read);

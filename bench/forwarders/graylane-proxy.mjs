@@ -19,7 +19,7 @@ export function expectedLaneServed(lane) {
     : `${SERVICE}=stable;fallback=absent`;
 }
 
-async function importBuilt() {
+export async function importBuilt() {
   try {
     const [proxy, core] = await Promise.all([
       import('../../packages/router-proxy/dist/index.js'),

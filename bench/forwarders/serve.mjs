@@ -45,7 +45,14 @@ async function main([name, upstreamUrl]) {
   if (start === undefined || upstreamUrl === undefined) {
     throw new Error(`usage: serve.mjs <${FORWARDER_NAMES.join('|')}> <upstream-url>`);
   }
-  process.send({ port: await start(upstreamUrl) });
+  const port = await start(upstreamUrl);
+  if (process.send === undefined) {
+    // Started without IPC (under valgrind, say): the port goes to stdout, SIGTERM stops it.
+    process.stdout.write(`${JSON.stringify({ port })}\n`);
+    process.on('SIGTERM', () => process.exit(0));
+    return;
+  }
+  process.send({ port });
   // The parent going away (even by crash) must not leave forwarders running.
   process.on('disconnect', () => process.exit(0));
 }
@@ -57,7 +64,7 @@ if (isEntryPoint()) {
   });
 }
 
-/** Only start serving when run as a child, not when the bench imports constants from here. */
+/** Only start serving when run, not when the bench imports constants from here. */
 function isEntryPoint() {
-  return process.argv[1] === fileURLToPath(import.meta.url) && process.send !== undefined;
+  return process.argv[1] === fileURLToPath(import.meta.url);
 }

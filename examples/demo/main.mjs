@@ -6,7 +6,7 @@
 //   node examples/demo/main.mjs [--step]     --step waits for Enter between stages
 import { createInterface } from 'node:readline/promises';
 import { styleText } from 'node:util';
-import { alive, hit, sample, shopDocuments, shopRelease, startStack, until } from './stack.mjs';
+import { alive, applyShop, hit, sample, shopRelease, startStack, until } from './stack.mjs';
 
 const STEP = process.argv.includes('--step');
 const COLOUR = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -74,12 +74,7 @@ async function demo(stack) {
   say(`  controller ${stack.url}   gateway ${stack.gateway}   state ${stack.stateDir}`);
 
   await stage('Stable only');
-  await stack.apply(shopDocuments());
-  await until(
-    'the shop to answer',
-    () => hit(stack.gateway),
-    (r) => r.body === V1,
-  );
+  await applyShop(stack);
   say('  frontend v1 and backend v1 run as processes the controller supervises;');
   say('  the frontend calls http://backend/ through its sidecar.');
   const stable = await sample(stack.gateway, REQUESTS, user);

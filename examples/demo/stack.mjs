@@ -28,7 +28,8 @@ export async function freePort() {
 }
 
 /** Polls `read` until `check` holds; fails naming `what` and the last value. */
-export async function until(what, read, check, withinMs = 30_000) {
+// Bounds are generous: on a loaded machine a Node process with Express and the SDK takes seconds.
+export async function until(what, read, check, withinMs = 60_000) {
   const deadline = Date.now() + withinMs;
   let last;
   let error;
@@ -85,6 +86,17 @@ export function shopDocuments() {
     }),
     doc('Entrypoint', 'shop', { service: 'frontend', clientLanes: 'known' }),
   ];
+}
+
+/** Applies the shop and waits until its entry answers from v1 -> v1. */
+export async function applyShop(stack) {
+  await stack.apply(shopDocuments());
+  await until(
+    'the shop to answer',
+    () => hit(stack.gateway),
+    (r) => r.body === 'frontend v1 -> backend v1',
+    120_000,
+  );
 }
 
 /** A release of lane gray with both services' v2, split by the `x-user` header (sticky). */

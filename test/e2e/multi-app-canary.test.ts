@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   alive,
+  applyShop,
   hit,
   sample,
-  shopDocuments,
   shopRelease,
   startStack,
   until,
@@ -37,13 +37,8 @@ describe('multi-app canary: frontend and backend released as one', () => {
 
   beforeAll(async () => {
     stack = await startStack();
-    await stack.apply(shopDocuments());
-    await until(
-      'the shop',
-      () => hit(stack.gateway),
-      (r: { body: string }) => r.body === V1,
-    );
-  }, 60_000);
+    await applyShop(stack);
+  }, 180_000);
 
   afterAll(async () => {
     const pids = (await stack.processes()).map((p: { pid: number }) => p.pid);
@@ -103,7 +98,7 @@ describe('multi-app canary: frontend and backend released as one', () => {
       (r: { body: string }) => r.body === V2,
     );
     expect(back.served).toBe('frontend=gray, backend=gray');
-  }, 60_000);
+  }, 120_000);
 
   it('rolls back front first: the entry leaves the lane before the backend canary is removed', async () => {
     const before = (await stack.release('shop-v2')).status.events.length;
@@ -122,7 +117,7 @@ describe('multi-app canary: frontend and backend released as one', () => {
     expect(frontendRemoved).toBeLessThan(backendRemoved);
     expect([...(await sample(stack.gateway, 50, user))]).toEqual([[V1, 50]]);
     expect([...(await sample(stack.gateway, 10, () => GRAY))]).toEqual([[V1, 10]]);
-  }, 60_000);
+  }, 120_000);
 
   it('redeploys and promotes with zero failed requests; the old versions are gone', async () => {
     await stack.apply([shopRelease('shop-v2', STEPS)]);

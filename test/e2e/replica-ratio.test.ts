@@ -75,7 +75,7 @@ describe('replica ratio: the entry split follows the instance counts', () => {
       () => sample(stack.gateway, 1),
       (c: Map<string, number>) => c.get('backend v1') === 1,
     );
-  }, 90_000);
+  }, 180_000);
 
   afterAll(async () => {
     const pids = (await stack.processes()).map((p: { pid: number }) => p.pid);

@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../packages/controller/test/graylane.js';
 import {
   type BinRun,
-  runBin,
   startUpstream,
   tempDir,
   type Upstream,
 } from '../../packages/router-proxy/test/helpers.js';
+import { startMeshProxy } from '../support/mesh-proxy.js';
 
 const FRONTEND_DIR = fileURLToPath(new URL('../../examples/frontend/', import.meta.url));
 
@@ -80,20 +80,7 @@ describe('swimlane end to end: proxy + SDK', () => {
       backend: backendServices,
       frontend: { stable: { endpoints: [backends[0]!.url] } },
     });
-    proxy = await runBin(
-      [
-        '--route-table',
-        tableFile,
-        '--gateway',
-        '127.0.0.1:0',
-        '--outbound',
-        '127.0.0.1:0',
-        '--admin',
-        '127.0.0.1:0',
-      ],
-      {},
-      3,
-    );
+    proxy = await startMeshProxy(tableFile);
     const v1 = await startFrontend('v1', proxy.listeners.outbound!);
     const v2 = await startFrontend('v2', proxy.listeners.outbound!);
     frontends.push(v1.child, v2.child);

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exampleRun, freePort, hit, until } from '../../examples/demo/stack.mjs';
-import { type BinRun, runBin, tempDir } from '../../packages/router-proxy/test/helpers.js';
+import { type BinRun, tempDir } from '../../packages/router-proxy/test/helpers.js';
+import { startMeshProxy } from '../support/mesh-proxy.js';
 
 /**
  * "Traffic swimlane", Kruise Rollout's end-to-end canary: gateway -> a -> b. A match rule at the
@@ -95,20 +96,7 @@ describe('traffic swimlane: a match rule at the entry, lane gray hop by hop', ()
       tableFile,
       JSON.stringify({ apiVersion: 'graylane/v1', revision, services: {}, entrypoints: [] }),
     );
-    proxy = await runBin(
-      [
-        '--route-table',
-        tableFile,
-        '--gateway',
-        '127.0.0.1:0',
-        '--outbound',
-        '127.0.0.1:0',
-        '--admin',
-        '127.0.0.1:0',
-      ],
-      {},
-      3,
-    );
+    proxy = await startMeshProxy(tableFile);
     const sidecar = { HTTP_PROXY: proxy.listeners.outbound!, BACKEND_URL: 'http://b/' };
     apps.push(await startApp('frontend', 'v1', ports.a1, sidecar));
     apps.push(await startApp('frontend', 'v2', ports.a2, sidecar));

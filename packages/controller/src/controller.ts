@@ -76,6 +76,12 @@ export class Controller {
     this.analysis = new AnalysisRunner({
       logger: options.logger,
       managedTargets: () => this.metricsTargets(),
+      gateway: () => {
+        const gateway = this.options.proxies.gateway;
+        if (!gateway) return undefined;
+        const { host, port } = hostPort(gateway);
+        return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+      },
       onMeasured: () => this.poke(),
     });
     this.store = new FileStateStore(options.stateDir);

@@ -5,4 +5,5 @@ export * from './route-table/load.js';
 export * from './route-table/schema.js';
 export * from './route-table/validate.js';
 export * from './served.js';
+export * from './synthetic.js';
 export * from './tag.js';

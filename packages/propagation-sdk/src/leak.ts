@@ -98,6 +98,17 @@ export function appCallSite(stack: string | undefined): string {
   return library === undefined ? 'unknown' : `${library} (library; no app frame on the stack)`;
 }
 
+/** The app's call site of the call now being made, `entry` being the SDK function it called. */
+export function callSiteBelow(entry: (...args: never[]) => unknown): string {
+  const holder: { stack?: string } = {};
+  const limit = Error.stackTraceLimit;
+  // Library frames (axios, follow-redirects, undici's fetch) come before the app's.
+  Error.stackTraceLimit = 60;
+  Error.captureStackTrace(holder, entry);
+  Error.stackTraceLimit = limit;
+  return appCallSite(holder.stack);
+}
+
 const MESSAGES: Record<LeakKind, string> = {
   'no-context':
     'outbound call with no lane context while tagged requests are in flight: possible lane leak',
@@ -117,13 +128,7 @@ export function reportLeak(
 ): void {
   if (kind === 'stale-context') countStaleOutbound(client);
   else countUntaggedOutbound(client);
-  const holder: { stack?: string } = {};
-  const limit = Error.stackTraceLimit;
-  // Library frames (axios, follow-redirects, undici's fetch) come before the app's.
-  Error.stackTraceLimit = 60;
-  Error.captureStackTrace(holder, entry);
-  Error.stackTraceLimit = limit;
-  const callSite = appCallSite(holder.stack);
+  const callSite = callSiteBelow(entry);
   if (getConfig().strict) throw new LaneLeakError(client, callSite, kind);
   const fields: Record<string, unknown> = {
     client,

@@ -1,11 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ChildApp, packageDir, startChildApp } from './child-app.js';
 import { close, echo, getJson, listen } from './helpers.js';
 
 /**
@@ -13,7 +12,6 @@ import { close, echo, getJson, listen } from './helpers.js';
  * two copies of the SDK in one process. Needs the built dist (`pnpm build`).
  */
 
-const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 let upstream: http.Server;
 let upstreamUrl: string;
 let outDir: string;
@@ -50,31 +48,14 @@ async function bundle(format: 'cjs' | 'esm'): Promise<string> {
   return outfile;
 }
 
-async function start(file: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', '@graylane/sdk/register', file], {
-    cwd: packageDir,
-    env: { ...process.env, UPSTREAM: upstreamUrl },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout?.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()).port as number));
-    child.once('exit', (code) => reject(new Error(`bundle exited with ${code}: ${stderr}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
-}
-
 describe.each(['cjs', 'esm'] as const)('an esbuild %s bundle with the SDK inside', (format) => {
-  let app: { child: ChildProcess; url: string };
+  let app: ChildApp;
   beforeAll(async () => {
-    app = await start(await bundle(format));
+    app = await startChildApp(['--import', '@graylane/sdk/register', await bundle(format)], {
+      UPSTREAM: upstreamUrl,
+    });
   });
-  afterAll(() => {
-    app?.child.kill();
-  });
+  afterAll(() => app?.stop());
 
   it("shares the register hook's context: getLane() and withLane() in the bundle work", async () => {
     expect(await getJson(app.url, { 'x-lane': 'gray' })).toEqual({

@@ -1,8 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ChildApp, startChildApp } from './child-app.js';
 import { close, echo, getJson, listen } from './helpers.js';
 
 /**
@@ -11,34 +9,19 @@ import { close, echo, getJson, listen } from './helpers.js';
  * is named in a warning with the fix.
  */
 
-const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 let upstream: http.Server;
-let app: { child: ChildProcess; url: string; stderr: () => string };
+let app: ChildApp;
 
 beforeAll(async () => {
   upstream = http.createServer(echo);
   const upstreamUrl = await listen(upstream);
-  const child = spawn(
-    process.execPath,
+  app = await startChildApp(
     ['--import', '@graylane/sdk/register', 'test/fixtures/dispatcher-app.mjs'],
-    {
-      cwd: packageDir,
-      env: { ...process.env, UPSTREAM: upstreamUrl },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    { UPSTREAM: upstreamUrl },
   );
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout?.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()).port as number));
-    child.once('exit', (code) => reject(new Error(`app exited with ${code}: ${stderr}`)));
-  });
-  app = { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr };
 });
 afterAll(async () => {
-  app?.child.kill();
+  await app?.stop();
   await close(upstream);
 });
 
@@ -64,12 +47,7 @@ describe('an app that sets its own undici global dispatcher', () => {
     expect(await getJson(`${app.url}/?client=own`, { 'x-lane': 'gray' })).toMatchObject({
       lane: null,
     });
-    const warning = app
-      .stderr()
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .find((w) => String(w.msg).includes('laneInterceptor()'));
+    const warning = app.warnings().find((w) => String(w.msg).includes('laneInterceptor()'));
     expect(warning).toMatchObject({ lane: 'gray', client: 'undici' });
     expect(String(warning?.callSite)).toContain('test/fixtures/dispatcher-app.mjs:');
   });

@@ -1,8 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ChildApp, startChildApp } from './child-app.js';
 import { close, listen } from './helpers.js';
 
 /**
@@ -10,8 +8,6 @@ import { close, listen } from './helpers.js';
  * users deploy it: both preloaded with `--import`, in either order, with and without
  * `GraylanePropagator` in OTel's composite propagator. Needs the built dist (`pnpm build`).
  */
-
-const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Every header line of one name, as sent (no joining). */
 function lines(req: http.IncomingMessage, name: string): string[] {
@@ -45,28 +41,14 @@ beforeAll(async () => {
 });
 afterAll(() => close(upstream));
 
-async function startApp(preload: string[], graylanePropagator: boolean) {
-  const child: ChildProcess = spawn(process.execPath, [...preload, 'test/fixtures/otel-app.cjs'], {
-    cwd: packageDir,
-    env: {
-      ...process.env,
-      UPSTREAM: upstreamUrl,
-      OTEL_GRAYLANE: graylanePropagator ? '1' : '0',
-      OTEL_TRACES_EXPORTER: 'none',
-      OTEL_METRICS_EXPORTER: 'none',
-      OTEL_LOGS_EXPORTER: 'none',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+function startApp(preload: string[], graylanePropagator: boolean): Promise<ChildApp> {
+  return startChildApp([...preload, 'test/fixtures/otel-app.cjs'], {
+    UPSTREAM: upstreamUrl,
+    OTEL_GRAYLANE: graylanePropagator ? '1' : '0',
+    OTEL_TRACES_EXPORTER: 'none',
+    OTEL_METRICS_EXPORTER: 'none',
+    OTEL_LOGS_EXPORTER: 'none',
   });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout?.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()).port as number));
-    child.once('exit', (code) => reject(new Error(`app exited with ${code}: ${stderr}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
 }
 
 const OTEL = ['--import', './test/fixtures/otel-setup.mjs'];
@@ -92,13 +74,11 @@ function members(baggage: string): { lane: string | undefined; others: string[] 
 }
 
 describe.each(setups)('with OpenTelemetry (%s)', (_, preload, graylanePropagator) => {
-  let app: { child: ChildProcess; url: string };
+  let app: ChildApp;
   beforeAll(async () => {
     app = await startApp([...preload], graylanePropagator);
   });
-  afterAll(() => {
-    app?.child.kill();
-  });
+  afterAll(() => app?.stop());
 
   async function call(query: string, headers: Record<string, string>) {
     const res = await fetch(`${app.url}/call?${query}`, { headers });

@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ChildApp, startChildApp } from './child-app.js';
 import { close, getJson, listen } from './helpers.js';
 
 /**
@@ -10,7 +9,6 @@ import { close, getJson, listen } from './helpers.js';
  * dist (`pnpm build`), as a deployed service would.
  */
 
-const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 let upstream: http.Server;
 let upstreamUrl: string;
 
@@ -32,34 +30,8 @@ beforeAll(async () => {
 });
 afterAll(() => close(upstream));
 
-interface App {
-  child: ChildProcess;
-  url: string;
-  stderr: () => string;
-}
-
-async function startApp(args: string[], env: Record<string, string> = {}): Promise<App> {
-  const child = spawn(process.execPath, args, {
-    cwd: packageDir,
-    env: { ...process.env, ...env, UPSTREAM: upstreamUrl },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`app did not start: ${stderr}`)), 10_000);
-    child.stdout?.once('data', (d: Buffer) => {
-      clearTimeout(timer);
-      resolve((JSON.parse(d.toString()) as { port: number }).port);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`app exited with ${code}: ${stderr}`));
-    });
-  });
-  return { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr };
+function startApp(args: string[], env: Record<string, string> = {}): Promise<ChildApp> {
+  return startChildApp(args, { ...env, UPSTREAM: upstreamUrl });
 }
 
 function stop(child: ChildProcess): Promise<void> {
@@ -76,7 +48,7 @@ const cases = [
 ] as const;
 
 describe.each(cases)('zero-code setup (%s)', (_, args) => {
-  let app: App;
+  let app: ChildApp;
   beforeAll(async () => {
     app = await startApp([...args]);
   });

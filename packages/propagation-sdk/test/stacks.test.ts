@@ -1,8 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ChildApp, startChildApp } from './child-app.js';
 import { close, listen } from './helpers.js';
 
 /**
@@ -11,7 +9,6 @@ import { close, listen } from './helpers.js';
  * places where apps lose the request's context. Needs the built dist (`pnpm build`).
  */
 
-const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLIENTS = ['fetch', 'undici', 'http', 'axios', 'got', 'node-fetch', 'superagent'] as const;
 
 /** What the upstream saw, by the `id` query parameter of each call. */
@@ -31,59 +28,19 @@ beforeAll(async () => {
 });
 afterAll(() => close(upstream));
 
-interface App {
-  child: ChildProcess;
-  url: string;
-  stderr: () => string;
-  warnings: () => Array<Record<string, unknown>>;
+interface App extends ChildApp {
   get: (path: string, headers?: Record<string, string>) => Promise<Record<string, unknown>>;
-  stop: () => Promise<void>;
 }
 
 async function startApp(env: Record<string, string> = {}): Promise<App> {
-  const child = spawn(
-    process.execPath,
+  const app = await startChildApp(
     ['--import', '@graylane/sdk/register', 'test/fixtures/clients-app.mjs'],
-    {
-      cwd: packageDir,
-      env: { ...process.env, ...env, UPSTREAM: upstreamUrl },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    { ...env, UPSTREAM: upstreamUrl },
   );
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`app did not start: ${stderr}`)), 10_000);
-    child.stdout?.once('data', (d: Buffer) => {
-      clearTimeout(timer);
-      resolve((JSON.parse(d.toString()) as { port: number }).port);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`app exited with ${code}: ${stderr}`));
-    });
-  });
-  const url = `http://127.0.0.1:${port}`;
   return {
-    child,
-    url,
-    stderr: () => stderr,
-    warnings: () =>
-      stderr
-        .split('\n')
-        .filter((line) => line.startsWith('{'))
-        .map((line) => JSON.parse(line) as Record<string, unknown>),
+    ...app,
     get: async (path, headers = {}) =>
-      (await (await fetch(`${url}${path}`, { headers })).json()) as Record<string, unknown>,
-    stop: () =>
-      child.exitCode !== null
-        ? Promise.resolve()
-        : new Promise((resolve) => {
-            child.once('exit', () => resolve());
-            child.kill();
-          }),
+      (await (await fetch(`${app.url}${path}`, { headers })).json()) as Record<string, unknown>,
   };
 }
 

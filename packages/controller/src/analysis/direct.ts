@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import { parseExposition, type Sample } from './exposition.js';
 import {
-  DURATION,
+  DURATIONS,
   FALLBACKS,
   FORWARDING_LISTENERS,
   type MetricQuery,
@@ -50,8 +50,11 @@ export class DirectProvider implements MetricsProvider {
     const end = await this.scrapeSince(window.to);
     const start =
       [...this.scrapes].reverse().find((s) => s.time <= window.from) ?? this.scrapes[0]!;
-    const delta = (name: string, match: (labels: Record<string, string>) => boolean) =>
-      increases(start, end, name, match);
+    const delta = (
+      names: string | readonly string[],
+      match: (labels: Record<string, string>) => boolean,
+    ) => increases(start, end, typeof names === 'string' ? [names] : names, match);
+    const durations = (suffix: string) => DURATIONS.map((name) => `${name}${suffix}`);
     const { service, lane } = query;
     const forwarded = (labels: Record<string, string>) =>
       labels.service === service &&
@@ -71,11 +74,11 @@ export class DirectProvider implements MetricsProvider {
         );
       case 'duration': {
         if (query.stat === 'mean') {
-          const count = total(delta(`${DURATION}_count`, forwarded));
-          return count > 0 ? total(delta(`${DURATION}_sum`, forwarded)) / count : undefined;
+          const count = total(delta(durations('_count'), forwarded));
+          return count > 0 ? total(delta(durations('_sum'), forwarded)) / count : undefined;
         }
         const buckets = new Map<number, number>();
-        for (const s of delta(`${DURATION}_bucket`, forwarded)) {
+        for (const s of delta(durations('_bucket'), forwarded)) {
           const le = Number(s.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : s.labels.le);
           buckets.set(le, (buckets.get(le) ?? 0) + s.value);
         }
@@ -133,12 +136,12 @@ export class DirectProvider implements MetricsProvider {
 function increases(
   start: Scrape,
   end: Scrape,
-  name: string,
+  names: readonly string[],
   match: (labels: Record<string, string>) => boolean,
 ): Sample[] {
   const out: Sample[] = [];
   for (const [k, sample] of end.series) {
-    if (sample.name !== name || !match(sample.labels)) continue;
+    if (!names.includes(sample.name) || !match(sample.labels)) continue;
     const before = start === end ? sample.value : (start.series.get(k)?.value ?? 0);
     out.push({ ...sample, value: sample.value >= before ? sample.value - before : sample.value });
   }

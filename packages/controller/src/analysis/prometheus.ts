@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import {
-  DURATION,
+  DURATIONS,
   FALLBACKS,
   FORWARDING_LISTENERS,
   type MetricQuery,
@@ -22,17 +22,26 @@ export function promql(query: MetricQuery, range: string): string {
   const forwarded = `service="${service}",lane="${lane}",listener=~"${FORWARDING_LISTENERS.join('|')}"`;
   const increase = (metric: string, selector: string) =>
     `increase(${metric}{${selector}}[${range}])`;
+  /**
+   * Business and synthetic series added up. Not one `{__name__=~…}` selector: increase() drops the
+   * name, and two series left with the same labels are an error.
+   */
+  const both = (names: readonly string[], selector: string, by = '') => {
+    const [a, b] = names.map((name) => `sum${by}(${increase(name, selector)})`);
+    return `((${a} + ${b}) or ${a} or ${b})`;
+  };
+  const durations = (suffix: string) => DURATIONS.map((name) => `${name}${suffix}`);
   switch (query.kind) {
     case 'requests':
-      return `sum(${increase(REQUESTS, forwarded)})`;
+      return both(REQUESTS, forwarded);
     case 'errors':
-      return `sum(${increase(REQUESTS, `${forwarded},code=~"5.."`)})`;
+      return both(REQUESTS, `${forwarded},code=~"5.."`);
     case 'fallbacks':
       return `sum(${increase(FALLBACKS, `service="${service}",from_lane="${lane}",reason!="absent"`)})`;
     case 'duration':
       return query.stat === 'mean'
-        ? `sum(${increase(`${DURATION}_sum`, forwarded)}) / sum(${increase(`${DURATION}_count`, forwarded)})`
-        : `histogram_quantile(0.99, sum by (le) (${increase(`${DURATION}_bucket`, forwarded)}))`;
+        ? `${both(durations('_sum'), forwarded)} / ${both(durations('_count'), forwarded)}`
+        : `histogram_quantile(0.99, ${both(durations('_bucket'), forwarded, ' by (le)')})`;
   }
 }
 

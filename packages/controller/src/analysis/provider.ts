@@ -31,8 +31,12 @@ export interface MetricsProvider {
   close?(): void;
 }
 
-export const REQUESTS = 'graylane_requests_total';
-export const DURATION = 'graylane_request_duration_seconds';
+/** Business and synthetic (analysis load) requests: the proxies count them apart, checks read both. */
+export const REQUESTS = ['graylane_requests_total', 'graylane_synthetic_requests_total'] as const;
+export const DURATIONS = [
+  'graylane_request_duration_seconds',
+  'graylane_synthetic_request_duration_seconds',
+] as const;
 export const FALLBACKS = 'graylane_fallbacks_total';
 /**
  * The inbound listener sees again what the caller's outbound listener forwarded; counting both

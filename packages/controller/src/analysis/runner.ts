@@ -5,6 +5,7 @@ import type { GateOutcome, MeasuredInterval } from '../release/machine.js';
 import type { CheckResult, Release } from '../release/status.js';
 import { runChecks } from './checks.js';
 import { DirectProvider } from './direct.js';
+import { LoadGenerator } from './load.js';
 import { PrometheusProvider } from './prometheus.js';
 import type { MetricsProvider } from './provider.js';
 import { callWebhook, callWebhooks } from './webhooks.js';
@@ -17,6 +18,7 @@ interface Run {
   from?: number;
   busy: boolean;
   latest?: MeasuredInterval;
+  load?: LoadGenerator;
 }
 
 interface GateRun {
@@ -34,6 +36,8 @@ export interface AnalysisRunnerOptions {
   logger: Logger;
   /** Admin `/metrics` URLs of the proxies the controller runs, for the direct provider's default. */
   managedTargets: () => string[];
+  /** The gateway the controller runs (`http://127.0.0.1:8080`), for synthetic load's default. */
+  gateway: () => string | undefined;
   /** Called when an interval is measured, so that the release advances without waiting. */
   onMeasured: () => void;
 }
@@ -96,16 +100,21 @@ export class AnalysisRunner {
     const analysis = release.spec.analysis;
     const since = release.status.analysis?.since;
     if (analysis === undefined || since === undefined || release.status.phase !== 'Progressing') {
-      this.runs.get(name)?.provider.close?.();
-      this.runs.delete(name);
+      this.endRun(name);
       return undefined;
     }
     const run = this.runs.get(name);
     if (run === undefined || run.since !== since) {
-      run?.provider.close?.();
+      this.endRun(name);
       const provider = createProvider(analysis.provider, this.options.managedTargets);
       const fresh: Run = { since, provider, busy: true };
       this.runs.set(name, fresh);
+      const target = analysis.load?.url ?? this.options.gateway();
+      if (analysis.load && target !== undefined) {
+        fresh.load = new LoadGenerator(analysis.load, target, release.spec.lane);
+      } else if (analysis.load) {
+        this.log(release).warn('analysis.load has no url and the controller runs no gateway');
+      }
       void provider.isOnline().then((online) => {
         if (!online) this.log(release).warn('the metrics provider does not answer');
         fresh.from = Date.now();
@@ -143,9 +152,15 @@ export class AnalysisRunner {
     return run.latest;
   }
 
-  forget(name: string): void {
-    this.runs.get(name)?.provider.close?.();
+  private endRun(name: string): void {
+    const run = this.runs.get(name);
+    run?.provider.close?.();
+    run?.load?.stop();
     this.runs.delete(name);
+  }
+
+  forget(name: string): void {
+    this.endRun(name);
     this.gates.delete(name);
     this.gateCalled.delete(name);
   }
@@ -155,8 +170,7 @@ export class AnalysisRunner {
   }
 
   close(): void {
-    for (const run of this.runs.values()) run.provider.close?.();
-    this.runs.clear();
+    for (const name of [...this.runs.keys()]) this.endRun(name);
   }
 }
 

@@ -115,6 +115,23 @@ export const WebhookSchema = z
   .strict()
   .describe('Flagger-style webhooks: 2xx passes, anything else or a timeout fails.');
 
+export const LoadSchema = z
+  .object({
+    rps: z.number().min(0.1).max(1000).default(10).describe('Requests per second.'),
+    path: z.string().startsWith('/', 'path starts with /').default('/').describe('Request path.'),
+    duration: DurationSchema.optional().describe(
+      'How long to send at each analysed step; the whole step when absent.',
+    ),
+    url: z
+      .url()
+      .optional()
+      .describe('The entry to send to; the gateway the controller runs when absent.'),
+  })
+  .strict()
+  .describe(
+    'Synthetic load for low-traffic lanes: GETs tagged with the lane and `x-graylane-synthetic: 1`, which proxies count apart from business metrics.',
+  );
+
 export const AnalysisSchema = z
   .object({
     provider: ProviderSchema.default({ type: 'direct' }),
@@ -148,6 +165,7 @@ export const AnalysisSchema = z
       .min(1, 'an analysis has at least one check')
       .describe('Checked for every service of the lane each interval; see docs/analysis.md.'),
     webhooks: z.array(WebhookSchema).default([]),
+    load: LoadSchema.optional(),
   })
   .strict()
   .describe('Metric analysis of every step; see docs/analysis.md.');
@@ -156,4 +174,5 @@ export type Analysis = z.output<typeof AnalysisSchema>;
 export type Check = z.output<typeof CheckSchema>;
 export type Provider = z.output<typeof ProviderSchema>;
 export type Webhook = z.output<typeof WebhookSchema>;
+export type Load = z.output<typeof LoadSchema>;
 export type WebhookType = (typeof WEBHOOK_TYPES)[number];

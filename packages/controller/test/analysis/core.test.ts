@@ -172,8 +172,13 @@ describe('reading the proxies’ metrics', () => {
     expect(promql({ kind: 'fallbacks', service: 'backend', lane: 'gray' }, '2s')).toBe(
       'sum(increase(graylane_fallbacks_total{service="backend",from_lane="gray",reason!="absent"}[2s]))',
     );
+    // Business and synthetic series added, whichever of them exists.
+    const a =
+      'sum by (le)(increase(graylane_request_duration_seconds_bucket{service="b",lane="gray",listener=~"gateway|outbound"}[5s]))';
+    const b =
+      'sum by (le)(increase(graylane_synthetic_request_duration_seconds_bucket{service="b",lane="gray",listener=~"gateway|outbound"}[5s]))';
     expect(promql({ kind: 'duration', stat: 'p99', service: 'b', lane: 'gray' }, '5s')).toBe(
-      'histogram_quantile(0.99, sum by (le) (increase(graylane_request_duration_seconds_bucket{service="b",lane="gray",listener=~"gateway|outbound"}[5s])))',
+      `histogram_quantile(0.99, ((${a} + ${b}) or ${a} or ${b}))`,
     );
   });
 });

@@ -1,4 +1,6 @@
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseExposition } from '../../src/analysis/exposition.js';
 import type { Release } from '../../src/release/status.js';
 import {
   cleanup,
@@ -10,6 +12,26 @@ import {
   yamlOf,
 } from '../graylane.js';
 import { GatewayLoad } from './load.js';
+import { managedProxyMetrics } from './prometheus-server.js';
+
+/** Requests the gateway forwarded to frontend's gray lane: business and synthetic, apart. */
+async function gatewayCounts(metricsUrl: string) {
+  const text = await (await request(metricsUrl)).body.text();
+  const count = (name: string) =>
+    parseExposition(text)
+      .filter(
+        (s) =>
+          s.name === name &&
+          s.labels.listener === 'gateway' &&
+          s.labels.service === 'frontend' &&
+          s.labels.lane === 'gray',
+      )
+      .reduce((sum, s) => sum + s.value, 0);
+  return {
+    business: count('graylane_requests_total'),
+    synthetic: count('graylane_synthetic_requests_total'),
+  };
+}
 
 /** A shop release whose backend canary gets `backendEnv`, with the analysis given. */
 function analysedRelease(name: string, backendEnv: Record<string, string>, analysis: object) {
@@ -179,6 +201,19 @@ export function analysisScenarios(
         'pass',
       ]);
       expect((await hit(ctl.gateway!)).body).toBe('frontend v2 -> backend v2');
+    });
+
+    it('no business traffic but synthetic load configured: the checks have data and it promotes', async () => {
+      const metrics = managedProxyMetrics(ctl.stateDir);
+      const before = await gatewayCounts(metrics);
+      const withLoad = { ...analysis(), load: { rps: 20, path: '/' } };
+      const done = await run('loaded', {}, undefined, withLoad);
+      expect(done.status.phase, done.status.failure).toBe('Succeeded');
+      expect(weightsWalked(done)).toEqual([20, 40, 60, 80]);
+      const after = await gatewayCounts(metrics);
+      // The load reached the lane, counted apart: the business count of the lane did not move.
+      expect(after.synthetic - before.synthetic).toBeGreaterThanOrEqual(4 * 5);
+      expect(after.business).toBe(before.business);
     });
   });
 }

@@ -3,7 +3,7 @@ import { STABLE } from '@graylane/lane-core';
 import { type Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { getConfig } from '../config.js';
 import { currentContext, isEnded } from '../context.js';
-import { appCallSite } from '../leak.js';
+import { callSiteBelow } from '../leak.js';
 import { internalError, warnOnce } from '../log.js';
 import { shared } from '../state.js';
 import { laneInterceptor } from './undici.js';
@@ -69,12 +69,7 @@ function onRequestCreate(message: unknown): void {
     if (ctx === undefined || ctx.lane === STABLE || isEnded(ctx)) return;
     const { laneHeader } = getConfig();
     if (requestHasHeader((message as RequestCreate).request?.headers, laneHeader)) return;
-    const holder: { stack?: string } = {};
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 60;
-    Error.captureStackTrace(holder, onRequestCreate);
-    Error.stackTraceLimit = limit;
-    const callSite = appCallSite(holder.stack);
+    const callSite = callSiteBelow(onRequestCreate);
     warnOnce(
       `unseen-dispatcher:${callSite}`,
       { client: 'undici', lane: ctx.lane, callSite },

@@ -1,5 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { formatHop, LANE_SERVED_HEADER, prependServed } from '@graylane/lane-core';
+import { formatHop, isSynthetic, LANE_SERVED_HEADER, prependServed } from '@graylane/lane-core';
 import { type AnswerTarget, ProxyErrorCodes, respondError } from '../http/respond.js';
 import { type CompiledTable, laneLabel, type ServiceView } from '../routing/compiled-table.js';
 import type { ProxyRuntime } from '../runtime.js';
@@ -209,7 +209,7 @@ export async function forwardToService(
         cause === 'body_timeout' || cause === 'body_idle'
           ? answerBodyExpired(runtime, res, listener, cause, false)
           : CLIENT_CLOSED_REQUEST;
-      runtime.metrics.recordRequest(asked, code, started);
+      runtime.metrics.recordRequest(asked, code, started, isSynthetic(req.headers));
       return;
     }
     const attempted = await attemptEndpoints(
@@ -235,6 +235,7 @@ export async function forwardToService(
       { listener, service: service.name, lane: set.lane, version: set.version ?? '' },
       code,
       started,
+      isSynthetic(req.headers),
     );
   } finally {
     dispose();

@@ -15,10 +15,14 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
-function connectionNamed(headers: IncomingHttpHeaders): Set<string> {
-  const named = new Set<string>();
+/**
+ * Extra names the Connection header lists; none (and nothing allocated) for the usual bare
+ * `keep-alive` or `close`, since these copies run twice per forwarded request.
+ */
+function connectionNamed(headers: IncomingHttpHeaders): Set<string> | undefined {
   const value = headers.connection;
-  if (!value) return named;
+  if (!value || value === 'keep-alive' || value === 'close') return undefined;
+  const named = new Set<string>();
   for (const token of String(value).split(',')) {
     const name = token.trim().toLowerCase();
     if (name) named.add(name);
@@ -33,8 +37,11 @@ export function endToEndHeaders(
 ): Record<string, string | string[]> {
   const named = connectionNamed(headers);
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || drop?.has(name)) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name) || drop?.has(name)) {
+      continue;
+    }
     out[name] = value;
   }
   return out;
@@ -46,8 +53,9 @@ export function responseHeaders(
 ): OutgoingHttpHeaders {
   const named = connectionNamed(headers as IncomingHttpHeaders);
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue;
     out[name] = value;
   }
   return out;

@@ -99,11 +99,11 @@ export function createGatewayRouter(runtime: ProxyRuntime): GatewayRouter {
     const via = nextVia(runtime, req);
     if (typeof via !== 'string') return via;
     const assignment = assign(table, entry, req);
-    runtime.metrics.laneAssignments.inc({
-      entrypoint: entry.name,
-      lane: laneLabel(table, assignment.lane),
-      reason: assignment.reason,
-    });
+    runtime.metrics.recordAssignment(
+      entry.name,
+      laneLabel(table, assignment.lane),
+      assignment.reason,
+    );
     const secretHeader = entry.clientLanesSecret?.header;
     const headers = endToEndHeaders(
       req.headers,

@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+// CPU time per request of one forwarder process: a load-independent measure of the hot path, for
+// optimising on a machine where req/s is noisy (other processes compete for the cores, but the
+// CPU a process spends per request barely moves with them). Each forwarder runs in its own child
+// (bench/forwarders/serve.mjs) in front of the bench upstream; a fixed number of small GETs is sent
+// at a fixed concurrency, and the child's user+system time is read from /proc before and after.
+//
+//   node bench/proxy-cpu.mjs                       graylane gateway vs the minimal undici forwarder
+//   options: --requests N --connections N --rounds N --lane LANE --only NAME --out FILE
+//            --cpu-prof DIR (profile the graylane child; open the .cpuprofile in Chrome DevTools)
+import { fork } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { PRODUCT } from './forwarders/serve.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const FLOOR = 'undici-stream';
+const CLOCK_TICKS_PER_S = 100;
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '20000' },
+    connections: { type: 'string', default: '16' },
+    rounds: { type: 'string', default: '3' },
+    lane: { type: 'string' },
+    only: { type: 'string' },
+    out: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+  },
+});
+
+const children = [];
+
+function startChild(script, args, execArgv = []) {
+  const child = fork(path.join(HERE, 'forwarders', script), args, {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv,
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${script} ${args} exited (${code})`)));
+    child.once('message', ({ port }) => resolve({ child, port }));
+  });
+}
+
+/** The process's user + system CPU seconds so far, as the kernel counts them. */
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+}
+
+async function send(port, amount) {
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/small`,
+    connections: Number(values.connections),
+    amount,
+    headers: values.lane ? { 'x-lane': values.lane } : {},
+  });
+  if (result.non2xx > 0 || result.errors > 0) {
+    throw new Error(`${result.non2xx} non-2xx and ${result.errors} errors on port ${port}`);
+  }
+  return result;
+}
+
+async function measure(target) {
+  const requests = Number(values.requests);
+  await send(target.port, Math.min(5000, requests)); // warm-up: JIT, pools
+  const before = cpuSeconds(target.child.pid);
+  const result = await send(target.port, requests);
+  const cpu = cpuSeconds(target.child.pid) - before;
+  return { usPerRequest: (cpu / result.requests.total) * 1e6, rps: result.requests.average };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  const upstream = await startChild('upstream.mjs', []);
+  const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
+  const names = values.only ? [values.only] : [PRODUCT, FLOOR];
+  const targets = [];
+  for (const name of names) {
+    const prof =
+      values['cpu-prof'] && (name === PRODUCT || values.only)
+        ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`]
+        : [];
+    targets.push({ name, ...(await startChild('serve.mjs', [name, upstreamUrl], prof)) });
+  }
+  const runs = new Map(names.map((n) => [n, []]));
+  for (let round = 0; round < Number(values.rounds); round++) {
+    for (const target of round % 2 ? [...targets].reverse() : targets) {
+      runs.get(target.name).push(await measure(target));
+    }
+  }
+  const lines = [
+    `CPU µs per request, ${values.requests} small GETs × ${values.rounds} rounds at ${values.connections} connections${values.lane ? `, x-lane: ${values.lane}` : ''}; load average ${os.loadavg()[0].toFixed(1)}`,
+    '',
+    '| forwarder | CPU µs/request (median) | min–max | req/s (noisy) |',
+    '|---|--:|--:|--:|',
+  ];
+  for (const [name, rs] of runs) {
+    const us = rs.map((r) => r.usPerRequest);
+    lines.push(
+      `| ${name} | ${median(us).toFixed(1)} | ${Math.min(...us).toFixed(1)}–${Math.max(...us).toFixed(1)} | ${Math.round(median(rs.map((r) => r.rps)))} |`,
+    );
+  }
+  const text = `${lines.join('\n')}\n`;
+  process.stdout.write(text);
+  if (values.out) writeFileSync(values.out, text);
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const child of children) {
+      child.removeAllListeners('exit');
+      // serve.mjs exits on disconnect, which lets --cpu-prof write its profile.
+      child.disconnect();
+    }
+  });

@@ -351,8 +351,9 @@ describe('Kubernetes mode on a real API server', () => {
     );
     const takeover = Date.now() - killedAt;
     expect(lease.spec?.holderIdentity).toMatch(new RegExp(`-${second.pid}$`));
-    // Within the lease duration (3 s) plus one renewal period of the new leader (1 s) and polling.
-    expect(takeover).toBeLessThan(3_000 + 1_000 + 2_000);
+    // The lease (3 s) runs out at most 3 s after the kill; the other replica checks every 1 s. The
+    // rest is a margin for a loaded machine (5 s measured with a load average of 16).
+    expect(takeover).toBeLessThan(3_000 + 1_000 + 4_000);
     await annotate('checkout-v3', 'rollback:1');
     const rolled = await until(
       () => release('checkout-v3'),

@@ -115,6 +115,7 @@ export class Controller {
         this.poke();
       },
       declared: [...(this.state.declared ?? [])],
+      reservedPorts: () => this.reservedPorts(),
       onDeclared: (declared) => {
         this.state.declared = declared;
         this.persist();
@@ -141,6 +142,17 @@ export class Controller {
     this.started = true;
   }
 
+  /** The managed proxy's ports: an instance started before the proxy binds them must not take one. */
+  private reservedPorts(): ReadonlySet<number> {
+    const { gateway, outbound } = this.options.proxies;
+    return new Set(
+      [gateway, outbound]
+        .filter((a): a is string => a !== undefined)
+        .map((a) => hostPort(a).port)
+        .concat(this.proxyAdminPort),
+    );
+  }
+
   private managesProxy(): boolean {
     return Boolean(this.options.proxies.gateway || this.options.proxies.outbound);
   }
@@ -160,7 +172,7 @@ export class Controller {
     const supervisor = this.platform.supervisor;
     const existing = supervisor.get(MANAGED_PROXY);
     if (this.proxyAdminPort === 0) {
-      this.proxyAdminPort = existing?.spec.port ?? (await freePort());
+      this.proxyAdminPort = existing?.spec.port ?? (await freePort(this.reservedPorts()));
     }
     const dir = join(this.options.stateDir, 'proxy');
     mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { freePort } from '../src/platform/local.js';
+import { freePort, freePorts } from '../src/platform/local.js';
 import type { Release } from '../src/release/status.js';
 
-export { freePort };
+export { freePort, freePorts };
 
 /** The real `graylane` bin (built), the fixture service, and helpers to drive both from tests. */
 export const BIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -248,8 +248,11 @@ export function releaseDoc(name: string, spec: Record<string, unknown>) {
  */
 export async function startShop(options: ControllerOptions = {}): Promise<RunningController> {
   const ctl = await startController({
-    gatewayPort: await freePort(),
-    outboundPort: await freePort(),
+    ...(await freePorts(3).then(([port, gatewayPort, outboundPort]) => ({
+      port,
+      gatewayPort,
+      outboundPort,
+    }))),
     ...options,
   });
   const applied = await ctl.api('POST', '/v1/apply', yamlOf(shopDocuments()));

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Release } from '../src/release/status.js';
 import {
   cleanup,
-  freePort,
+  freePorts,
   hit,
   type RunningController,
   runningApps,
@@ -40,9 +40,11 @@ describe('kill -9 in every phase, then restart', { timeout: 120_000 }, () => {
   beforeAll(async () => {
     dir = tempDir();
     ports = {
-      port: await freePort(),
-      gatewayPort: await freePort(),
-      outboundPort: await freePort(),
+      ...(await freePorts(3).then(([port, gatewayPort, outboundPort]) => ({
+        port,
+        gatewayPort,
+        outboundPort,
+      }))),
     };
     ctl = await startShop({ stateDir: dir, ...ports, args: ['--drain', '2s'] });
   });

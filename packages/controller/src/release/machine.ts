@@ -273,7 +273,7 @@ function failInterval(draft: Draft, where: string, failures: string): void {
   draft.event(
     'Warning',
     'AnalysisFailed',
-    `${where}: failed check ${analysis.failed}/${threshold}: ${failures}`,
+    `${where}: failed interval ${analysis.failed}/${threshold}: ${failures}`,
   );
   if (analysis.failed >= threshold) {
     startRollback(draft, `analysis failed ${analysis.failed} times; last: ${failures}`);

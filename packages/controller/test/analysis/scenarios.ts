@@ -6,6 +6,7 @@ import {
   cleanup,
   hit,
   type RunningController,
+  releaseDoc,
   runSpec,
   startShop,
   tempDir,
@@ -35,23 +36,18 @@ async function gatewayCounts(metricsUrl: string) {
 
 /** A shop release whose backend canary gets `backendEnv`, with the analysis given. */
 function analysedRelease(name: string, backendEnv: Record<string, string>, analysis: object) {
-  return {
-    apiVersion: 'graylane.dev/v1alpha1',
-    kind: 'Release',
-    metadata: { name },
-    spec: {
-      lane: 'gray',
-      entrypoint: 'shop',
-      services: [
-        { name: 'backend', canary: { version: 'v2', run: runSpec('backend', 'v2', backendEnv) } },
-        {
-          name: 'frontend',
-          canary: { version: 'v2', run: runSpec('frontend', 'v2', { CALLS: 'backend' }) },
-        },
-      ],
-      analysis,
-    },
-  };
+  return releaseDoc(name, {
+    lane: 'gray',
+    entrypoint: 'shop',
+    services: [
+      { name: 'backend', canary: { version: 'v2', run: runSpec('backend', 'v2', backendEnv) } },
+      {
+        name: 'frontend',
+        canary: { version: 'v2', run: runSpec('frontend', 'v2', { CALLS: 'backend' }) },
+      },
+    ],
+    analysis,
+  });
 }
 
 const weightsWalked = (release: Release) => [

@@ -5,6 +5,7 @@ import type { Release } from '../../src/release/status.js';
 import {
   cleanup,
   type RunningController,
+  releaseDoc,
   runSpec,
   startShop,
   tempDir,
@@ -77,25 +78,20 @@ describe('webhooks of an analysed release (Flagger’s five kinds), against a re
 
   /** One backend canary, one step (weight 50), with these webhooks. */
   async function apply(name: string, webhooks: object[]) {
-    const release = {
-      apiVersion: 'graylane.dev/v1alpha1',
-      kind: 'Release',
-      metadata: { name },
-      spec: {
-        lane: 'gray',
-        entrypoint: 'shop',
-        services: [{ name: 'backend', canary: { version: 'v2', run: runSpec('backend', 'v2') } }],
-        analysis: {
-          interval: '1s',
-          threshold: 2,
-          minSamples: 3,
-          stepWeight: 50,
-          maxWeight: 50,
-          checks: [{ name: 'request-success-rate', min: 99 }],
-          webhooks,
-        },
+    const release = releaseDoc(name, {
+      lane: 'gray',
+      entrypoint: 'shop',
+      services: [{ name: 'backend', canary: { version: 'v2', run: runSpec('backend', 'v2') } }],
+      analysis: {
+        interval: '1s',
+        threshold: 2,
+        minSamples: 3,
+        stepWeight: 50,
+        maxWeight: 50,
+        checks: [{ name: 'request-success-rate', min: 99 }],
+        webhooks,
       },
-    };
+    });
     const applied = await ctl.api('POST', '/v1/apply', yamlOf([release]));
     expect(applied.status).toBe(200);
   }

@@ -8,12 +8,13 @@
 //
 //   node bench/proxy-instructions.mjs        (needs valgrind: apt-get install valgrind)
 //   env: FEW, MANY (requests), ONLY (one forwarder name), LANE (an x-lane to send), OUT (report file)
-import { execFileSync, fork, spawn } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { instructionsFor, requireValgrind } from './callgrind.mjs';
 import { PRODUCT } from './forwarders/serve.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -21,12 +22,7 @@ const FEW = Number(process.env.FEW ?? 1000);
 const MANY = Number(process.env.MANY ?? 4000);
 const FORWARDERS = process.env.ONLY ? [process.env.ONLY] : [PRODUCT, 'undici-stream'];
 
-try {
-  execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
-} catch {
-  console.error('valgrind is needed: apt-get install -y valgrind');
-  process.exit(2);
-}
+requireValgrind();
 
 async function startUpstream() {
   const child = fork(join(root, 'bench/forwarders/upstream.mjs'), [], { stdio: 'ignore' });
@@ -35,35 +31,15 @@ async function startUpstream() {
 }
 
 /** Runs one forwarder under callgrind for `requests` small GETs; returns its instruction count. */
-async function instructions(name, upstreamUrl, requests, dir) {
-  const out = join(dir, `${requests}.cg`);
-  const server = spawn(
-    'valgrind',
-    [
-      '--tool=callgrind',
-      '--smc-check=all-non-file',
-      `--callgrind-out-file=${out}`,
-      process.execPath,
-      'bench/forwarders/serve.mjs',
-      name,
-      upstreamUrl,
-    ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  const [chunk] = await once(server.stdout, 'data');
-  const { port } = JSON.parse(chunk.toString());
-  const lane = process.env.LANE ? ['-H', `x-lane=${process.env.LANE}`] : [];
-  const load = spawn(
-    `${root}node_modules/.bin/autocannon`,
-    ['-c', '8', '-a', String(requests), ...lane, `http://127.0.0.1:${port}/small`],
-    { stdio: 'ignore' },
-  );
-  await once(load, 'exit');
-  server.kill('SIGTERM');
-  await once(server, 'exit');
-  const summary = readFileSync(out, 'utf8').match(/^summary: (\d+)/m);
-  if (!summary) throw new Error(`no callgrind summary in ${out}`);
-  return Number(summary[1]);
+function instructions(name, upstreamUrl, requests, dir) {
+  return instructionsFor({
+    out: join(dir, `${requests}.cg`),
+    script: 'bench/forwarders/serve.mjs',
+    args: [name, upstreamUrl],
+    requests,
+    path: '/small',
+    headers: process.env.LANE ? [`x-lane=${process.env.LANE}`] : [],
+  });
 }
 
 const upstream = await startUpstream();

@@ -5,12 +5,11 @@
 //
 //   node bench/sdk-overhead-instructions.mjs      (needs valgrind: apt-get install valgrind)
 //   writes bench/results/sdk-overhead-instructions.md; about 5 minutes.
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { instructionsFor, requireValgrind } from './callgrind.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const VARIANTS = process.env.VARIANTS
@@ -23,42 +22,19 @@ const VARIANTS = process.env.VARIANTS
 const FEW = Number(process.env.FEW ?? 500);
 const MANY = Number(process.env.MANY ?? 2000);
 
-try {
-  execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
-} catch {
-  console.error('valgrind is needed: apt-get install -y valgrind');
-  process.exit(2);
-}
+requireValgrind();
 
 /** Runs one server variant under callgrind for `requests` tagged requests; returns instructions. */
-async function instructions([variant, env], requests, dir) {
-  const out = join(dir, `${variant}-${requests}.cg`);
-  const server = spawn(
-    'valgrind',
-    [
-      '--tool=callgrind',
-      '--smc-check=all-non-file',
-      `--callgrind-out-file=${out}`,
-      process.execPath,
-      'bench/sdk-overhead-server.mjs',
-      variant,
-      '',
-    ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, ...env } },
-  );
-  const [chunk] = await once(server.stdout, 'data');
-  const { port } = JSON.parse(chunk.toString());
-  const load = spawn(
-    `${root}node_modules/.bin/autocannon`,
-    ['-c', '8', '-a', String(requests), '-H', 'x-lane=gray', `http://127.0.0.1:${port}/`],
-    { stdio: 'ignore' },
-  );
-  await once(load, 'exit');
-  server.kill('SIGTERM');
-  await once(server, 'exit');
-  const summary = readFileSync(out, 'utf8').match(/^summary: (\d+)/m);
-  if (!summary) throw new Error(`no callgrind summary in ${out}`);
-  return Number(summary[1]);
+function instructions([variant, env], requests, dir) {
+  return instructionsFor({
+    out: join(dir, `${variant}-${requests}.cg`),
+    script: 'bench/sdk-overhead-server.mjs',
+    args: [variant, ''],
+    env,
+    requests,
+    path: '/',
+    headers: ['x-lane=gray'],
+  });
 }
 
 async function main() {

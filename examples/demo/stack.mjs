@@ -16,15 +16,29 @@ export const EXAMPLES = { frontend: here('../frontend'), backend: here('../backe
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Free loopback ports, all held open until each is known (ports released one by one can repeat). */
+export async function freePorts(count) {
+  const servers = [];
+  try {
+    const ports = [];
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      ports.push(
+        await new Promise((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server.address().port));
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+}
+
 export async function freePort() {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
+  return (await freePorts(1))[0];
 }
 
 /** Polls `read` until `check` holds; fails naming `what` and the last value. */
@@ -142,11 +156,7 @@ export async function sample(gateway, n, headersOf = () => ({})) {
  */
 export async function startStack({ drain = '300ms' } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), 'graylane-demo-'));
-  const [apiPort, gatewayPort, outboundPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  const [apiPort, gatewayPort, outboundPort] = await freePorts(3);
   const url = `http://127.0.0.1:${apiPort}`;
   const child = spawn(
     process.execPath,
@@ -218,9 +228,14 @@ export async function startStack({ drain = '300ms' } = {}) {
   try {
     await until(
       'the controller API',
-      () => request(`${url}/healthz`).then((r) => r.body.text()),
-      () => true,
-      20_000,
+      // 200 once the controller has loaded its state and written its token; 503 before.
+      async () => {
+        const res = await request(`${url}/healthz`);
+        await res.body.dump();
+        return res.statusCode;
+      },
+      (status) => status === 200,
+      60_000,
     );
   } catch (error) {
     await stack.stop();

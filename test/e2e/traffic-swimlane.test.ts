@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exampleRun, freePort, hit, until } from '../../examples/demo/stack.mjs';
+import { exampleRun, freePorts, hit, until } from '../../examples/demo/stack.mjs';
 import { type BinRun, tempDir } from '../../packages/router-proxy/test/helpers.js';
 import { startMeshProxy } from '../support/mesh-proxy.js';
 
@@ -87,10 +87,7 @@ describe('traffic swimlane: a match rule at the entry, lane gray hop by hop', ()
   });
 
   beforeAll(async () => {
-    ports.a1 = await freePort();
-    ports.a2 = await freePort();
-    ports.b1 = await freePort();
-    ports.b2 = await freePort();
+    [ports.a1, ports.a2, ports.b1, ports.b2] = await freePorts(4);
     revision = 1;
     writeFileSync(
       tableFile,

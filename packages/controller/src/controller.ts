@@ -7,6 +7,7 @@ import { AnalysisRunner } from './analysis/runner.js';
 import type { AnyDocument } from './documents/parse.js';
 import { checkReferences, dependents } from './documents/references.js';
 import { ControllerError } from './errors.js';
+import { platformCalls } from './platform/calls.js';
 import { freePort, LocalPlatform } from './platform/local.js';
 import type { Platform } from './platform/platform.js';
 import { act, advance, type CanaryObservation, type ReleaseAction } from './release/machine.js';
@@ -52,6 +53,8 @@ export class Controller {
   readonly store: FileStateStore;
   readonly publisher: RouteTablePublisher;
   token = '';
+  /** Set once the state is loaded, the token exists and the first reconcile ran. */
+  started = false;
   tokenCreated = false;
   private state!: ControllerState;
   private committed: ControllerState | undefined;
@@ -112,6 +115,7 @@ export class Controller {
         this.poke();
       },
       declared: [...(this.state.declared ?? [])],
+      reservedPorts: () => this.reservedPorts(),
       onDeclared: (declared) => {
         this.state.declared = declared;
         this.persist();
@@ -135,6 +139,18 @@ export class Controller {
     });
     this.timer = setInterval(() => this.poke(), this.options.reconcileMs ?? 250);
     await this.reconcile();
+    this.started = true;
+  }
+
+  /** The managed proxy's ports: an instance started before the proxy binds them must not take one. */
+  private reservedPorts(): ReadonlySet<number> {
+    const { gateway, outbound } = this.options.proxies;
+    return new Set(
+      [gateway, outbound]
+        .filter((a): a is string => a !== undefined)
+        .map((a) => hostPort(a).port)
+        .concat(this.proxyAdminPort),
+    );
   }
 
   private managesProxy(): boolean {
@@ -156,7 +172,7 @@ export class Controller {
     const supervisor = this.platform.supervisor;
     const existing = supervisor.get(MANAGED_PROXY);
     if (this.proxyAdminPort === 0) {
-      this.proxyAdminPort = existing?.spec.port ?? (await freePort());
+      this.proxyAdminPort = existing?.spec.port ?? (await freePort(this.reservedPorts()));
     }
     const dir = join(this.options.stateDir, 'proxy');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -349,31 +365,19 @@ export class Controller {
 
   /** Makes the platform match what each canary's state asks for. */
   private converge(release: Release): void {
-    const lane = release.spec.lane;
-    for (const member of release.spec.services) {
-      const ref = { service: member.name, lane };
-      const key = `${member.name}/${lane}`;
-      switch (release.status.services[member.name]?.canary) {
-        case 'deploying':
-        case 'routed':
-        case 'unrouted':
-        case 'promoted':
-          this.effect(`deploy ${key}`, () => this.platform.deploy(ref, member.canary), false);
-          break;
-        case 'removing':
-          this.effect(`remove ${key}`, () => this.platform.remove(ref));
-          break;
-        case 'retiring': {
-          const service = this.state.services[member.name];
-          // Written with the platform's renames below, in the same state snapshot.
-          if (service && JSON.stringify(service.spec.stable) !== JSON.stringify(member.canary)) {
-            service.spec = { ...service.spec, stable: member.canary };
-          }
-          this.effect(`promote ${key}`, () => this.platform.promote(member.name, lane));
-          break;
+    for (const { call, ref, workload } of platformCalls(release)) {
+      const key = `${call} ${ref.service}/${ref.lane}`;
+      if (call === 'deploy') {
+        this.effect(key, () => this.platform.deploy(ref, workload), false);
+      } else if (call === 'remove') {
+        this.effect(key, () => this.platform.remove(ref));
+      } else {
+        const service = this.state.services[ref.service];
+        // Written with the platform's renames below, in the same state snapshot.
+        if (service && JSON.stringify(service.spec.stable) !== JSON.stringify(workload)) {
+          service.spec = { ...service.spec, stable: workload };
         }
-        default:
-          break;
+        this.effect(key, () => this.platform.promote(ref.service, ref.lane));
       }
     }
   }
@@ -409,7 +413,7 @@ export class Controller {
     const sorted = [...documents].sort((a, b) => order[a.kind] - order[b.kind]);
     const now = Date.now();
     for (const doc of sorted) {
-      checkReferences(trial, doc);
+      checkReferences(trial, doc, this.platform.name);
       const name = doc.metadata.name;
       const { status: _ignored, ...clean } = doc;
       if (doc.kind === 'Service') {

@@ -168,6 +168,15 @@ describe('the API: tokens, errors with paths, nothing half-applied', () => {
     ],
     ['an unknown field', release('r1', { colour: 'blue' }), 422, 'spec', 'colour'],
     [
+      'an image in local mode',
+      release('r1', {
+        services: [{ name: 'backend', canary: { version: 'v2', image: 'backend:2' } }],
+      }),
+      422,
+      'spec.services[0].canary.image',
+      'for Kubernetes mode',
+    ],
+    [
       'both endpoints and run',
       release('r1', {
         services: [
@@ -179,7 +188,7 @@ describe('the API: tokens, errors with paths, nothing half-applied', () => {
       }),
       422,
       'spec.services[0].canary',
-      'exactly one of endpoints or run',
+      'exactly one of endpoints, run, or image/patch',
     ],
   ];
 

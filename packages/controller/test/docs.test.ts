@@ -9,7 +9,7 @@ const script = fileURLToPath(new URL('../scripts/controller-docs.mjs', import.me
 const doc = fileURLToPath(new URL('../../../docs/controller.md', import.meta.url));
 
 describe('docs/controller.md', () => {
-  it('has field tables generated from the current document schemas (run `pnpm docs` when this fails)', async () => {
+  it('has field tables generated from the current document schemas (run `pnpm run docs` when this fails)', async () => {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [script, '--check']);
     expect(stderr).toBe('');
     expect(stdout).toContain('up to date');

@@ -14,7 +14,9 @@ import {
 
 const canaries = () => runningApps().filter((a) => a.version !== 'v1');
 
-describe('rollback from each phase, a crashing canary, a canary that never gets ready', () => {
+describe('rollback from each phase, a crashing canary, a canary that never gets ready', {
+  timeout: 90_000,
+}, () => {
   let ctl: RunningController;
   let dir: string;
 

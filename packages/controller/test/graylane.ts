@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { freePort } from '../src/platform/local.js';
+import { freePort, freePorts } from '../src/platform/local.js';
 import type { Release } from '../src/release/status.js';
 
-export { freePort };
+export { freePort, freePorts };
 
 /** The real `graylane` bin (built), the fixture service, and helpers to drive both from tests. */
 export const BIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -248,8 +248,11 @@ export function releaseDoc(name: string, spec: Record<string, unknown>) {
  */
 export async function startShop(options: ControllerOptions = {}): Promise<RunningController> {
   const ctl = await startController({
-    gatewayPort: await freePort(),
-    outboundPort: await freePort(),
+    ...(await freePorts(3).then(([port, gatewayPort, outboundPort]) => ({
+      port,
+      gatewayPort,
+      outboundPort,
+    }))),
     ...options,
   });
   const applied = await ctl.api('POST', '/v1/apply', yamlOf(shopDocuments()));
@@ -314,8 +317,8 @@ export function managedPids(stateDir: string): number[] {
 /** Marks every fixture process this test file starts, so that it can count and clean them up. */
 export const RUN_ID = randomUUID();
 
-/** Fixture processes of this test file that are alive (not zombies), by their environment. */
-export function runningApps(): Array<{ pid: number; name: string; version: string }> {
+/** Processes of this test file (controllers, their proxies, fixture apps) that are alive, by their environment. */
+function markedProcesses(): Array<{ pid: number; name: string; version: string }> {
   const found: Array<{ pid: number; name: string; version: string }> = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -326,8 +329,7 @@ export function runningApps(): Array<{ pid: number; name: string; version: strin
       if (!env.includes(`GRAYLANE_TEST_RUN=${RUN_ID}`)) continue;
       const get = (key: string) =>
         env.find((e) => e.startsWith(`${key}=`))?.slice(key.length + 1) ?? '';
-      if (get('NAME') !== '')
-        found.push({ pid: Number(entry), name: get('NAME'), version: get('VERSION') });
+      found.push({ pid: Number(entry), name: get('NAME'), version: get('VERSION') });
     } catch {
       // gone meanwhile
     }
@@ -335,11 +337,17 @@ export function runningApps(): Array<{ pid: number; name: string; version: strin
   return found;
 }
 
-/** Kills what a failed test may have left running, and removes the state directory. */
+/** Fixture apps of this test file that are alive. */
+export function runningApps(): Array<{ pid: number; name: string; version: string }> {
+  return markedProcesses().filter((p) => p.name !== '' && p.pid !== process.pid);
+}
+
+/** Kills what a failed test may have left running (apps, managed proxies, controllers) and removes the state directory. */
 export function cleanup(dir?: string): void {
-  for (const app of runningApps()) {
+  for (const marked of markedProcesses()) {
+    if (marked.pid === process.pid) continue;
     try {
-      process.kill(app.pid, 'SIGKILL');
+      process.kill(marked.pid, 'SIGKILL');
     } catch {
       // gone
     }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BIN,
   cleanup,
-  freePort,
+  freePorts,
   hit,
   type RunningController,
   runningApps,
@@ -28,7 +28,9 @@ async function sample(gateway: string, n: number, headers: Record<string, string
   return counts;
 }
 
-describe('a two-service release through the CLI, with real proxies and processes', () => {
+describe('a two-service release through the CLI, with real proxies and processes', {
+  timeout: 90_000,
+}, () => {
   let ctl: RunningController;
   let dir: string;
 
@@ -36,8 +38,11 @@ describe('a two-service release through the CLI, with real proxies and processes
     dir = tempDir();
     ctl = await startController({
       stateDir: dir,
-      gatewayPort: await freePort(),
-      outboundPort: await freePort(),
+      ...(await freePorts(3).then(([port, gatewayPort, outboundPort]) => ({
+        port,
+        gatewayPort,
+        outboundPort,
+      }))),
     });
     writeFileSync(join(dir, 'shop.yaml'), yamlOf(shopDocuments()));
     const applied = await ctl.cli('apply', '-f', join(dir, 'shop.yaml'));

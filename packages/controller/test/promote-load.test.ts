@@ -14,7 +14,7 @@ import {
  * switches to its canary and the old stable processes are stopped. The old processes may only stop
  * once every proxy serves the promotion and in-flight requests drained, so nothing may fail.
  */
-describe('promote under load', () => {
+describe('promote under load', { timeout: 90_000 }, () => {
   let ctl: RunningController;
   let dir: string;
 

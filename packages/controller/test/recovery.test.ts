@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Release } from '../src/release/status.js';
 import {
   cleanup,
-  freePort,
+  freePorts,
   hit,
   type RunningController,
   runningApps,
@@ -23,7 +23,7 @@ import {
  * directory: the release resumes where it was, managed processes are adopted (same pids, never a
  * second copy), and the route-table revision never goes down.
  */
-describe('kill -9 in every phase, then restart', () => {
+describe('kill -9 in every phase, then restart', { timeout: 120_000 }, () => {
   let dir: string;
   let ports: { port: number; gatewayPort: number; outboundPort: number };
   let ctl: RunningController;
@@ -40,9 +40,11 @@ describe('kill -9 in every phase, then restart', () => {
   beforeAll(async () => {
     dir = tempDir();
     ports = {
-      port: await freePort(),
-      gatewayPort: await freePort(),
-      outboundPort: await freePort(),
+      ...(await freePorts(3).then(([port, gatewayPort, outboundPort]) => ({
+        port,
+        gatewayPort,
+        outboundPort,
+      }))),
     };
     ctl = await startShop({ stateDir: dir, ...ports, args: ['--drain', '2s'] });
   });

@@ -30,7 +30,7 @@ describe('docs/route-table.md', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('has field tables generated from the current schema (run `pnpm docs` when this fails)', async () => {
+  it('has field tables generated from the current schema (run `pnpm run docs` when this fails)', async () => {
     const result = await run('--check');
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);

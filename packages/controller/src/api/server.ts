@@ -7,6 +7,7 @@ import type { Kind } from '../documents/schema.js';
 import { ControllerError, ControllerErrors } from '../errors.js';
 import { RELEASE_ACTIONS, type ReleaseAction } from '../release/machine.js';
 import type { Release } from '../release/status.js';
+import type { RouteTablePublisher } from '../traffic/publisher.js';
 import { registerStatusPage } from './status-page.js';
 
 export interface ApiOptions {
@@ -51,17 +52,10 @@ function kindOf(resource: string): Kind {
   return kind;
 }
 
-/**
- * The local-mode HTTP API. Built apart from listening (the fastify way): tests build it in-process,
- * `graylane controller` listens. JSON in and out; every error is `{ error: { code, message, path? } }`.
- */
-export function buildApi(options: ApiOptions): FastifyInstance {
-  const { controller } = options;
+/** Fastify with graylane's error shape: every error is `{ error: { code, message, path? } }`. */
+export function createApp(logger: Logger): FastifyInstance {
   const app: FastifyInstance = Fastify({
-    loggerInstance: options.logger.child(
-      { component: 'api' },
-      { level: 'warn' },
-    ) as FastifyInstance['log'],
+    loggerInstance: logger.child({ component: 'api' }, { level: 'warn' }) as FastifyInstance['log'],
     bodyLimit: 1024 * 1024,
     // Watch streams and the proxies' keep-alive connections would hold a close open forever.
     forceCloseConnections: true,
@@ -85,7 +79,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
         .send({ error: { code: ControllerErrors.badRequest.code, message: error.message } });
       return;
     }
-    options.logger.error({ err: error }, 'API request failed');
+    logger.error({ err: error }, 'API request failed');
     void reply.code(500).send({
       error: {
         code: ControllerErrors.internal.code,
@@ -102,25 +96,48 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     });
   });
 
+  return app;
+}
+
+/** The route table and its watch (the contract with every proxy), behind the read check. */
+export function registerRouteTableRoutes(
+  app: FastifyInstance,
+  publisher: RouteTablePublisher,
+  read: (request: FastifyRequest) => void,
+): void {
+  app.get('/v1/routetable', (request: FastifyRequest, reply: FastifyReply) => {
+    read(request);
+    reply.hijack();
+    const query = new URL(request.url, 'http://controller').searchParams;
+    publisher.handleGet(request.raw, reply.raw, query);
+  });
+  app.post('/v1/routetable/acks', (request: FastifyRequest, reply: FastifyReply) => {
+    read(request);
+    reply.hijack();
+    publisher.handleAck(request.raw, reply.raw, request.body);
+  });
+}
+
+/**
+ * The local-mode HTTP API. Built apart from listening (the fastify way): tests build it in-process,
+ * `graylane controller` listens. JSON in and out; every error is `{ error: { code, message, path? } }`.
+ */
+export function buildApi(options: ApiOptions): FastifyInstance {
+  const { controller } = options;
+  const app = createApp(options.logger);
+
   const write = (request: FastifyRequest) => requireToken(request, options.token());
   const read = (request: FastifyRequest) => {
     if (options.readToken !== undefined) requireToken(request, options.readToken, options.token());
   };
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  // Healthy once the state is loaded and the token exists, not merely once the port is bound.
+  app.get('/healthz', async (_request, reply) =>
+    controller.started ? { status: 'ok' } : reply.code(503).send({ status: 'starting' }),
+  );
   registerStatusPage(app, controller);
 
-  app.get('/v1/routetable', (request: FastifyRequest, reply: FastifyReply) => {
-    read(request);
-    reply.hijack();
-    const query = new URL(request.url, 'http://controller').searchParams;
-    controller.publisher.handleGet(request.raw, reply.raw, query);
-  });
-  app.post('/v1/routetable/acks', (request: FastifyRequest, reply: FastifyReply) => {
-    read(request);
-    reply.hijack();
-    controller.publisher.handleAck(request.raw, reply.raw, request.body);
-  });
+  registerRouteTableRoutes(app, controller.publisher, read);
 
   app.get('/v1/status', async () => controller.info());
 

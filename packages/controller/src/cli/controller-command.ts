@@ -1,8 +1,11 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { pino } from 'pino';
-import { buildApi } from '../api/server.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { type Logger, pino } from 'pino';
+import { buildApi, createApp, registerRouteTableRoutes } from '../api/server.js';
 import { Controller } from '../controller.js';
 import { ControllerError } from '../errors.js';
+import { KubernetesController } from '../kubernetes-controller.js';
 
 export interface ControllerCommandOptions {
   listen: string;
@@ -13,6 +16,10 @@ export interface ControllerCommandOptions {
   logLevel: string;
   leaveRunning?: boolean;
   drain: number;
+  kubernetes?: boolean;
+  kubeconfig?: string;
+  namespace?: string;
+  leaseDuration?: number;
 }
 
 export function parseListen(value: string): { host: string; port: number } {
@@ -38,6 +45,10 @@ export async function runController(
     fail((error as Error).message);
   }
   const logger = pino({ level: options.logLevel, base: { component: 'controller' } });
+  if (options.kubernetes) {
+    await runKubernetesController(options, listen, logger, fail);
+    return;
+  }
   let url = '';
   const controller = new Controller({
     stateDir: resolve(options.stateDir),
@@ -92,4 +103,63 @@ export async function runController(
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** `graylane controller --kubernetes`: Releases as custom resources; only the route-table API here. */
+async function runKubernetesController(
+  options: ControllerCommandOptions,
+  listen: { host: string; port: number },
+  logger: Logger,
+  fail: (message: string) => never,
+): Promise<void> {
+  const kubeConfig = new KubeConfig();
+  try {
+    if (options.kubeconfig) kubeConfig.loadFromFile(options.kubeconfig);
+    else kubeConfig.loadFromDefault();
+  } catch (error) {
+    fail(`cannot read the kubeconfig: ${(error as Error).message}`);
+  }
+  const namespace =
+    options.namespace ??
+    kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ??
+    'default';
+  const controller = new KubernetesController({
+    kubeConfig,
+    namespace,
+    identity: `${hostname()}-${process.pid}`,
+    logger,
+    ...(options.leaseDuration ? { leaseDurationMs: options.leaseDuration } : {}),
+  });
+  const app = createApp(logger);
+  app.get('/healthz', async () => ({ status: 'ok', leader: controller.isLeader }));
+  registerRouteTableRoutes(app, controller.publisher, (request) => {
+    if (!options.readToken) return;
+    const given = /^Bearer\s+(.+)$/i.exec(String(request.headers.authorization ?? ''))?.[1];
+    if (given !== options.readToken)
+      throw new ControllerError('unauthorized', 'this request needs the read token');
+  });
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+    await controller.start();
+  } catch (error) {
+    await app.close().catch(() => {});
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES')
+      fail(`cannot listen on ${options.listen}: ${code}`);
+    fail(`cannot start in Kubernetes mode: ${(error as Error).message.split('\n')[0]}`);
+  }
+  logger.info(
+    { namespace, identity: `${hostname()}-${process.pid}` },
+    'controller listening (kubernetes mode)',
+  );
+  const stop = () => {
+    void (async () => {
+      controller.publisher.close();
+      await app.close();
+      await controller.close();
+      process.exit(0);
+    })();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }

@@ -3,9 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isValidLaneName } from '@graylane/lane-core';
 import { Command, CommanderError, Option } from 'commander';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { parseDuration } from '../documents/duration.js';
 import { ControllerErrors } from '../errors.js';
+import { injectManifest } from '../kubernetes/inject.js';
 import { RELEASE_ACTIONS } from '../release/machine.js';
 import type { Release } from '../release/status.js';
 import { readToken } from '../state/file-store.js';
@@ -198,7 +199,34 @@ export function buildProgram(): Command {
         .env('GRAYLANE_LOG_LEVEL')
         .default('info'),
     )
+    .addOption(
+      new Option(
+        '--kubernetes',
+        'Kubernetes mode: Releases as custom resources, canary Deployments',
+      ).env('GRAYLANE_KUBERNETES'),
+    )
+    .addOption(
+      new Option(
+        '--kubeconfig <file>',
+        'with --kubernetes: the kubeconfig (default: in-cluster or ~/.kube/config)',
+      ).env('KUBECONFIG'),
+    )
+    .addOption(
+      new Option(
+        '--namespace <ns>',
+        "with --kubernetes: the namespace (default: the context's)",
+      ).env('GRAYLANE_NAMESPACE'),
+    )
+    .addOption(
+      new Option('--lease-duration <duration>', 'with --kubernetes: leader-election lease')
+        .env('GRAYLANE_LEASE_DURATION')
+        .default('15s'),
+    )
     .action(async (opts) => {
+      const leaseDuration = parseDuration(opts.leaseDuration);
+      if (leaseDuration === undefined)
+        usage(`--lease-duration: not a duration: ${opts.leaseDuration}`);
+      opts.leaseDuration = leaseDuration;
       const drain =
         parseDuration(opts.drain) ?? (opts.drain === '0' || opts.drain === '0s' ? 0 : undefined);
       if (drain === undefined) usage(`--drain: not a duration: ${opts.drain}`);
@@ -375,6 +403,33 @@ export function buildProgram(): Command {
         if (!report.ok) process.exitCode = 1;
       },
     );
+
+  program
+    .command('inject')
+    .description(
+      'add the graylane-proxy sidecar and HTTP_PROXY to the workloads of a Kubernetes manifest',
+    )
+    .requiredOption('-f, --filename <file>', 'the manifest (YAML); - for standard input')
+    .option('--image <image>', 'the graylane-proxy image', 'ghcr.io/graylane/graylane-proxy:0.1.0')
+    .option(
+      '--route-table <url>',
+      'where the sidecar watches the route table',
+      'http://graylane-controller:7070/v1/routetable',
+    )
+    .action(async (opts: { filename: string; image: string; routeTable: string }) => {
+      let text: string;
+      try {
+        text = await readInput(opts.filename);
+      } catch (error) {
+        usage(`${opts.filename}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      }
+      const documents = parseAllDocuments(text).map((d) => d.toJS() as unknown);
+      const injected = injectManifest(documents, {
+        image: opts.image,
+        routeTable: opts.routeTable,
+      });
+      process.stdout.write(injected.map((d) => stringify(d)).join('---\n'));
+    });
 
   program
     .command('routetable')

@@ -4,17 +4,39 @@ import { orderProblems } from '../release/order.js';
 import { isActive } from '../release/phases.js';
 import type { ControllerState } from '../state/store.js';
 import type { AnyDocument } from './parse.js';
-import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './schema.js';
+import type { EntrypointDocument, ReleaseDocument, ServiceDocument, Workload } from './schema.js';
 
 /**
  * Checks a document against what the controller already holds: names that must exist, and the
  * rules that keep releases apart (one lane per release, one release per service at a time).
  * Throws GRAYLANE_ERR_INVALID_DOCUMENT (a bad reference) or GRAYLANE_ERR_CONFLICT (another release).
  */
-export function checkReferences(state: ControllerState, doc: AnyDocument): void {
+export function checkReferences(
+  state: ControllerState,
+  doc: AnyDocument,
+  platform = 'local',
+): void {
+  if (platform === 'local') checkLocalWorkloads(doc);
   if (doc.kind === 'Service') checkService(state, doc);
   else if (doc.kind === 'Entrypoint') checkEntrypoint(state, doc);
   else checkRelease(state, doc);
+}
+
+/** Local mode runs processes or routes to endpoints; an image is for Kubernetes mode. */
+function checkLocalWorkloads(doc: AnyDocument): void {
+  const workloads: Array<[string, Workload]> =
+    doc.kind === 'Service'
+      ? [['spec.stable', doc.spec.stable]]
+      : doc.kind === 'Release'
+        ? doc.spec.services.map((s, i) => [`spec.services[${i}].canary`, s.canary])
+        : [];
+  const problems = workloads
+    .filter(([, w]) => w.image !== undefined || w.patch !== undefined)
+    .map(([path, w]) => ({
+      path: `${path}.${w.image !== undefined ? 'image' : 'patch'}`,
+      message: 'image and patch are for Kubernetes mode; local mode takes run or endpoints',
+    }));
+  if (problems.length > 0) throw invalid(problems);
 }
 
 function activeReleases(state: ControllerState, except?: string) {

@@ -68,13 +68,32 @@ export const WorkloadSchema = z
       .optional()
       .describe('Base URLs of instances run by someone else (`http://host:port`).'),
     run: RunSpecSchema.optional(),
+    image: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Kubernetes mode: the image of the canary (its containers named by `patch`, or all).',
+      ),
+    patch: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe(
+        'Kubernetes mode: a strategic-merge patch of the Deployment for the canary (`{ spec: { template: … } }`).',
+      ),
   })
   .strict()
-  .refine((w) => (w.endpoints === undefined) !== (w.run === undefined), {
-    message: 'exactly one of endpoints or run',
-  })
+  .refine(
+    (w) =>
+      [
+        w.endpoints !== undefined,
+        w.run !== undefined,
+        w.image !== undefined || w.patch !== undefined,
+      ].filter(Boolean).length === 1,
+    { message: 'exactly one of endpoints, run, or image/patch' },
+  )
   .describe(
-    'Where a version runs: `endpoints` (run elsewhere) or `run` (started by the controller).',
+    'Where a version runs: `endpoints` (run elsewhere), `run` (a local process) or `image`/`patch` (a Kubernetes Deployment).',
   );
 
 export const ServiceSpecSchema = z

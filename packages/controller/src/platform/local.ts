@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseDuration } from '../documents/duration.js';
@@ -18,6 +18,8 @@ export interface LocalPlatformOptions {
   /** Workloads with `endpoints` deployed so far (`service/lane`), kept in the state like processes. */
   declared: string[];
   onDeclared: (declared: string[]) => void;
+  /** Ports others will bind (the managed proxy's listeners): never handed to an instance. */
+  reservedPorts?: () => ReadonlySet<number>;
 }
 
 /** Not a lane name (lanes are DNS labels), so never taken for one. */
@@ -27,16 +29,34 @@ const STABLE = 'stable';
 const instanceId = (ref: WorkloadRef, index: number) => `${ref.service}.${ref.lane}.${index}`;
 const prefixOf = (ref: WorkloadRef) => `${ref.service}.${ref.lane}.`;
 
-/** A free loopback port, chosen by the kernel. */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+/**
+ * Free loopback ports chosen by the kernel, all held open until every one is known: ports released
+ * one at a time may come back twice. `avoid` are ports promised to someone who has not bound them yet.
+ */
+export async function freePorts(
+  count: number,
+  avoid: ReadonlySet<number> = new Set(),
+): Promise<number[]> {
+  const servers: Server[] = [];
+  const ports: number[] = [];
+  try {
+    while (ports.length < count) {
+      const server = createServer();
+      servers.push(server);
+      const port = await new Promise<number>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+      });
+      if (!avoid.has(port)) ports.push(port);
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+}
+
+export async function freePort(avoid?: ReadonlySet<number>): Promise<number> {
+  return (await freePorts(1, avoid))[0]!;
 }
 
 /**
@@ -84,7 +104,8 @@ export class LocalPlatform implements Platform {
       const port =
         run.port !== undefined
           ? run.port + i
-          : (this.supervisor.get(id)?.spec.port ?? (await freePort()));
+          : (this.supervisor.get(id)?.spec.port ??
+            (await freePort(this.options.reservedPorts?.())));
       const spec: ProcessSpec = {
         command: run.command,
         args: run.args,

@@ -38,8 +38,10 @@ export class GraylaneProxyRouter implements TrafficRouter {
     this.revision = options.revision;
     if (options.previous) {
       this.revision = Math.max(this.revision, options.previous.revision);
-      publisher.publish(options.previous);
+      const served = publisher.current?.revision ?? -1;
+      if (options.previous.revision > served) publisher.publish(options.previous);
     }
+    this.revision = Math.max(this.revision, publisher.current?.revision ?? 0);
   }
 
   async apply(desired: DesiredRouting): Promise<number> {

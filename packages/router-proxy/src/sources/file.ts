@@ -1,7 +1,7 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { GraylaneError, parseRouteTableText } from '@graylane/lane-core';
+import { type GraylaneError, parseRouteTableText, RouteTableParseError } from '@graylane/lane-core';
 import type { RouteTableEvents, RouteTableSource } from './source.js';
 
 /**
@@ -44,9 +44,7 @@ export class FileRouteTableSource implements RouteTableSource {
       return await readFile(this.path, 'utf8');
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-      throw new GraylaneError('GRAYLANE_ERR_ROUTE_TABLE_PARSE', `${this.path}: ${code}`, {
-        cause: error,
-      });
+      throw new RouteTableParseError(`${this.path}: ${code}`, { cause: error });
     }
   }
 

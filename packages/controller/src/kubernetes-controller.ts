@@ -1,0 +1,574 @@
+import type { Problem, RouteTable } from '@graylane/lane-core';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  makeInformer,
+  type ObjectCache,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { parseDocument } from './documents/parse.js';
+import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './documents/schema.js';
+import { LeaderElector } from './kubernetes/lease.js';
+import { platformCalls } from './platform/calls.js';
+import { KubernetesPlatform, LABELS } from './platform/kubernetes.js';
+import {
+  act,
+  advance,
+  type CanaryObservation,
+  RELEASE_ACTIONS,
+  type ReleaseAction,
+} from './release/machine.js';
+import { orderProblems } from './release/order.js';
+import { isActive } from './release/phases.js';
+import {
+  initialStatus,
+  type Release,
+  type ReleaseEvent,
+  type ReleaseStatus,
+} from './release/status.js';
+import { GraylaneProxyRouter } from './traffic/graylane-proxy.js';
+import { RouteTablePublisher } from './traffic/publisher.js';
+import { buildRouteTable } from './traffic/route-table.js';
+
+const GROUP = 'graylane.dev';
+const VERSION = 'v1alpha1';
+const ROUTE_TABLE_CONFIGMAP = 'graylane-routetable';
+export const REQUEST_ANNOTATION = 'graylane.dev/request';
+
+type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
+interface ReleaseObject extends KubernetesObject {
+  spec: unknown;
+  status?: Partial<ReleaseStatus> & { observedGeneration?: number; conditions?: Condition[] };
+}
+
+interface EntrypointObject extends KubernetesObject {
+  spec: unknown;
+}
+
+interface Condition {
+  type: string;
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+
+export interface KubernetesControllerOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  identity: string;
+  logger: Logger;
+  leaseDurationMs?: number;
+  reconcileMs?: number;
+  heartbeatMs?: number;
+}
+
+/**
+ * Kubernetes mode: the same release core over Releases stored as custom resources, canary
+ * Deployments, and a route table built from pods. Level-triggered: informers (list + watch with
+ * resourceVersion) keep a cache, and every pass recomputes from it; a status write that lost a race
+ * (409 Conflict) is simply recomputed on the next pass. One replica acts, elected on a Lease.
+ */
+export class KubernetesController {
+  readonly publisher: RouteTablePublisher;
+  readonly platform: KubernetesPlatform;
+  private readonly custom: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+  private readonly releases: Cache<ReleaseObject>;
+  private readonly entrypoints: Cache<EntrypointObject>;
+  private readonly elector: LeaderElector;
+  private router: GraylaneProxyRouter | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private readonly effects = new Map<string, Promise<void>>();
+  private readonly logger: Logger;
+
+  constructor(private readonly options: KubernetesControllerOptions) {
+    const { kubeConfig: kc, namespace } = options;
+    this.logger = options.logger;
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.publisher = new RouteTablePublisher({
+      logger: options.logger,
+      ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
+    });
+    this.platform = new KubernetesPlatform({
+      kubeConfig: kc,
+      namespace,
+      logger: options.logger,
+      owner: (ref) => {
+        const owner = this.releaseObjects().find(
+          (r) =>
+            isActive((r.status?.phase ?? 'Pending') as never) &&
+            (r.spec as ReleaseDocument['spec'])?.lane === ref.lane,
+        );
+        return owner?.metadata?.uid
+          ? {
+              apiVersion: `${GROUP}/${VERSION}`,
+              kind: 'Release',
+              name: owner.metadata.name!,
+              uid: owner.metadata.uid,
+            }
+          : undefined;
+      },
+    });
+    const list = (plural: string) => () =>
+      this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural });
+    this.releases = makeInformer(
+      kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/releases`,
+      list('releases'),
+    );
+    this.entrypoints = makeInformer(
+      kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/entrypoints`,
+      list('entrypoints'),
+    );
+    for (const informer of [this.releases, this.entrypoints] as Array<Cache<KubernetesObject>>) {
+      informer.on('error', () => setTimeout(() => void informer.start().catch(() => {}), 1_000));
+      for (const event of ['add', 'update', 'delete'] as const)
+        informer.on(event, () => this.poke());
+    }
+    this.platform.onChange(() => this.poke());
+    this.elector = new LeaderElector({
+      kubeConfig: kc,
+      namespace,
+      name: 'graylane-controller',
+      identity: options.identity,
+      leaseDurationMs: options.leaseDurationMs ?? 15_000,
+      logger: options.logger,
+      onStartedLeading: () => void this.lead(),
+      onStoppedLeading: () => {
+        this.router = undefined;
+      },
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.elector.isLeader;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.platform.start(), this.releases.start(), this.entrypoints.start()]);
+    this.elector.start();
+    this.timer = setInterval(() => this.poke(), this.options.reconcileMs ?? 500);
+  }
+
+  /**
+   * A new leader starts from the route table its predecessor mirrored last, so that it never
+   * publishes a revision at or below what proxies already serve.
+   */
+  private async lead(): Promise<void> {
+    const previous = await this.readMirror();
+    if (!this.elector.isLeader) return;
+    this.router = new GraylaneProxyRouter(this.publisher, {
+      previous,
+      revision: previous?.revision ?? 0,
+      requiredProxies: () => [],
+      reconnectGraceMs: (this.options.heartbeatMs ?? 5_000) * 2,
+      commit: (table) => this.writeMirror(table),
+    });
+    this.poke();
+  }
+
+  private poke(): void {
+    if (this.running || !this.router) return;
+    this.running = this.reconcile()
+      .catch((error: unknown) => this.logger.error({ err: error }, 'reconcile failed'))
+      .finally(() => {
+        this.running = undefined;
+      });
+  }
+
+  private releaseObjects(): ReleaseObject[] {
+    return [...this.releases.list(this.options.namespace)].sort((a, b) =>
+      String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)),
+    );
+  }
+
+  /** The Entrypoint custom resources, as documents (invalid ones are skipped with a log line). */
+  private entrypointDocuments(): EntrypointDocument[] {
+    return this.entrypoints.list(this.options.namespace).flatMap((object) => {
+      try {
+        return [
+          parseDocument(
+            { metadata: { name: object.metadata?.name }, spec: object.spec },
+            'Entrypoint',
+          ),
+        ];
+      } catch (error) {
+        this.logger.warn({ entrypoint: object.metadata?.name, err: error }, 'entrypoint refused');
+        return [];
+      }
+    });
+  }
+
+  /** Every Deployment that is not a canary is a service; its stable version from its labels or image. */
+  private serviceDocuments(): ServiceDocument[] {
+    return this.platform.stableDeployments().map((d) => ({
+      apiVersion: 'graylane.dev/v1alpha1',
+      kind: 'Service',
+      metadata: { name: d.metadata!.name! },
+      spec: {
+        stable: {
+          version: d.version,
+          image: d.spec?.template.spec?.containers?.[0]?.image ?? 'unknown',
+        },
+      },
+    }));
+  }
+
+  /** A Release's spec checked as local mode checks it, against what the cluster holds. */
+  private problems(spec: ReleaseDocument['spec'], name: string, active: Release[]): Problem[] {
+    const problems: Problem[] = [];
+    if (!this.entrypointDocuments().some((e) => e.metadata.name === spec.entrypoint)) {
+      problems.push({
+        path: 'spec.entrypoint',
+        message: `unknown entrypoint "${spec.entrypoint}"`,
+      });
+    }
+    const services = new Set(this.platform.stableDeployments().map((d) => d.metadata!.name!));
+    spec.services.forEach((s, i) => {
+      if (!services.has(s.name))
+        problems.push({ path: `spec.services[${i}].name`, message: `no Deployment "${s.name}"` });
+      if (s.canary.image === undefined && s.canary.patch === undefined) {
+        problems.push({
+          path: `spec.services[${i}].canary`,
+          message: 'Kubernetes mode takes image and/or patch',
+        });
+      }
+    });
+    problems.push(...orderProblems(spec.services));
+    for (const other of active) {
+      if (other.metadata.name === name) continue;
+      if (other.spec.lane === spec.lane) {
+        problems.push({
+          path: 'spec.lane',
+          message: `lane ${spec.lane} is already used by release ${other.metadata.name}`,
+        });
+      }
+      const shared = spec.services.find((s) => other.spec.services.some((o) => o.name === s.name));
+      if (shared) {
+        problems.push({
+          path: 'spec.services',
+          message: `service ${shared.name} is in release ${other.metadata.name} too`,
+        });
+      }
+    }
+    return problems;
+  }
+
+  private async reconcile(): Promise<void> {
+    if (!this.elector.isLeader || !this.router) return;
+    const now = Date.now();
+    const active: Release[] = [];
+    const requestEvents = new Map<string, ReleaseEvent[]>();
+    const decided: Array<{
+      object: ReleaseObject;
+      release: Release;
+      events: ReleaseEvent[];
+      changed: boolean;
+      invalid?: Problem[];
+    }> = [];
+    for (const object of this.releaseObjects()) {
+      let doc: ReleaseDocument;
+      try {
+        doc = parseDocument(
+          { metadata: { name: object.metadata?.name }, spec: object.spec },
+          'Release',
+        );
+      } catch (error) {
+        decided.push({
+          object,
+          release: undefined as never,
+          events: [],
+          changed: false,
+          invalid: (error as { problems: Problem[] }).problems,
+        });
+        continue;
+      }
+      const stored = object.status?.phase ? (object.status as ReleaseStatus) : undefined;
+      const status =
+        stored ??
+        initialStatus(doc.spec, Date.parse(String(object.metadata?.creationTimestamp ?? now)));
+      const release: Release = { ...doc, status };
+      if (!stored) {
+        const problems = this.problems(doc.spec, doc.metadata.name, active);
+        if (problems.length > 0) {
+          decided.push({ object, release, events: [], changed: false, invalid: problems });
+          continue;
+        }
+      }
+      if (!isActive(status.phase)) continue;
+      const requested = this.request(object, release, now);
+      if (requested) {
+        release.status = requested.status;
+        requestEvents.set(object.metadata!.name!, requested.events);
+      }
+      const canaries: Record<string, CanaryObservation> = {};
+      for (const member of doc.spec.services) {
+        const { health, message } = this.platform.status(
+          { service: member.name, lane: doc.spec.lane },
+          member.canary,
+        );
+        canaries[member.name] = message === undefined ? { health } : { health, message };
+      }
+      const entryService = this.entrypointDocuments().find(
+        (e) => e.metadata.name === doc.spec.entrypoint,
+      )?.spec.service;
+      const outcome = advance(
+        release,
+        { now, canaries, applied: (r) => this.router!.applied(r) },
+        entryService,
+      );
+      const next: Release = { ...release, status: outcome.status };
+      active.push(next);
+      decided.push({
+        object,
+        release: next,
+        // The user's action (from the request annotation) first, then what it led to.
+        events: [...(requestEvents.get(object.metadata!.name!) ?? []), ...outcome.events],
+        changed: JSON.stringify(outcome.status) !== JSON.stringify(stored),
+      });
+      for (const { call, ref, workload } of platformCalls(next)) {
+        const key = `${call} ${ref.service}/${ref.lane}`;
+        if (this.effects.has(key)) continue;
+        const run =
+          call === 'deploy'
+            ? () => this.platform.deploy(ref, workload)
+            : call === 'remove'
+              ? () => this.platform.remove(ref)
+              : () => this.platform.promote(ref.service, ref.lane);
+        this.effects.set(
+          key,
+          run()
+            .catch((error: unknown) =>
+              this.logger.error({ err: error, effect: key }, 'platform call failed'),
+            )
+            .finally(() => this.effects.delete(key)),
+        );
+      }
+    }
+    const revision = await this.publishRouting(active);
+    for (const item of decided) {
+      if (item.invalid) {
+        await this.writeInvalid(item.object, item.invalid);
+        continue;
+      }
+      if (item.release.status.awaitRevision === -1) {
+        item.release.status.awaitRevision = revision;
+        item.changed = true;
+      }
+      if (item.changed) await this.writeStatus(item.object, item.release, item.events);
+    }
+  }
+
+  /**
+   * A user's action, asked for with an annotation (`kubectl annotate release NAME
+   * graylane.dev/request=approve:1 --overwrite`): applied once per distinct value, which the status
+   * remembers, so a re-list or a failover never applies it twice. A refused action is an event.
+   */
+  private request(
+    object: ReleaseObject,
+    release: Release,
+    now: number,
+  ): { status: ReleaseStatus; events: ReleaseEvent[] } | undefined {
+    const value = object.metadata?.annotations?.[REQUEST_ANNOTATION];
+    const status = release.status as ReleaseStatus & { lastRequest?: string };
+    if (!value || value === status.lastRequest) return undefined;
+    const action = value.split(':')[0] as ReleaseAction;
+    const done = { ...release, status: { ...status, lastRequest: value } } as Release;
+    if (!RELEASE_ACTIONS.includes(action)) {
+      return {
+        status: done.status,
+        events: [
+          requestEvent(
+            now,
+            release,
+            `unknown request ${value}; one of ${RELEASE_ACTIONS.join(', ')}`,
+          ),
+        ],
+      };
+    }
+    try {
+      const outcome = act(done, action, now, 'user');
+      return { status: outcome.status, events: outcome.events };
+    } catch (error) {
+      return {
+        status: done.status,
+        events: [requestEvent(now, release, (error as Error).message)],
+      };
+    }
+  }
+
+  private async publishRouting(active: Release[]): Promise<number> {
+    const desired = buildRouteTable({
+      services: this.serviceDocuments(),
+      entrypoints: this.entrypointDocuments(),
+      releases: active,
+      endpointsOf: (service, lane, workload) =>
+        this.platform.status({ service, lane }, workload).endpoints,
+    });
+    try {
+      return await this.router!.apply(desired);
+    } catch (error) {
+      this.logger.error(
+        { err: error },
+        'the route table built from the cluster is invalid; keeping the last one',
+      );
+      return this.router!.current()?.revision ?? 0;
+    }
+  }
+
+  /** Writes the status subresource with the resourceVersion the informer saw; 409 means recompute. */
+  private async writeStatus(
+    object: ReleaseObject,
+    release: Release,
+    events: readonly ReleaseEvent[],
+  ): Promise<void> {
+    const body = {
+      ...object,
+      status: {
+        ...release.status,
+        observedGeneration: object.metadata?.generation,
+        conditions: [condition('Valid', 'True', 'Accepted', 'the spec is valid')],
+      },
+    };
+    try {
+      await this.custom.replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.options.namespace,
+        plural: 'releases',
+        name: object.metadata!.name!,
+        body,
+      });
+    } catch (error) {
+      if ((error as { code?: number }).code === 409) return;
+      throw error;
+    }
+    for (const event of events) await this.emit(object, event);
+  }
+
+  private async writeInvalid(object: ReleaseObject, problems: readonly Problem[]): Promise<void> {
+    const message = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+    const existing = object.status?.conditions?.find((c) => c.type === 'Valid');
+    if (existing?.status === 'False' && existing.message === message) return;
+    const body = {
+      ...object,
+      status: {
+        ...object.status,
+        observedGeneration: object.metadata?.generation,
+        conditions: [condition('Valid', 'False', 'InvalidSpec', message)],
+      },
+    };
+    await this.custom
+      .replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.options.namespace,
+        plural: 'releases',
+        name: object.metadata!.name!,
+        body,
+      })
+      .catch((error: unknown) => {
+        if ((error as { code?: number }).code !== 409) throw error;
+      });
+  }
+
+  /** A core Event per release event, visible with `kubectl describe release`. */
+  private async emit(object: ReleaseObject, event: ReleaseEvent): Promise<void> {
+    const name = `${object.metadata!.name}.${Date.parse(event.time).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    await this.core
+      .createNamespacedEvent({
+        namespace: this.options.namespace,
+        body: {
+          metadata: { name, namespace: this.options.namespace },
+          involvedObject: {
+            apiVersion: `${GROUP}/${VERSION}`,
+            kind: 'Release',
+            name: object.metadata!.name,
+            namespace: this.options.namespace,
+            uid: object.metadata!.uid,
+          },
+          reason: event.reason,
+          message: event.message,
+          type: event.type,
+          source: { component: 'graylane-controller' },
+          firstTimestamp: new Date(event.time),
+          lastTimestamp: new Date(event.time),
+          count: 1,
+        },
+      })
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'event not recorded'));
+  }
+
+  private async readMirror(): Promise<RouteTable | undefined> {
+    try {
+      const map = await this.core.readNamespacedConfigMap({
+        name: ROUTE_TABLE_CONFIGMAP,
+        namespace: this.options.namespace,
+      });
+      const text = map.data?.['routetable.json'];
+      return text ? (JSON.parse(text) as RouteTable) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The table goes into a ConfigMap before any proxy sees it: a proxy started while no controller runs reads it there. */
+  private async writeMirror(table: RouteTable): Promise<void> {
+    const body = {
+      metadata: {
+        name: ROUTE_TABLE_CONFIGMAP,
+        namespace: this.options.namespace,
+        labels: { [LABELS.service]: 'graylane-controller' },
+      },
+      data: { 'routetable.json': JSON.stringify(table) },
+    };
+    try {
+      await this.core.replaceNamespacedConfigMap({
+        name: ROUTE_TABLE_CONFIGMAP,
+        namespace: this.options.namespace,
+        body,
+      });
+    } catch (error) {
+      if ((error as { code?: number }).code !== 404) throw error;
+      await this.core.createNamespacedConfigMap({ namespace: this.options.namespace, body });
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+    await Promise.allSettled(this.effects.values());
+    await this.elector.stop(true);
+    await Promise.all([this.releases.stop(), this.entrypoints.stop()]);
+    await this.platform.close();
+    this.publisher.close();
+  }
+}
+
+function requestEvent(now: number, release: Release, message: string): ReleaseEvent {
+  return {
+    time: new Date(now).toISOString(),
+    type: 'Warning',
+    reason: 'RequestRefused',
+    message,
+    actor: 'user',
+    phase: release.status.phase,
+  };
+}
+
+function condition(
+  type: string,
+  status: 'True' | 'False',
+  reason: string,
+  message: string,
+): Condition {
+  return { type, status, reason, message, lastTransitionTime: new Date().toISOString() };
+}

@@ -1,0 +1,138 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { canaryDeployment, LABELS, mergePatch } from '../src/platform/kubernetes.js';
+
+const base: V1Deployment = {
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'backend', namespace: 'shop' },
+  spec: {
+    replicas: 3,
+    selector: { matchLabels: { app: 'backend' } },
+    template: {
+      metadata: { labels: { app: 'backend', tier: 'api', team: 'checkout' } },
+      spec: {
+        containers: [
+          { name: 'app', image: 'backend:1', ports: [{ containerPort: 8080 }] },
+          { name: 'sidecar', image: 'graylane-proxy:1' },
+        ],
+      },
+    },
+  },
+};
+
+describe('the canary Deployment', () => {
+  it('keeps its pods out of the stable Deployment and of every Service that selects the stable pods', () => {
+    const canary = canaryDeployment(
+      base,
+      { service: 'backend', lane: 'gray' },
+      { version: 'v2', image: 'backend:2' },
+      [{ tier: 'api' }],
+    );
+    expect(canary.metadata?.name).toBe('backend-gray');
+    expect(canary.spec?.selector?.matchLabels).toEqual({
+      [LABELS.service]: 'backend',
+      [LABELS.lane]: 'gray',
+    });
+    const labels = canary.spec?.template.metadata?.labels;
+    // `app` is the Deployment's selector and `tier` a Service's: both dropped; `team` stays.
+    expect(labels).toEqual({
+      team: 'checkout',
+      [LABELS.service]: 'backend',
+      [LABELS.lane]: 'gray',
+      [LABELS.version]: 'v2',
+    });
+    expect(canary.spec?.replicas).toBe(3);
+    expect(canary.spec?.template.spec?.containers.map((c) => c.image)).toEqual([
+      'backend:2',
+      'backend:2',
+    ]);
+    // The user's Deployment is not changed.
+    expect(base.spec?.template.metadata?.labels).toEqual({
+      app: 'backend',
+      tier: 'api',
+      team: 'checkout',
+    });
+  });
+
+  it('applies a strategic-merge patch (containers merged by name) and is owned by the Release', () => {
+    const canary = canaryDeployment(
+      base,
+      { service: 'backend', lane: 'gray' },
+      {
+        version: 'v2',
+        patch: {
+          spec: {
+            template: {
+              spec: {
+                containers: [{ name: 'app', image: 'backend:2', env: [{ name: 'X', value: '1' }] }],
+              },
+            },
+          },
+        },
+      },
+      [],
+      { apiVersion: 'graylane.dev/v1alpha1', kind: 'Release', name: 'checkout-v2', uid: 'u-1' },
+    );
+    expect(canary.spec?.template.spec?.containers).toEqual([
+      {
+        name: 'app',
+        image: 'backend:2',
+        ports: [{ containerPort: 8080 }],
+        env: [{ name: 'X', value: '1' }],
+      },
+      { name: 'sidecar', image: 'graylane-proxy:1' },
+    ]);
+    expect(canary.metadata?.ownerReferences).toEqual([
+      {
+        apiVersion: 'graylane.dev/v1alpha1',
+        kind: 'Release',
+        name: 'checkout-v2',
+        uid: 'u-1',
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
+  });
+
+  it('has a spec hash that changes with the spec and only with it', () => {
+    const hash = (image: string) =>
+      canaryDeployment(base, { service: 'backend', lane: 'gray' }, { version: 'v2', image }, [])
+        .metadata?.annotations?.[LABELS.specHash];
+    expect(hash('backend:2')).toBe(hash('backend:2'));
+    expect(hash('backend:2')).not.toBe(hash('backend:3'));
+  });
+
+  it('merges patches as Kubernetes does for maps, lists of named items and null (delete)', () => {
+    expect(mergePatch({ a: 1, b: { c: 2, d: 3 } }, { b: { c: 5, d: null }, e: [1] })).toEqual({
+      a: 1,
+      b: { c: 5 },
+      e: [1],
+    });
+    expect(
+      mergePatch(
+        [{ name: 'x', v: 1 }],
+        [
+          { name: 'y', v: 2 },
+          { name: 'x', w: 3 },
+        ],
+      ),
+    ).toEqual([
+      { name: 'x', v: 1, w: 3 },
+      { name: 'y', v: 2 },
+    ]);
+    expect(mergePatch([1, 2], [3])).toEqual([3]);
+  });
+});
+
+describe('deploy/kubernetes/crds.yaml', () => {
+  it('is generated from the current document schemas (run `pnpm run docs` when this fails)', async () => {
+    const script = fileURLToPath(new URL('../scripts/kubernetes-manifests.mjs', import.meta.url));
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [script, '--check']);
+    expect(stderr).toBe('');
+    expect(stdout).toContain('up to date');
+  });
+});

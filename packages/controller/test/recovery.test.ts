@@ -7,6 +7,7 @@ import {
   cleanup,
   freePorts,
   hit,
+  managedPids,
   type RunningController,
   runningApps,
   runSpec,
@@ -64,9 +65,12 @@ describe('kill -9 in every phase, then restart', { timeout: 120_000 }, () => {
   ): Promise<Release> {
     const before = await until(() => ctl.release(name), inPhase, 20_000);
     const revision = revisionOnDisk();
-    const apps = appKeys();
     ctl.child.kill('SIGKILL');
     await ctl.stop('SIGKILL').catch(() => null);
+    // What the state on disk records at the kill: those must be adopted. A process spawned in the
+    // instant before its pid was written is an orphan: stopped and started again, never doubled.
+    const recorded = new Set(managedPids(dir));
+    const apps = appKeys().filter((key) => recorded.has(Number(key.split(' ').at(-1))));
     // Traffic keeps flowing through the proxy while the controller is gone.
     if (!proxyFrozen) expect((await hit(ctl.gateway!)).status).toBe(200);
     ctl = await start();

@@ -438,6 +438,12 @@ export class KubernetesController {
         conditions: [condition('Valid', 'True', 'Accepted', 'the spec is valid')],
       },
     };
+    if (!(await this.replaceStatus(object, body))) return;
+    for (const event of events) await this.emit(object, event);
+  }
+
+  /** PUT on the status subresource; false when another writer won (409): the next pass recomputes. */
+  private async replaceStatus(object: ReleaseObject, body: unknown): Promise<boolean> {
     try {
       await this.custom.replaceNamespacedCustomObjectStatus({
         group: GROUP,
@@ -445,13 +451,13 @@ export class KubernetesController {
         namespace: this.options.namespace,
         plural: 'releases',
         name: object.metadata!.name!,
-        body,
+        body: body as object,
       });
+      return true;
     } catch (error) {
-      if ((error as { code?: number }).code === 409) return;
+      if ((error as { code?: number }).code === 409) return false;
       throw error;
     }
-    for (const event of events) await this.emit(object, event);
   }
 
   private async writeInvalid(object: ReleaseObject, problems: readonly Problem[]): Promise<void> {
@@ -466,18 +472,7 @@ export class KubernetesController {
         conditions: [condition('Valid', 'False', 'InvalidSpec', message)],
       },
     };
-    await this.custom
-      .replaceNamespacedCustomObjectStatus({
-        group: GROUP,
-        version: VERSION,
-        namespace: this.options.namespace,
-        plural: 'releases',
-        name: object.metadata!.name!,
-        body,
-      })
-      .catch((error: unknown) => {
-        if ((error as { code?: number }).code !== 409) throw error;
-      });
+    await this.replaceStatus(object, body);
   }
 
   /** A core Event per release event, visible with `kubectl describe release`. */

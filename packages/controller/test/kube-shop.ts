@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { BIN, freePort, until } from './graylane.js';
@@ -58,8 +59,15 @@ export interface ShopCluster {
   eventReasons(name: string): Promise<string[]>;
   /** The route table the controller mirrored into its ConfigMap. */
   mirroredTable(): Promise<MirroredTable>;
-  /** `graylane controller --kubernetes` as the ServiceAccount, lease 3 s. */
-  startController(options?: { port?: number; args?: string[] }): Promise<ChildProcess>;
+  /**
+   * `graylane controller --kubernetes` as the ServiceAccount, lease 3 s; `server` reaches the API
+   * server another way (through a `partition`).
+   */
+  startController(options?: {
+    port?: number;
+    server?: string;
+    args?: string[];
+  }): Promise<ChildProcess>;
   stop(): Promise<void>;
 }
 
@@ -97,12 +105,15 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
     namespace,
     body: { spec: { expirationSeconds: 3600 } },
   });
-  const server = env.kc.getCurrentCluster()!.server;
-  const saKubeconfig = `${env.dir}/controller.kubeconfig`;
-  writeFileSync(
-    saKubeconfig,
-    `apiVersion: v1\nkind: Config\nclusters: [{ name: test, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]\nusers: [{ name: controller, user: { token: "${token.status!.token}" } }]\ncontexts: [{ name: test, context: { cluster: test, user: controller, namespace: ${namespace} } }]\ncurrent-context: test\n`,
-  );
+  const kubeconfigFor = (server: string) => {
+    const file = `${env.dir}/controller-${createHash('sha256').update(server).digest('hex').slice(0, 8)}.kubeconfig`;
+    writeFileSync(
+      file,
+      `apiVersion: v1\nkind: Config\nclusters: [{ name: test, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]\nusers: [{ name: controller, user: { token: "${token.status!.token}" } }]\ncontexts: [{ name: test, context: { cluster: test, user: controller, namespace: ${namespace} } }]\ncurrent-context: test\n`,
+    );
+    return file;
+  };
+  const saKubeconfig = kubeconfigFor(env.kc.getCurrentCluster()!.server);
 
   const cluster: ShopCluster = {
     env,
@@ -229,7 +240,7 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
           'controller',
           '--kubernetes',
           '--kubeconfig',
-          saKubeconfig,
+          options.server ? kubeconfigFor(options.server) : saKubeconfig,
           '--namespace',
           namespace,
           '--listen',

@@ -4,11 +4,12 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+// The controller's own port picker (every port held open until all are known), from its build.
+import { freePort, freePorts } from '../../packages/controller/dist/platform/local.js';
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 export const GRAYLANE_BIN = here('../../packages/controller/dist/cli/main.js');
@@ -16,30 +17,7 @@ export const EXAMPLES = { frontend: here('../frontend'), backend: here('../backe
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Free loopback ports, all held open until each is known (ports released one by one can repeat). */
-export async function freePorts(count) {
-  const servers = [];
-  try {
-    const ports = [];
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      ports.push(
-        await new Promise((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server.address().port));
-        }),
-      );
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
-}
-
-export async function freePort() {
-  return (await freePorts(1))[0];
-}
+export { freePort, freePorts };
 
 /** Polls `read` until `check` holds; fails naming `what` and the last value. */
 // Bounds are generous: on a loaded machine a Node process with Express and the SDK takes seconds.

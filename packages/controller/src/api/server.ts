@@ -52,13 +52,44 @@ function kindOf(resource: string): Kind {
   return kind;
 }
 
+/**
+ * How long a client may take to send its request. Fastify turns Node's request deadline off and
+ * Node checks its deadlines only every 30 s, so a stalled or trickling client (a slowloris, a
+ * half-dead proxy) would hold a connection for as long as it liked. Responses have no deadline:
+ * a route-table watch is a response that lasts for hours, kept alive by heartbeats.
+ */
+export interface ApiLimits {
+  /** The whole request head, from the connection's first byte or the previous response. */
+  headersTimeoutMs: number;
+  /** The whole request, head and body. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection between requests. */
+  keepAliveTimeoutMs: number;
+}
+
+export const API_LIMITS: ApiLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 65_000,
+};
+
 /** Fastify with graylane's error shape: every error is `{ error: { code, message, path? } }`. */
-export function createApp(logger: Logger): FastifyInstance {
+export function createApp(logger: Logger, limits: ApiLimits = API_LIMITS): FastifyInstance {
   const app: FastifyInstance = Fastify({
     loggerInstance: logger.child({ component: 'api' }, { level: 'warn' }) as FastifyInstance['log'],
     bodyLimit: 1024 * 1024,
     // Watch streams and the proxies' keep-alive connections would hold a close open forever.
     forceCloseConnections: true,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      // Node enforces both deadlines on this tick; a quarter of the shorter keeps them honest.
+      connectionsCheckingInterval: Math.max(
+        50,
+        Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4),
+      ),
+    },
   });
 
   app.addContentTypeParser(

@@ -1,0 +1,264 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { BIN, freePort, until } from './graylane.js';
+import { applyYaml, deployFile, type KubeEnv, startKube } from './kube-env.js';
+
+/**
+ * The shop on a real kube-apiserver + etcd, for the Kubernetes-mode test files: the CRDs and the
+ * shipped RBAC applied, a kubeconfig with the controller ServiceAccount's token (and nothing else),
+ * the user Deployments `backend` and `frontend` with their Services and Ready pods, and the
+ * Entrypoint `shop`. There is no kubelet or controller-manager: `runPods` plays their part.
+ */
+export const GROUP = { group: 'graylane.dev', version: 'v1alpha1' } as const;
+
+export interface ReleaseObject {
+  metadata: {
+    name: string;
+    uid: string;
+    resourceVersion: string;
+    generation: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec: Record<string, unknown>;
+  status?: {
+    phase?: string;
+    step?: number;
+    weight?: number;
+    awaitRevision?: number;
+    observedGeneration?: number;
+    events?: Array<{ reason: string; time: string }>;
+    conditions?: Array<{ type: string; status: string; message: string }>;
+  };
+}
+
+export interface ShopCluster {
+  env: KubeEnv;
+  namespace: string;
+  /** A kubeconfig with the shipped ServiceAccount's token: the controller's only rights. */
+  saKubeconfig: string;
+  /** Every controller started here (killed by `stop`). */
+  controllers: ChildProcess[];
+  /** A user Deployment (1 replica, `app: NAME`) and its Service, rolled out. */
+  deployment(name: string, image: string): Promise<void>;
+  /** What the Deployment controller and a kubelet would do: a Ready pod, status rolled out. */
+  runPods(name: string): Promise<string>;
+  createRelease(name: string, spec: Record<string, unknown>): Promise<ReleaseObject>;
+  release(name: string): Promise<ReleaseObject>;
+  deleteRelease(name: string): Promise<void>;
+  waitForPhase(name: string, phase: string, withinMs?: number): Promise<ReleaseObject>;
+  /** A user's action, as `kubectl annotate release NAME graylane.dev/request=VALUE --overwrite`. */
+  annotate(name: string, value: string): Promise<void>;
+  deploymentOrUndefined(name: string): Promise<V1Deployment | undefined>;
+  waitForDeployment(name: string, withinMs?: number): Promise<V1Deployment>;
+  /** The reasons of the core Events about a Release, oldest first. */
+  eventReasons(name: string): Promise<string[]>;
+  /** The route table the controller mirrored into its ConfigMap. */
+  mirroredTable(): Promise<MirroredTable>;
+  /** `graylane controller --kubernetes` as the ServiceAccount, lease 3 s. */
+  startController(options?: { port?: number; args?: string[] }): Promise<ChildProcess>;
+  stop(): Promise<void>;
+}
+
+export interface MirroredTable {
+  revision: number;
+  services: Record<string, { lanes: Record<string, { endpoints: string[] }> }>;
+}
+
+export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster> {
+  const env = await startKube();
+  const ns = { ...GROUP, namespace };
+  const controllers: ChildProcess[] = [];
+  let podIp = 10;
+
+  await applyYaml(env, deployFile('crds.yaml'));
+  for (const name of ['releases.graylane.dev', 'entrypoints.graylane.dev']) {
+    await until(
+      () =>
+        env.objects.read({
+          apiVersion: 'apiextensions.k8s.io/v1',
+          kind: 'CustomResourceDefinition',
+          metadata: { name },
+        }),
+      (crd) =>
+        (
+          (crd as { status?: { conditions?: Array<{ type: string; status: string }> } }).status
+            ?.conditions ?? []
+        ).some((c) => c.type === 'Established' && c.status === 'True'),
+    );
+  }
+  await env.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await applyYaml(env, deployFile('rbac.yaml'), namespace);
+  const token = await env.core.createNamespacedServiceAccountToken({
+    name: 'graylane-controller',
+    namespace,
+    body: { spec: { expirationSeconds: 3600 } },
+  });
+  const server = env.kc.getCurrentCluster()!.server;
+  const saKubeconfig = `${env.dir}/controller.kubeconfig`;
+  writeFileSync(
+    saKubeconfig,
+    `apiVersion: v1\nkind: Config\nclusters: [{ name: test, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]\nusers: [{ name: controller, user: { token: "${token.status!.token}" } }]\ncontexts: [{ name: test, context: { cluster: test, user: controller, namespace: ${namespace} } }]\ncurrent-context: test\n`,
+  );
+
+  const cluster: ShopCluster = {
+    env,
+    namespace,
+    saKubeconfig,
+    controllers,
+    async deployment(name, image) {
+      const body: V1Deployment = {
+        metadata: { name, namespace },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: name } },
+          template: {
+            metadata: { labels: { app: name, team: 'shop' } },
+            spec: { containers: [{ name: 'app', image, ports: [{ containerPort: 8080 }] }] },
+          },
+        },
+      };
+      await env.apps.createNamespacedDeployment({ namespace, body });
+      await env.core.createNamespacedService({
+        namespace,
+        body: {
+          metadata: { name },
+          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+        },
+      });
+      await cluster.runPods(name);
+    },
+    async runPods(name) {
+      const d = await env.apps.readNamespacedDeployment({ name, namespace });
+      const podName = `${name}-${d.metadata!.generation}-${podIp}`;
+      const ip = `10.1.${Math.floor(podIp / 250)}.${podIp % 250}`;
+      podIp++;
+      await env.core.createNamespacedPod({
+        namespace,
+        body: {
+          metadata: { name: podName, labels: d.spec!.template.metadata!.labels },
+          spec: d.spec!.template.spec!,
+        },
+      });
+      const pod = await env.core.readNamespacedPod({ name: podName, namespace });
+      pod.status = { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: 'True' }] };
+      await env.core.replaceNamespacedPodStatus({ name: podName, namespace, body: pod });
+      d.status = {
+        observedGeneration: d.metadata!.generation,
+        replicas: 1,
+        updatedReplicas: 1,
+        readyReplicas: 1,
+        availableReplicas: 1,
+      };
+      await env.apps.replaceNamespacedDeploymentStatus({ name, namespace, body: d });
+      return ip;
+    },
+    async createRelease(name, spec) {
+      return (await env.custom.createNamespacedCustomObject({
+        ...ns,
+        plural: 'releases',
+        body: {
+          apiVersion: 'graylane.dev/v1alpha1',
+          kind: 'Release',
+          metadata: { name },
+          spec,
+        },
+      })) as ReleaseObject;
+    },
+    async release(name) {
+      return (await env.custom.getNamespacedCustomObject({
+        ...ns,
+        plural: 'releases',
+        name,
+      })) as ReleaseObject;
+    },
+    async deleteRelease(name) {
+      await env.custom.deleteNamespacedCustomObject({ ...ns, plural: 'releases', name });
+    },
+    waitForPhase: (name, phase, withinMs = 30_000) =>
+      until(
+        () => cluster.release(name),
+        (r) => r.status?.phase === phase,
+        withinMs,
+      ),
+    async annotate(name, value) {
+      await env.custom.patchNamespacedCustomObject({
+        ...ns,
+        plural: 'releases',
+        name,
+        body: [
+          { op: 'add', path: '/metadata/annotations', value: { 'graylane.dev/request': value } },
+        ],
+      });
+    },
+    deploymentOrUndefined: (name) =>
+      env.apps.readNamespacedDeployment({ name, namespace }).catch(() => undefined),
+    async waitForDeployment(name, withinMs = 30_000) {
+      return (await until(
+        () => cluster.deploymentOrUndefined(name),
+        (d) => d !== undefined,
+        withinMs,
+      )) as V1Deployment;
+    },
+    async eventReasons(name) {
+      const events = await env.core.listNamespacedEvent({
+        namespace,
+        fieldSelector: `involvedObject.name=${name}`,
+      });
+      return events.items
+        .sort((a, b) => String(a.firstTimestamp).localeCompare(String(b.firstTimestamp)))
+        .map((e) => e.reason ?? '');
+    },
+    async mirroredTable() {
+      const map = await env.core.readNamespacedConfigMap({
+        name: 'graylane-routetable',
+        namespace,
+      });
+      return JSON.parse(map.data!['routetable.json']!) as MirroredTable;
+    },
+    async startController(options = {}) {
+      const port = options.port ?? (await freePort());
+      const child = spawn(
+        process.execPath,
+        [
+          BIN,
+          'controller',
+          '--kubernetes',
+          '--kubeconfig',
+          saKubeconfig,
+          '--namespace',
+          namespace,
+          '--listen',
+          `127.0.0.1:${port}`,
+          '--lease-duration',
+          '3s',
+          '--log-level',
+          'warn',
+          ...(options.args ?? []),
+        ],
+        { stdio: ['ignore', 'inherit', 'inherit'] },
+      );
+      controllers.push(child);
+      return child;
+    },
+    async stop() {
+      for (const child of controllers) child.kill('SIGKILL');
+      await env.stop();
+    },
+  };
+
+  await cluster.deployment('backend', 'backend:1');
+  await cluster.deployment('frontend', 'frontend:1');
+  await env.custom.createNamespacedCustomObject({
+    ...ns,
+    plural: 'entrypoints',
+    body: {
+      apiVersion: 'graylane.dev/v1alpha1',
+      kind: 'Entrypoint',
+      metadata: { name: 'shop' },
+      spec: { service: 'frontend' },
+    },
+  });
+  return cluster;
+}

@@ -304,3 +304,22 @@ describe('worker_threads', () => {
     expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
   });
 });
+
+describe('with GRAYLANE_LEAK_DETECTION=0', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startApp({ GRAYLANE_LEAK_DETECTION: '0' });
+  });
+  afterAll(() => app.stop());
+
+  it.each(CLIENTS)(
+    '%s: a call made after its request ended still goes out untagged, silently',
+    async (client) => {
+      await app.get(`/after?client=${client}&id=quiet-after-${client}`, { 'x-lane': 'gray' });
+      expect(await outcomeOf(app, `quiet-after-${client}`)).toBe('ok');
+      // A stale lane is a routing error, not a warning: leak detection off does not bring it back.
+      expect(seen.get(`quiet-after-${client}`)).toEqual({ lane: null, baggage: null });
+      expect(app.warnings().filter((w) => w.kind !== undefined)).toEqual([]);
+    },
+  );
+});

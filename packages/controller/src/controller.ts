@@ -7,7 +7,7 @@ import { AnalysisRunner } from './analysis/runner.js';
 import type { AnyDocument } from './documents/parse.js';
 import { checkReferences, dependents } from './documents/references.js';
 import { ControllerError } from './errors.js';
-import { platformCalls } from './platform/calls.js';
+import { Effects } from './platform/effects.js';
 import { freePort, LocalPlatform } from './platform/local.js';
 import type { Platform } from './platform/platform.js';
 import { act, advance, type CanaryObservation, type ReleaseAction } from './release/machine.js';
@@ -65,7 +65,7 @@ export class Controller {
   private again = false;
   private closing = false;
   private scheduled: NodeJS.Immediate | undefined;
-  private readonly effects = new Map<string, Promise<void>>();
+  private readonly effects: Effects;
   private readonly logger: Logger;
   private proxyAdminPort = 0;
   private proxyConfig = '';
@@ -73,6 +73,7 @@ export class Controller {
 
   constructor(private readonly options: ControllerOptions) {
     this.logger = options.logger;
+    this.effects = new Effects({ logger: options.logger, onSettled: () => this.poke() });
     this.analysis = new AnalysisRunner({
       logger: options.logger,
       managedTargets: () => this.metricsTargets(),
@@ -278,20 +279,6 @@ export class Controller {
     return canaries;
   }
 
-  /** Runs a platform call once at a time per key; a failure is logged and retried on a later pass. */
-  private effect(key: string, run: () => Promise<void>, pokeWhenDone = true): void {
-    if (this.effects.has(key)) return;
-    const done = run()
-      .catch((error: unknown) =>
-        this.logger.error({ err: error, effect: key }, 'platform call failed'),
-      )
-      .finally(() => {
-        this.effects.delete(key);
-        if (pokeWhenDone) this.poke();
-      });
-    this.effects.set(key, done);
-  }
-
   private async reconcile(): Promise<void> {
     await this.ensureManagedProxy();
     // While a promotion moves a service's stable version, the platform's promote owns its instances.
@@ -305,7 +292,7 @@ export class Controller {
     for (const service of Object.values(this.state.services)) {
       if (service.spec.stable.run && !promoting.has(service.metadata.name)) {
         const ref = { service: service.metadata.name, lane: STABLE };
-        this.effect(
+        this.effects.start(
           `deploy ${ref.service}/${ref.lane}`,
           () => this.platform.deploy(ref, service.spec.stable),
           false,
@@ -365,21 +352,13 @@ export class Controller {
 
   /** Makes the platform match what each canary's state asks for. */
   private converge(release: Release): void {
-    for (const { call, ref, workload } of platformCalls(release)) {
-      const key = `${call} ${ref.service}/${ref.lane}`;
-      if (call === 'deploy') {
-        this.effect(key, () => this.platform.deploy(ref, workload), false);
-      } else if (call === 'remove') {
-        this.effect(key, () => this.platform.remove(ref));
-      } else {
-        const service = this.state.services[ref.service];
-        // Written with the platform's renames below, in the same state snapshot.
-        if (service && JSON.stringify(service.spec.stable) !== JSON.stringify(workload)) {
-          service.spec = { ...service.spec, stable: workload };
-        }
-        this.effect(key, () => this.platform.promote(ref.service, ref.lane));
+    this.effects.converge(release, this.platform, (ref, workload) => {
+      const service = this.state.services[ref.service];
+      // Written with the platform's renames, in the same state snapshot.
+      if (service && JSON.stringify(service.spec.stable) !== JSON.stringify(workload)) {
+        service.spec = { ...service.spec, stable: workload };
       }
-    }
+    });
   }
 
   private async publishRouting(): Promise<number> {
@@ -551,7 +530,7 @@ export class Controller {
     clearImmediate(this.scheduled);
     this.analysis.close();
     await this.reconciling;
-    await Promise.allSettled(this.effects.values());
+    await this.effects.settled();
     await this.platform?.close(options);
     this.router?.close();
     this.publisher.close();

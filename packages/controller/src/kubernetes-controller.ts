@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { parseDocument } from './documents/parse.js';
 import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './documents/schema.js';
 import { LeaderElector } from './kubernetes/lease.js';
-import { platformCalls } from './platform/calls.js';
+import { Effects } from './platform/effects.js';
 import { KubernetesPlatform, LABELS } from './platform/kubernetes.js';
 import {
   act,
@@ -84,12 +84,13 @@ export class KubernetesController {
   private router: GraylaneProxyRouter | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  private readonly effects = new Map<string, Promise<void>>();
+  private readonly effects: Effects;
   private readonly logger: Logger;
 
   constructor(private readonly options: KubernetesControllerOptions) {
     const { kubeConfig: kc, namespace } = options;
     this.logger = options.logger;
+    this.effects = new Effects({ logger: options.logger });
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
     this.publisher = new RouteTablePublisher({
@@ -330,28 +331,16 @@ export class KubernetesController {
       decided.push({
         object,
         release: next,
-        // The user's action (from the request annotation) first, then what it led to.
-        events: [...(requestEvents.get(object.metadata!.name!) ?? []), ...outcome.events],
+        // `Created` on the first write, the user's action (from the request annotation), then
+        // what it led to.
+        events: [
+          ...(stored ? [] : status.events),
+          ...(requestEvents.get(object.metadata!.name!) ?? []),
+          ...outcome.events,
+        ],
         changed: JSON.stringify(outcome.status) !== JSON.stringify(stored),
       });
-      for (const { call, ref, workload } of platformCalls(next)) {
-        const key = `${call} ${ref.service}/${ref.lane}`;
-        if (this.effects.has(key)) continue;
-        const run =
-          call === 'deploy'
-            ? () => this.platform.deploy(ref, workload)
-            : call === 'remove'
-              ? () => this.platform.remove(ref)
-              : () => this.platform.promote(ref.service, ref.lane);
-        this.effects.set(
-          key,
-          run()
-            .catch((error: unknown) =>
-              this.logger.error({ err: error, effect: key }, 'platform call failed'),
-            )
-            .finally(() => this.effects.delete(key)),
-        );
-      }
+      this.effects.converge(next, this.platform);
     }
     const revision = await this.publishRouting(active);
     for (const item of decided) {
@@ -540,7 +529,7 @@ export class KubernetesController {
   async close(): Promise<void> {
     clearInterval(this.timer);
     await this.running;
-    await Promise.allSettled(this.effects.values());
+    await this.effects.settled();
     await this.elector.stop(true);
     await Promise.all([this.releases.stop(), this.entrypoints.stop()]);
     await this.platform.close();

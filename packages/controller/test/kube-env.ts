@@ -115,3 +115,30 @@ export async function applyYaml(
 const insecure = new Agent({ connect: { rejectUnauthorized: false } });
 
 export const deployFile = (name: string) => readFileSync(`${DEPLOY}${name}`, 'utf8');
+
+/**
+ * How many requests the API server answered that match every given label of
+ * `apiserver_request_total` (its own count, from `/metrics`): `{ resource: 'releases', subresource:
+ * 'status', verb: 'PUT', code: '409' }` counts the status writes that met a stale resourceVersion.
+ */
+export async function apiserverRequests(
+  env: KubeEnv,
+  labels: Record<string, string>,
+): Promise<number> {
+  const res = await request(`${env.kc.getCurrentCluster()!.server}/metrics`, {
+    headers: { authorization: `Bearer ${env.kc.getCurrentUser()!.token!}` },
+    dispatcher: insecure,
+  });
+  const text = await res.body.text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const series = line.slice(line.indexOf('{') + 1, line.lastIndexOf('}'));
+    const seen = Object.fromEntries(
+      [...series.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]),
+    );
+    if (Object.entries(labels).every(([k, v]) => seen[k] === v))
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}

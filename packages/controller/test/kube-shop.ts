@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import type { V1Deployment } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { BIN, freePort, until } from './graylane.js';
 import { applyYaml, deployFile, type KubeEnv, startKube } from './kube-env.js';
 
@@ -46,6 +46,8 @@ export interface ShopCluster {
   runPods(name: string): Promise<string>;
   createRelease(name: string, spec: Record<string, unknown>): Promise<ReleaseObject>;
   release(name: string): Promise<ReleaseObject>;
+  /** A JSON merge patch, as `kubectl patch --type merge` (and `kubectl annotate`) send. */
+  patchRelease(name: string, patch: object): Promise<ReleaseObject>;
   deleteRelease(name: string): Promise<void>;
   waitForPhase(name: string, phase: string, withinMs?: number): Promise<ReleaseObject>;
   /** A user's action, as `kubectl annotate release NAME graylane.dev/request=VALUE --overwrite`. */
@@ -173,6 +175,12 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
         name,
       })) as ReleaseObject;
     },
+    async patchRelease(name, patch) {
+      return (await env.custom.patchNamespacedCustomObject(
+        { ...ns, plural: 'releases', name, body: patch },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      )) as ReleaseObject;
+    },
     async deleteRelease(name) {
       await env.custom.deleteNamespacedCustomObject({ ...ns, plural: 'releases', name });
     },
@@ -183,13 +191,8 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
         withinMs,
       ),
     async annotate(name, value) {
-      await env.custom.patchNamespacedCustomObject({
-        ...ns,
-        plural: 'releases',
-        name,
-        body: [
-          { op: 'add', path: '/metadata/annotations', value: { 'graylane.dev/request': value } },
-        ],
+      await cluster.patchRelease(name, {
+        metadata: { annotations: { 'graylane.dev/request': value } },
       });
     },
     deploymentOrUndefined: (name) =>

@@ -1,9 +1,10 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { injectManifest } from '../src/kubernetes/inject.js';
 import { runCli, tempDir } from './graylane.js';
+import { DEPLOY } from './kube-env.js';
 
 const manifest = `apiVersion: apps/v1
 kind: Deployment
@@ -82,5 +83,33 @@ describe('graylane inject', () => {
     const out = parseAllDocuments(res.stdout).map((d) => d.toJS());
     expect(out).toHaveLength(2);
     expect(out[0].spec.template.spec.containers[1].image).toBe('graylane-proxy:1');
+  });
+
+  it('writes exactly the shipped snippet, deploy/kubernetes/sidecar.yaml, with its defaults', async () => {
+    const shipped = parseAllDocuments(readFileSync(join(DEPLOY, 'sidecar.yaml'), 'utf8')).map((d) =>
+      d.toJS(),
+    );
+    // The snippet's Deployment as it was before inject: no sidecar, no proxy env, no annotation.
+    const plain = structuredClone(shipped[0]);
+    const template = plain.spec.template;
+    delete template.metadata.annotations;
+    template.spec.containers = template.spec.containers
+      .filter((c: { name: string }) => c.name !== 'graylane-proxy')
+      .map(({ env, ...container }: { env: Array<{ name: string }> }) => {
+        const kept = env.filter((e) => !/^(HTTP_PROXY|NO_PROXY)$/i.test(e.name));
+        return kept.length > 0 ? { ...container, env: kept } : container;
+      });
+    const dir = tempDir();
+    writeFileSync(join(dir, 'app.yaml'), stringify(plain));
+    const res = await runCli(['inject', '-f', join(dir, 'app.yaml')]);
+    expect(res.code).toBe(0);
+    expect(parseAllDocuments(res.stdout).map((d) => d.toJS())).toEqual(shipped);
+    // The sidecar runs the proxy's bin from the one image the Dockerfile builds.
+    const sidecar = shipped[0].spec.template.spec.containers.at(-1);
+    expect(sidecar.command).toEqual(['graylane-proxy']);
+    expect(readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8')).toContain(
+      '/usr/local/bin/graylane-proxy',
+    );
+    expect(readFileSync(join(DEPLOY, 'gateway.yaml'), 'utf8')).toContain(`image: ${sidecar.image}`);
   });
 });

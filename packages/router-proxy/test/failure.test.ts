@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { metricValue, startProxy, startUpstream, table } from './helpers.js';
+import { metricValue, startProxy, startUpstream, table, upstreamTimeouts } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/upstream-process.mjs', import.meta.url));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -400,13 +400,7 @@ describe('fallback when a canary fails', () => {
         entrypoints: [{ name: 'web', service: 'web' }],
       }),
       runtime: {
-        upstream: {
-          connectTimeoutMs: 1000,
-          headersTimeoutMs: 300,
-          bodyTimeoutMs: 5000,
-          requestTimeoutMs: 5000,
-          keepAliveTimeoutMs: 4000,
-        },
+        upstream: upstreamTimeouts({ headersTimeoutMs: 300 }),
       },
     });
     cleanups.push(() => proxy.close());
@@ -444,13 +438,7 @@ describe('fallback when a canary fails', () => {
         entrypoints: [{ name: 'web', service: 'web' }],
       }),
       runtime: {
-        upstream: {
-          connectTimeoutMs: 1000,
-          headersTimeoutMs: 300,
-          bodyTimeoutMs: 5000,
-          requestTimeoutMs: 5000,
-          keepAliveTimeoutMs: 4000,
-        },
+        upstream: upstreamTimeouts({ headersTimeoutMs: 300 }),
       },
     });
     cleanups.push(() => proxy.close());
@@ -480,13 +468,7 @@ describe('fallback when a canary fails', () => {
         entrypoints: [{ name: 'web', service: 'web' }],
       }),
       runtime: {
-        upstream: {
-          connectTimeoutMs: 1000,
-          headersTimeoutMs: 10_000,
-          bodyTimeoutMs: 10_000,
-          requestTimeoutMs: 400,
-          keepAliveTimeoutMs: 4000,
-        },
+        upstream: upstreamTimeouts({ requestTimeoutMs: 400 }),
       },
     });
     cleanups.push(() => proxy.close());

@@ -91,6 +91,21 @@ export function serviceTable(
   });
 }
 
+/** Upstream deadlines short enough for a test to wait them out; `overrides` is what it measures. */
+export function upstreamTimeouts(
+  overrides: Partial<ProxyOptions['runtime']['upstream']> = {},
+): ProxyOptions['runtime']['upstream'] {
+  return {
+    ...defaultRuntimeOptions().upstream,
+    connectTimeoutMs: 1_000,
+    headersTimeoutMs: 5_000,
+    bodyTimeoutMs: 5_000,
+    requestTimeoutMs: 5_000,
+    keepAliveTimeoutMs: 4_000,
+    ...overrides,
+  };
+}
+
 export async function startProxy(
   options: Partial<Omit<ProxyOptions, 'runtime'>> & { runtime?: Partial<ProxyOptions['runtime']> },
 ): Promise<GraylaneProxy> {

@@ -11,6 +11,7 @@ import {
   startUpstream,
   table,
   type Upstream,
+  upstreamTimeouts,
 } from './helpers.js';
 
 type Echo = { upstream: string; headers: Record<string, string> };
@@ -138,13 +139,7 @@ describe('inbound (sidecar) listener', () => {
     const port = (hung.address() as { port: number }).port;
     const slow = await startInbound(`http://127.0.0.1:${port}`, {
       runtime: {
-        upstream: {
-          connectTimeoutMs: 1_000,
-          headersTimeoutMs: 300,
-          bodyTimeoutMs: 5_000,
-          requestTimeoutMs: 5_000,
-          keepAliveTimeoutMs: 4_000,
-        },
+        upstream: upstreamTimeouts({ headersTimeoutMs: 300 }),
       },
     });
     try {

@@ -6,7 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { parseAllDocuments, stringify } from 'yaml';
 import { parseDuration } from '../documents/duration.js';
 import { ControllerErrors } from '../errors.js';
-import { injectManifest } from '../kubernetes/inject.js';
+import { GRAYLANE_IMAGE, injectManifest } from '../kubernetes/inject.js';
 import { RELEASE_ACTIONS } from '../release/machine.js';
 import type { Release } from '../release/status.js';
 import { readToken } from '../state/file-store.js';
@@ -410,7 +410,7 @@ export function buildProgram(): Command {
       'add the graylane-proxy sidecar and HTTP_PROXY to the workloads of a Kubernetes manifest',
     )
     .requiredOption('-f, --filename <file>', 'the manifest (YAML); - for standard input')
-    .option('--image <image>', 'the graylane-proxy image', 'ghcr.io/graylane/graylane-proxy:0.1.0')
+    .option('--image <image>', 'the image with graylane-proxy in it', GRAYLANE_IMAGE)
     .option(
       '--route-table <url>',
       'where the sidecar watches the route table',

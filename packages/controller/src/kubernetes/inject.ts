@@ -10,6 +10,8 @@ export interface InjectOptions {
 }
 
 const SIDECAR = 'graylane-proxy';
+/** The one image deploy/kubernetes/Dockerfile builds: both bins, `graylane` its entrypoint. */
+export const GRAYLANE_IMAGE = 'ghcr.io/graylane/graylane:0.1.0';
 const WORKLOADS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job']);
 
 function setEnv(env: V1EnvVar[] | undefined, name: string, value: string): V1EnvVar[] {
@@ -45,6 +47,7 @@ export function injectTemplate(
   const sidecar: V1Container = {
     name: SIDECAR,
     image: options.image,
+    command: ['graylane-proxy'],
     args: [
       '--route-table',
       options.routeTable,

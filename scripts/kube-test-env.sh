@@ -7,6 +7,9 @@
 #   scripts/kube-test-env.sh start DIR [--gc] start etcd + apiserver; writes DIR/kubeconfig, DIR/env;
 #                                             --gc: also kube-controller-manager's garbage collector
 #   scripts/kube-test-env.sh stop DIR         stop what start DIR started
+#   scripts/kube-test-env.sh restart-apiserver DIR
+#                                             stop the API server and start it again on its port (its
+#                                             watch cache starts empty: a watch from before is 410 Gone)
 #
 # GRAYLANE_KUBE_CACHE (default ~/.cache/graylane-kube) holds the binaries and Go's module cache.
 set -euo pipefail
@@ -81,13 +84,8 @@ start() {
     --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
     --unsafe-no-fsync >"$dir/etcd.log" 2>&1 &
   echo $! >"$dir/etcd.pid"
-  "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" --cert-dir "$dir/certs" \
-    --secure-port "$api_port" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
-    --token-auth-file "$dir/tokens.csv" --authorization-mode RBAC \
-    --service-account-key-file "$dir/certs/sa.pub" --service-account-signing-key-file "$dir/certs/sa.key" \
-    --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.0.0.0/24 \
-    --disable-admission-plugins ServiceAccount --allow-privileged=true >"$dir/apiserver.log" 2>&1 &
-  echo $! >"$dir/apiserver.pid"
+  echo "ETCD_PORT=$etcd_port API_PORT=$api_port" >"$dir/ports"
+  launch_apiserver "$dir"
   cat >"$dir/kubeconfig" <<KUBECONFIG
 apiVersion: v1
 kind: Config
@@ -102,26 +100,64 @@ contexts:
     context: { cluster: test, user: admin, namespace: default }
 current-context: test
 KUBECONFIG
+  if wait_ready "$dir"; then
+    if [[ "$gc" == "--gc" ]]; then
+      # Only the garbage collector: with no kubelet, the other controllers (Deployments, ReplicaSets)
+      # would fight the tests that stand in for them.
+      "$BIN/kube-controller-manager" --kubeconfig "$dir/kubeconfig" --controllers garbagecollector \
+        --leader-elect=false --secure-port 0 --use-service-account-credentials=false \
+        >"$dir/controller-manager.log" 2>&1 &
+      echo $! >"$dir/controller-manager.pid"
+    fi
+    echo "KUBE_SERVER=https://127.0.0.1:$api_port" >"$dir/env"
+    echo "KUBE_TOKEN=$token" >>"$dir/env"
+    echo "ETCD_URL=http://127.0.0.1:$etcd_port" >>"$dir/env"
+    echo "kube-test-env: ready at https://127.0.0.1:$api_port ($dir/kubeconfig)"
+    return 0
+  fi
+  echo "kube-test-env: the API server did not become ready; see $dir/apiserver.log" >&2
+  stop "$dir"
+  return 1
+}
+
+# The API server on the ports start chose (in DIR/ports), logging to DIR/apiserver.log.
+launch_apiserver() {
+  local dir="$1" ETCD_PORT API_PORT
+  eval "$(cat "$dir/ports")"
+  "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" --cert-dir "$dir/certs" \
+    --secure-port "$API_PORT" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
+    --token-auth-file "$dir/tokens.csv" --authorization-mode RBAC \
+    --service-account-key-file "$dir/certs/sa.pub" --service-account-signing-key-file "$dir/certs/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.0.0.0/24 \
+    --disable-admission-plugins ServiceAccount --allow-privileged=true >>"$dir/apiserver.log" 2>&1 &
+  echo $! >"$dir/apiserver.pid"
+}
+
+wait_ready() {
+  local dir="$1" token ETCD_PORT API_PORT
+  eval "$(cat "$dir/ports")"
+  token=$(cut -d, -f1 "$dir/tokens.csv")
   for _ in $(seq 1 300); do
-    if curl -sk -H "Authorization: Bearer $token" "https://127.0.0.1:$api_port/readyz" 2>/dev/null | grep -q '^ok$'; then
-      echo "KUBE_SERVER=https://127.0.0.1:$api_port" >"$dir/env"
-      echo "KUBE_TOKEN=$token" >>"$dir/env"
-      if [[ "$gc" == "--gc" ]]; then
-        # Only the garbage collector: with no kubelet, the other controllers (Deployments, ReplicaSets)
-        # would fight the tests that stand in for them.
-        "$BIN/kube-controller-manager" --kubeconfig "$dir/kubeconfig" --controllers garbagecollector \
-          --leader-elect=false --secure-port 0 --use-service-account-credentials=false \
-          >"$dir/controller-manager.log" 2>&1 &
-        echo $! >"$dir/controller-manager.pid"
-      fi
-      echo "kube-test-env: ready at https://127.0.0.1:$api_port ($dir/kubeconfig)"
+    if curl -sk -H "Authorization: Bearer $token" "https://127.0.0.1:$API_PORT/readyz" 2>/dev/null | grep -q '^ok$'; then
       return 0
     fi
     sleep 0.2
   done
-  echo "kube-test-env: the API server did not become ready; see $dir/apiserver.log" >&2
-  stop "$dir"
   return 1
+}
+
+restart_apiserver() {
+  local dir="$1" pid
+  pid=$(cat "$dir/apiserver.pid")
+  kill "$pid" 2>/dev/null || true
+  # The port must be free before the new one binds it.
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  launch_apiserver "$dir"
+  wait_ready "$dir" || {
+    echo "kube-test-env: the API server did not become ready again; see $dir/apiserver.log" >&2
+    return 1
+  }
+  echo "kube-test-env: the API server is back"
 }
 
 stop() {
@@ -138,8 +174,9 @@ case "${1:-}" in
   build) build ;;
   start) start "${2:?start DIR}" "${3:-}" ;;
   stop) stop "${2:?stop DIR}" ;;
+  restart-apiserver) restart_apiserver "${2:?restart-apiserver DIR}" ;;
   *)
-    echo "usage: $0 build | start DIR | stop DIR" >&2
+    echo "usage: $0 build | start DIR | stop DIR | restart-apiserver DIR" >&2
     exit 2
     ;;
 esac

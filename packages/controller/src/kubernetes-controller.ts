@@ -331,8 +331,13 @@ export class KubernetesController {
       decided.push({
         object,
         release: next,
-        // The user's action (from the request annotation) first, then what it led to.
-        events: [...(requestEvents.get(object.metadata!.name!) ?? []), ...outcome.events],
+        // `Created` on the first write, the user's action (from the request annotation), then
+        // what it led to.
+        events: [
+          ...(stored ? [] : status.events),
+          ...(requestEvents.get(object.metadata!.name!) ?? []),
+          ...outcome.events,
+        ],
         changed: JSON.stringify(outcome.status) !== JSON.stringify(stored),
       });
       this.effects.converge(next, this.platform);

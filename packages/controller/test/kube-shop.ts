@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import type { V1Deployment } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { BIN, freePort, until } from './graylane.js';
 import { applyYaml, deployFile, type KubeEnv, type KubeEnvOptions, startKube } from './kube-env.js';
 
@@ -46,6 +47,8 @@ export interface ShopCluster {
   runPods(name: string): Promise<string>;
   createRelease(name: string, spec: Record<string, unknown>): Promise<ReleaseObject>;
   release(name: string): Promise<ReleaseObject>;
+  /** A JSON merge patch, as `kubectl patch --type merge` (and `kubectl annotate`) send. */
+  patchRelease(name: string, patch: object): Promise<ReleaseObject>;
   deleteRelease(name: string): Promise<void>;
   waitForPhase(name: string, phase: string, withinMs?: number): Promise<ReleaseObject>;
   /** A user's action, as `kubectl annotate release NAME graylane.dev/request=VALUE --overwrite`. */
@@ -56,8 +59,15 @@ export interface ShopCluster {
   eventReasons(name: string): Promise<string[]>;
   /** The route table the controller mirrored into its ConfigMap. */
   mirroredTable(): Promise<MirroredTable>;
-  /** `graylane controller --kubernetes` as the ServiceAccount, lease 3 s. */
-  startController(options?: { port?: number; args?: string[] }): Promise<ChildProcess>;
+  /**
+   * `graylane controller --kubernetes` as the ServiceAccount, lease 3 s; `server` reaches the API
+   * server another way (through a `partition`).
+   */
+  startController(options?: {
+    port?: number;
+    server?: string;
+    args?: string[];
+  }): Promise<ChildProcess>;
   stop(): Promise<void>;
 }
 
@@ -98,12 +108,15 @@ export async function startShopCluster(
     namespace,
     body: { spec: { expirationSeconds: 3600 } },
   });
-  const server = env.kc.getCurrentCluster()!.server;
-  const saKubeconfig = `${env.dir}/controller.kubeconfig`;
-  writeFileSync(
-    saKubeconfig,
-    `apiVersion: v1\nkind: Config\nclusters: [{ name: test, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]\nusers: [{ name: controller, user: { token: "${token.status!.token}" } }]\ncontexts: [{ name: test, context: { cluster: test, user: controller, namespace: ${namespace} } }]\ncurrent-context: test\n`,
-  );
+  const kubeconfigFor = (server: string) => {
+    const file = `${env.dir}/controller-${createHash('sha256').update(server).digest('hex').slice(0, 8)}.kubeconfig`;
+    writeFileSync(
+      file,
+      `apiVersion: v1\nkind: Config\nclusters: [{ name: test, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]\nusers: [{ name: controller, user: { token: "${token.status!.token}" } }]\ncontexts: [{ name: test, context: { cluster: test, user: controller, namespace: ${namespace} } }]\ncurrent-context: test\n`,
+    );
+    return file;
+  };
+  const saKubeconfig = kubeconfigFor(env.kc.getCurrentCluster()!.server);
 
   const cluster: ShopCluster = {
     env,
@@ -176,6 +189,12 @@ export async function startShopCluster(
         name,
       })) as ReleaseObject;
     },
+    async patchRelease(name, patch) {
+      return (await env.custom.patchNamespacedCustomObject(
+        { ...ns, plural: 'releases', name, body: patch },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      )) as ReleaseObject;
+    },
     async deleteRelease(name) {
       await env.custom.deleteNamespacedCustomObject({ ...ns, plural: 'releases', name });
     },
@@ -186,13 +205,8 @@ export async function startShopCluster(
         withinMs,
       ),
     async annotate(name, value) {
-      await env.custom.patchNamespacedCustomObject({
-        ...ns,
-        plural: 'releases',
-        name,
-        body: [
-          { op: 'add', path: '/metadata/annotations', value: { 'graylane.dev/request': value } },
-        ],
+      await cluster.patchRelease(name, {
+        metadata: { annotations: { 'graylane.dev/request': value } },
       });
     },
     deploymentOrUndefined: (name) =>
@@ -229,7 +243,7 @@ export async function startShopCluster(
           'controller',
           '--kubernetes',
           '--kubeconfig',
-          saKubeconfig,
+          options.server ? kubeconfigFor(options.server) : saKubeconfig,
           '--namespace',
           namespace,
           '--listen',

@@ -4,9 +4,11 @@ import { AddressRanges } from './http/addresses.js';
 import { type BodyLimits, BodyWatcher, DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import type { Logger } from './logger.js';
 import type { ProxyMetrics } from './metrics.js';
+import type { CompiledTable } from './routing/compiled-table.js';
 import type { TableHolder } from './routing/table-holder.js';
 import { SETTINGS_DEFAULTS } from './settings.js';
 import { Balancer } from './upstream/balancer.js';
+import { HostResolver, type ResolveHost } from './upstream/dns.js';
 import { EndpointHealth } from './upstream/endpoint-health.js';
 import { ActiveHealthChecker, httpProbe } from './upstream/health-check.js';
 import { OutlierDetector, type OutlierOptions } from './upstream/outlier.js';
@@ -38,7 +40,11 @@ export interface RuntimeOptions {
     requestTimeoutMs: number;
     /** Kept shorter than common upstream servers' idle timeout (Node: 5 s) to avoid reusing a closing socket. */
     keepAliveTimeoutMs: number;
+    /** How long a host-name endpoint's addresses are kept; the table's own are refreshed this often. */
+    dnsTtlMs: number;
   };
+  /** The system resolver by default; tests stand a DNS of their own in for it. */
+  resolveHost?: ResolveHost;
   retry: RetryBudgetOptions & {
     /** Request bodies up to this size are kept so that a retry can send them again. */
     bufferBytes: number;
@@ -73,6 +79,7 @@ export class ProxyRuntime {
   readonly health: EndpointHealth;
   readonly bodies: BodyWatcher;
   readonly trustedProxies: AddressRanges;
+  readonly hosts: HostResolver;
   private readonly warned = new Set<string>();
 
   constructor(
@@ -86,9 +93,11 @@ export class ProxyRuntime {
     this.trustedProxies = new AddressRanges(options.trustedProxies);
     this.viaToken = `graylane-${options.proxyId}`;
     const { upstream } = options;
+    this.hosts = new HostResolver(upstream.dnsTtlMs, options.resolveHost);
+    const { lookup } = this.hosts;
     // One pool per origin, each with its endpoint's TLS settings.
     this.dispatcher = tlsAgent(options.upstreamTls, {
-      connect: { timeout: upstream.connectTimeoutMs },
+      connect: { timeout: upstream.connectTimeoutMs, lookup },
       headersTimeout: upstream.headersTimeoutMs,
       bodyTimeout: upstream.bodyTimeoutMs,
       keepAliveTimeout: upstream.keepAliveTimeoutMs,
@@ -103,7 +112,11 @@ export class ProxyRuntime {
       );
     });
     // Checks reach https endpoints with the same TLS settings as the traffic they stand for.
-    const checks = tlsAgent(options.upstreamTls, { keepAliveTimeout: 1_000, connections: 2 });
+    const checks = tlsAgent(options.upstreamTls, {
+      keepAliveTimeout: 1_000,
+      connections: 2,
+      connect: { lookup },
+    });
     this.healthChecks = new ActiveHealthChecker(
       ({ service, lane, endpoint, healthy }) => {
         if (healthy) this.outliers.reinstate(service, lane, endpoint);
@@ -115,6 +128,7 @@ export class ProxyRuntime {
     tables.onChange((next) => {
       metrics.routeTableRevision.set(next.revision);
       this.healthChecks.reconcile(next);
+      this.hosts.track(endpointsOf(next));
       this.outliers.retain((service, endpoint) =>
         [...(next.services.get(service)?.sets.values() ?? [])].some((set) =>
           set.endpoints.includes(endpoint),
@@ -136,5 +150,12 @@ export class ProxyRuntime {
   async close(): Promise<void> {
     await this.healthChecks.close();
     await this.dispatcher.close();
+    this.hosts.close();
+  }
+}
+
+function* endpointsOf(table: CompiledTable): Iterable<string> {
+  for (const service of table.services.values()) {
+    for (const set of service.sets.values()) yield* set.endpoints;
   }
 }

@@ -221,6 +221,10 @@ export const ProxyConfigSchema = z
           4_000,
           "below Node's 5 s server default, so a closing socket is not reused",
         ),
+        dnsTtlMs: ms(
+          10_000,
+          "a host-name endpoint's addresses are kept this long, refreshed in the background",
+        ),
       })
       .strict()
       .prefault({})

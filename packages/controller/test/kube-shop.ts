@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { BIN, freePort, until } from './graylane.js';
-import { applyYaml, deployFile, type KubeEnv, startKube } from './kube-env.js';
+import { applyYaml, deployFile, type KubeEnv, type KubeEnvOptions, startKube } from './kube-env.js';
 
 /**
  * The shop on a real kube-apiserver + etcd, for the Kubernetes-mode test files: the CRDs and the
@@ -83,8 +83,11 @@ export interface MirroredTable {
   services: Record<string, { lanes: Record<string, { endpoints: string[] }> }>;
 }
 
-export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster> {
-  const env = await startKube();
+export async function startShopCluster(
+  namespace = 'shop',
+  options: KubeEnvOptions = {},
+): Promise<ShopCluster> {
+  const env = await startKube(options);
   const ns = { ...GROUP, namespace };
   const controllers: ChildProcess[] = [];
   let podIp = 10;

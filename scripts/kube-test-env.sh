@@ -4,7 +4,8 @@
 # controller-runtime's envtest runs them: static token, RBAC, serving certs, a service-account key.
 #
 #   scripts/kube-test-env.sh build            build (once; later calls reuse the cache)
-#   scripts/kube-test-env.sh start DIR        start etcd + apiserver; writes DIR/kubeconfig, DIR/env
+#   scripts/kube-test-env.sh start DIR [--gc] start etcd + apiserver; writes DIR/kubeconfig, DIR/env;
+#                                             --gc: also kube-controller-manager's garbage collector
 #   scripts/kube-test-env.sh stop DIR         stop what start DIR started
 #   scripts/kube-test-env.sh restart-apiserver DIR
 #                                             stop the API server and start it again on its port (its
@@ -26,6 +27,26 @@ need() {
   }
 }
 
+# Builds k8s.io/kubernetes/cmd/$1 in a module directory of its own.
+build_kube_command() {
+  local command="$1"
+  [[ -x "$BIN/$command" ]] && return 0
+  local dir="$CACHE/src/$command"
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    [[ -f go.mod ]] || go mod init "graylane.local/$command" >/dev/null 2>&1
+    # k8s.io/kubernetes points its staging modules at ./staging; as a dependency each needs a version.
+    local gomod
+    gomod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    grep -oE '^\s*k8s.io/[a-z0-9-]+ => ./staging' "$gomod" | awk '{print $1}' | sort -u | while read -r module; do
+      go mod edit -replace "$module=$module@$STAGING_VERSION"
+    done
+    go get "k8s.io/kubernetes/cmd/$command@$KUBE_VERSION"
+    go build -o "$BIN/$command.tmp" "k8s.io/kubernetes/cmd/$command" && mv "$BIN/$command.tmp" "$BIN/$command"
+  )
+}
+
 build() {
   need go "install Go (Debian: apt-get install -y golang, or the machine's Go toolchain)"
   need openssl "apt-get install -y openssl"
@@ -37,20 +58,10 @@ build() {
     go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
     go build -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3 && mv "$BIN/etcd.tmp" "$BIN/etcd"
   fi
-  if [[ ! -x "$BIN/kube-apiserver" ]]; then
-    local dir="$CACHE/src/kube-apiserver"
-    mkdir -p "$dir" && cd "$dir"
-    [[ -f go.mod ]] || go mod init graylane.local/kube-apiserver >/dev/null 2>&1
-    # k8s.io/kubernetes points its staging modules at ./staging; as a dependency each needs a version.
-    local gomod
-    gomod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-    grep -oE '^\s*k8s.io/[a-z0-9-]+ => ./staging' "$gomod" | awk '{print $1}' | sort -u | while read -r module; do
-      go mod edit -replace "$module=$module@$STAGING_VERSION"
-    done
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION"
-    go build -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver && mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
-  fi
-  echo "kube-test-env: $BIN/etcd $BIN/kube-apiserver"
+  build_kube_command kube-apiserver
+  # Only its garbage collector runs (start --gc): what deletes a Release's canaries in a cluster.
+  build_kube_command kube-controller-manager
+  echo "kube-test-env: $BIN/etcd $BIN/kube-apiserver $BIN/kube-controller-manager"
 }
 
 free_port() {
@@ -58,8 +69,8 @@ free_port() {
 }
 
 start() {
-  local dir="$1"
-  [[ -x "$BIN/kube-apiserver" && -x "$BIN/etcd" ]] || build >&2
+  local dir="$1" gc="${2:-}"
+  [[ -x "$BIN/kube-apiserver" && -x "$BIN/kube-controller-manager" && -x "$BIN/etcd" ]] || build >&2
   mkdir -p "$dir/etcd" "$dir/certs"
   local etcd_port etcd_peer api_port token
   etcd_port=$(free_port)
@@ -90,6 +101,14 @@ contexts:
 current-context: test
 KUBECONFIG
   if wait_ready "$dir"; then
+    if [[ "$gc" == "--gc" ]]; then
+      # Only the garbage collector: with no kubelet, the other controllers (Deployments, ReplicaSets)
+      # would fight the tests that stand in for them.
+      "$BIN/kube-controller-manager" --kubeconfig "$dir/kubeconfig" --controllers garbagecollector \
+        --leader-elect=false --secure-port 0 --use-service-account-credentials=false \
+        >"$dir/controller-manager.log" 2>&1 &
+      echo $! >"$dir/controller-manager.pid"
+    fi
     echo "KUBE_SERVER=https://127.0.0.1:$api_port" >"$dir/env"
     echo "KUBE_TOKEN=$token" >>"$dir/env"
     echo "ETCD_URL=http://127.0.0.1:$etcd_port" >>"$dir/env"
@@ -143,7 +162,7 @@ restart_apiserver() {
 
 stop() {
   local dir="$1"
-  for name in apiserver etcd; do
+  for name in controller-manager apiserver etcd; do
     if [[ -f "$dir/$name.pid" ]]; then
       kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
       rm -f "$dir/$name.pid"
@@ -153,7 +172,7 @@ stop() {
 
 case "${1:-}" in
   build) build ;;
-  start) start "${2:?start DIR}" ;;
+  start) start "${2:?start DIR}" "${3:-}" ;;
   stop) stop "${2:?stop DIR}" ;;
   restart-apiserver) restart_apiserver "${2:?restart-apiserver DIR}" ;;
   *)

@@ -10,11 +10,13 @@ import {
   type ObjectCache,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { AnalysisRunner } from './analysis/runner.js';
 import { parseDocument } from './documents/parse.js';
 import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './documents/schema.js';
 import { LeaderElector } from './kubernetes/lease.js';
+import { RouteTableMirror } from './kubernetes/route-table-mirror.js';
 import { Effects } from './platform/effects.js';
-import { KubernetesPlatform, LABELS } from './platform/kubernetes.js';
+import { KubernetesPlatform } from './platform/kubernetes.js';
 import {
   act,
   advance,
@@ -36,7 +38,6 @@ import { buildRouteTable } from './traffic/route-table.js';
 
 const GROUP = 'graylane.dev';
 const VERSION = 'v1alpha1';
-const ROUTE_TABLE_CONFIGMAP = 'graylane-routetable';
 export const REQUEST_ANNOTATION = 'graylane.dev/request';
 
 type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
@@ -82,10 +83,12 @@ export class KubernetesController {
   private readonly releases: Cache<ReleaseObject>;
   private readonly entrypoints: Cache<EntrypointObject>;
   private readonly elector: LeaderElector;
+  private readonly mirror: RouteTableMirror;
   private router: GraylaneProxyRouter | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly effects: Effects;
+  private readonly analysis: AnalysisRunner;
   /** The core Events that existed when this replica started to lead, by name. */
   private recorded = new Set<string>();
   /** Releases (by uid) whose missed core Events this replica has recorded since it leads. */
@@ -96,6 +99,14 @@ export class KubernetesController {
     const { kubeConfig: kc, namespace } = options;
     this.logger = options.logger;
     this.effects = new Effects({ logger: options.logger });
+    this.analysis = new AnalysisRunner({
+      logger: options.logger,
+      // In a cluster the controller runs no proxy of its own: a direct provider names its targets
+      // and synthetic load its url, or the release is refused (see problems()).
+      managedTargets: () => [],
+      gateway: () => undefined,
+      onMeasured: () => this.poke(),
+    });
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
     this.publisher = new RouteTablePublisher({
@@ -140,6 +151,8 @@ export class KubernetesController {
         informer.on(event, () => this.poke());
     }
     this.platform.onChange(() => this.poke());
+    this.mirror = new RouteTableMirror({ kubeConfig: kc, namespace, logger: options.logger });
+    this.mirror.onTable((table) => this.follow(table));
     this.elector = new LeaderElector({
       kubeConfig: kc,
       namespace,
@@ -150,6 +163,10 @@ export class KubernetesController {
       onStartedLeading: () => void this.lead(),
       onStoppedLeading: () => {
         this.router = undefined;
+        const latest = this.mirror.latest();
+        if (latest) this.follow(latest);
+        // The next leader measures afresh from the status (an interval is never counted twice).
+        this.analysis.close();
       },
     });
   }
@@ -159,17 +176,35 @@ export class KubernetesController {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.platform.start(), this.releases.start(), this.entrypoints.start()]);
+    await Promise.all([
+      this.platform.start(),
+      this.releases.start(),
+      this.entrypoints.start(),
+      this.mirror.start(),
+    ]);
     this.elector.start();
     this.timer = setInterval(() => this.poke(), this.options.reconcileMs ?? 500);
   }
 
   /**
    * A new leader starts from the route table its predecessor mirrored last, so that it never
-   * publishes a revision at or below what proxies already serve.
+   * publishes a revision at or below what proxies already serve. Without an answer from the API
+   * server it does not start at all (from nothing it would publish revision 1), and asks again.
    */
   private async lead(): Promise<void> {
-    const previous = await this.readMirror();
+    let previous: RouteTable | undefined;
+    try {
+      previous = await this.mirror.read();
+    } catch (error) {
+      this.logger.warn(
+        { err: error },
+        'cannot read the route-table mirror; leading once it answers',
+      );
+      setTimeout(() => {
+        if (this.elector.isLeader && !this.router) void this.lead();
+      }, 1_000);
+      return;
+    }
     const recorded = await this.recordedEventNames();
     if (!this.elector.isLeader) return;
     this.recorded = recorded;
@@ -179,9 +214,18 @@ export class KubernetesController {
       revision: previous?.revision ?? 0,
       requiredProxies: () => [],
       reconnectGraceMs: (this.options.heartbeatMs ?? 5_000) * 2,
-      commit: (table) => this.writeMirror(table),
+      commit: (table) => this.mirror.write(table),
     });
     this.poke();
+  }
+
+  /**
+   * A follower serves the table the leader mirrored (it never writes one), so that proxies behind
+   * a Service in front of every replica get the current table whichever replica they reach.
+   */
+  private follow(table: RouteTable): void {
+    if (this.router) return;
+    if (table.revision > (this.publisher.current?.revision ?? 0)) this.publisher.publish(table);
   }
 
   private poke(): void {
@@ -251,7 +295,7 @@ export class KubernetesController {
         });
       }
     });
-    problems.push(...orderProblems(spec.services));
+    problems.push(...orderProblems(spec.services), ...analysisProblems(spec));
     for (const other of active) {
       if (other.metadata.name === name) continue;
       if (other.spec.lane === spec.lane) {
@@ -313,7 +357,10 @@ export class KubernetesController {
           continue;
         }
       }
-      if (!isActive(status.phase)) continue;
+      if (!isActive(status.phase)) {
+        this.analysis.forget(doc.metadata.name);
+        continue;
+      }
       const requested = this.request(object, release, now);
       if (requested) {
         release.status = requested.status;
@@ -332,7 +379,12 @@ export class KubernetesController {
       )?.spec.service;
       const outcome = advance(
         release,
-        { now, canaries, applied: (r) => this.router!.applied(r) },
+        {
+          now,
+          canaries,
+          applied: (r) => this.router!.applied(r),
+          ...this.analysis.observe(release, now),
+        },
         entryService,
       );
       const next: Release = { ...release, status: outcome.status };
@@ -536,50 +588,36 @@ export class KubernetesController {
       });
   }
 
-  private async readMirror(): Promise<RouteTable | undefined> {
-    try {
-      const map = await this.core.readNamespacedConfigMap({
-        name: ROUTE_TABLE_CONFIGMAP,
-        namespace: this.options.namespace,
-      });
-      const text = map.data?.['routetable.json'];
-      return text ? (JSON.parse(text) as RouteTable) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** The table goes into a ConfigMap before any proxy sees it: a proxy started while no controller runs reads it there. */
-  private async writeMirror(table: RouteTable): Promise<void> {
-    const body = {
-      metadata: {
-        name: ROUTE_TABLE_CONFIGMAP,
-        namespace: this.options.namespace,
-        labels: { [LABELS.service]: 'graylane-controller' },
-      },
-      data: { 'routetable.json': JSON.stringify(table) },
-    };
-    try {
-      await this.core.replaceNamespacedConfigMap({
-        name: ROUTE_TABLE_CONFIGMAP,
-        namespace: this.options.namespace,
-        body,
-      });
-    } catch (error) {
-      if ((error as { code?: number }).code !== 404) throw error;
-      await this.core.createNamespacedConfigMap({ namespace: this.options.namespace, body });
-    }
-  }
-
   async close(): Promise<void> {
     clearInterval(this.timer);
+    this.analysis.close();
     await this.running;
     await this.effects.settled();
     await this.elector.stop(true);
-    await Promise.all([this.releases.stop(), this.entrypoints.stop()]);
+    await Promise.all([this.releases.stop(), this.entrypoints.stop(), this.mirror.stop()]);
     await this.platform.close();
     this.publisher.close();
   }
+}
+
+/** What analysis needs that local mode supplies itself: the controller's own proxy and gateway. */
+function analysisProblems(spec: ReleaseDocument['spec']): Problem[] {
+  const analysis = spec.analysis;
+  const problems: Problem[] = [];
+  if (analysis?.provider.type === 'direct' && !analysis.provider.targets?.length) {
+    problems.push({
+      path: 'spec.analysis.provider.targets',
+      message:
+        'in Kubernetes mode the controller runs no proxy: give the direct provider the proxies’ /metrics URLs, or use prometheus',
+    });
+  }
+  if (analysis?.load && analysis.load.url === undefined) {
+    problems.push({
+      path: 'spec.analysis.load.url',
+      message: 'in Kubernetes mode the controller runs no gateway: give the load its url',
+    });
+  }
+  return problems;
 }
 
 /** The API server's default `--event-ttl`: core Events older than this are gone anyway. */

@@ -39,11 +39,17 @@ export interface KubeEnv {
   stop(): Promise<void>;
 }
 
-export async function startKube(): Promise<KubeEnv> {
+export interface KubeEnvOptions {
+  /** Also run kube-controller-manager's garbage collector (and none of its other controllers). */
+  garbageCollector?: boolean;
+}
+
+export async function startKube(options: KubeEnvOptions = {}): Promise<KubeEnv> {
   const dir = tempDir('graylane-kube-');
   try {
     // The first run on a machine builds kube-apiserver (minutes); later runs reuse the cache.
-    await promisify(execFile)('bash', [SCRIPT, 'start', dir], {
+    const args = [SCRIPT, 'start', dir, ...(options.garbageCollector ? ['--gc'] : [])];
+    await promisify(execFile)('bash', args, {
       timeout: 1_500_000,
       maxBuffer: 64 * 1024 * 1024,
     });

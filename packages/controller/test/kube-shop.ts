@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { BIN, until } from './graylane.js';
-import { applyYaml, deployFile, type KubeEnv, startKube } from './kube-env.js';
+import { applyYaml, deployFile, type KubeEnv, type KubeEnvOptions, startKube } from './kube-env.js';
 
 /**
  * The shop on a real kube-apiserver + etcd, for the Kubernetes-mode test files: the CRDs and the
@@ -41,10 +41,17 @@ export interface ShopCluster {
   saKubeconfig: string;
   /** Every controller started here (killed by `stop`). */
   controllers: ChildProcess[];
-  /** A user Deployment (1 replica, `app: NAME`) and its Service, rolled out. */
-  deployment(name: string, image: string): Promise<void>;
-  /** What the Deployment controller and a kubelet would do: a Ready pod, status rolled out. */
-  runPods(name: string): Promise<string>;
+  /**
+   * A user Deployment (1 replica, `app: NAME`, container port `port`) and its Service, rolled out;
+   * `ip` is its pod's address (see `runPods`).
+   */
+  deployment(name: string, image: string, options?: { port?: number; ip?: string }): Promise<void>;
+  /**
+   * What the Deployment controller and a kubelet would do: a Ready pod, status rolled out. `ip`
+   * gives the pod an address a real process listens on (127.0.0.1, with the template's port);
+   * `replace` deletes the Deployment's earlier pods first, as a rollout would.
+   */
+  runPods(name: string, options?: { ip?: string; replace?: boolean }): Promise<string>;
   createRelease(name: string, spec: Record<string, unknown>): Promise<ReleaseObject>;
   release(name: string): Promise<ReleaseObject>;
   /** A JSON merge patch, as `kubectl patch --type merge` (and `kubectl annotate`) send. */
@@ -76,8 +83,11 @@ export interface MirroredTable {
   services: Record<string, { lanes: Record<string, { endpoints: string[] }> }>;
 }
 
-export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster> {
-  const env = await startKube();
+export async function startShopCluster(
+  namespace = 'shop',
+  options: KubeEnvOptions = {},
+): Promise<ShopCluster> {
+  const env = await startKube(options);
   const ns = { ...GROUP, namespace };
   const controllers: ChildProcess[] = [];
   let podIp = 10;
@@ -120,7 +130,8 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
     namespace,
     saKubeconfig,
     controllers,
-    async deployment(name, image) {
+    async deployment(name, image, options = {}) {
+      const port = options.port ?? 8080;
       const body: V1Deployment = {
         metadata: { name, namespace },
         spec: {
@@ -128,7 +139,7 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
           selector: { matchLabels: { app: name } },
           template: {
             metadata: { labels: { app: name, team: 'shop' } },
-            spec: { containers: [{ name: 'app', image, ports: [{ containerPort: 8080 }] }] },
+            spec: { containers: [{ name: 'app', image, ports: [{ containerPort: port }] }] },
           },
         },
       };
@@ -137,15 +148,25 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
         namespace,
         body: {
           metadata: { name },
-          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: port }] },
         },
       });
-      await cluster.runPods(name);
+      await cluster.runPods(name, options.ip ? { ip: options.ip } : {});
     },
-    async runPods(name) {
+    async runPods(name, options = {}) {
       const d = await env.apps.readNamespacedDeployment({ name, namespace });
+      if (options.replace) {
+        const selector = Object.entries(d.spec!.selector.matchLabels ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',');
+        await env.core.deleteCollectionNamespacedPod({
+          namespace,
+          labelSelector: selector,
+          gracePeriodSeconds: 0,
+        });
+      }
       const podName = `${name}-${d.metadata!.generation}-${podIp}`;
-      const ip = `10.1.${Math.floor(podIp / 250)}.${podIp % 250}`;
+      const ip = options.ip ?? `10.1.${Math.floor(podIp / 250)}.${podIp % 250}`;
       podIp++;
       await env.core.createNamespacedPod({
         namespace,

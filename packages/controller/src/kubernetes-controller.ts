@@ -9,6 +9,7 @@ import {
   type ObjectCache,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { AnalysisRunner } from './analysis/runner.js';
 import { parseDocument } from './documents/parse.js';
 import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './documents/schema.js';
 import { LeaderElector } from './kubernetes/lease.js';
@@ -85,12 +86,21 @@ export class KubernetesController {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly effects: Effects;
+  private readonly analysis: AnalysisRunner;
   private readonly logger: Logger;
 
   constructor(private readonly options: KubernetesControllerOptions) {
     const { kubeConfig: kc, namespace } = options;
     this.logger = options.logger;
     this.effects = new Effects({ logger: options.logger });
+    this.analysis = new AnalysisRunner({
+      logger: options.logger,
+      // In a cluster the controller runs no proxy of its own: a direct provider names its targets
+      // and synthetic load its url, or the release is refused (see problems()).
+      managedTargets: () => [],
+      gateway: () => undefined,
+      onMeasured: () => this.poke(),
+    });
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
     this.publisher = new RouteTablePublisher({
@@ -145,6 +155,8 @@ export class KubernetesController {
       onStartedLeading: () => void this.lead(),
       onStoppedLeading: () => {
         this.router = undefined;
+        // The next leader measures afresh from the status (an interval is never counted twice).
+        this.analysis.close();
       },
     });
   }
@@ -243,7 +255,7 @@ export class KubernetesController {
         });
       }
     });
-    problems.push(...orderProblems(spec.services));
+    problems.push(...orderProblems(spec.services), ...analysisProblems(spec));
     for (const other of active) {
       if (other.metadata.name === name) continue;
       if (other.spec.lane === spec.lane) {
@@ -304,7 +316,10 @@ export class KubernetesController {
           continue;
         }
       }
-      if (!isActive(status.phase)) continue;
+      if (!isActive(status.phase)) {
+        this.analysis.forget(doc.metadata.name);
+        continue;
+      }
       const requested = this.request(object, release, now);
       if (requested) {
         release.status = requested.status;
@@ -323,7 +338,12 @@ export class KubernetesController {
       )?.spec.service;
       const outcome = advance(
         release,
-        { now, canaries, applied: (r) => this.router!.applied(r) },
+        {
+          now,
+          canaries,
+          applied: (r) => this.router!.applied(r),
+          ...this.analysis.observe(release, now),
+        },
         entryService,
       );
       const next: Release = { ...release, status: outcome.status };
@@ -331,8 +351,13 @@ export class KubernetesController {
       decided.push({
         object,
         release: next,
-        // The user's action (from the request annotation) first, then what it led to.
-        events: [...(requestEvents.get(object.metadata!.name!) ?? []), ...outcome.events],
+        // `Created` on the first write, the user's action (from the request annotation), then
+        // what it led to.
+        events: [
+          ...(stored ? [] : status.events),
+          ...(requestEvents.get(object.metadata!.name!) ?? []),
+          ...outcome.events,
+        ],
         changed: JSON.stringify(outcome.status) !== JSON.stringify(stored),
       });
       this.effects.converge(next, this.platform);
@@ -523,6 +548,7 @@ export class KubernetesController {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    this.analysis.close();
     await this.running;
     await this.effects.settled();
     await this.elector.stop(true);
@@ -530,6 +556,26 @@ export class KubernetesController {
     await this.platform.close();
     this.publisher.close();
   }
+}
+
+/** What analysis needs that local mode supplies itself: the controller's own proxy and gateway. */
+function analysisProblems(spec: ReleaseDocument['spec']): Problem[] {
+  const analysis = spec.analysis;
+  const problems: Problem[] = [];
+  if (analysis?.provider.type === 'direct' && !analysis.provider.targets?.length) {
+    problems.push({
+      path: 'spec.analysis.provider.targets',
+      message:
+        'in Kubernetes mode the controller runs no proxy: give the direct provider the proxies’ /metrics URLs, or use prometheus',
+    });
+  }
+  if (analysis?.load && analysis.load.url === undefined) {
+    problems.push({
+      path: 'spec.analysis.load.url',
+      message: 'in Kubernetes mode the controller runs no gateway: give the load its url',
+    });
+  }
+  return problems;
 }
 
 function requestEvent(now: number, release: Release, message: string): ReleaseEvent {

@@ -1,5 +1,6 @@
 import { configure, type SdkOptionsInput } from './config.js';
 import { installServerHooks } from './inbound/http.js';
+import { installLibraryHooks } from './libraries/hooks.js';
 import { internalError } from './log.js';
 import { installFetch } from './outbound/fetch.js';
 import { installGlobalDispatcher } from './outbound/global-dispatcher.js';
@@ -17,6 +18,14 @@ export interface InstallOptions extends SdkOptionsInput {
   fetch?: boolean;
   /** undici's global dispatcher (undici.request/fetch/stream…, and Node's fetch). Default true. */
   undici?: boolean;
+  /** Module hooks for libraries that pool work from many requests (p-queue, DataLoader). Default true. */
+  libraries?: boolean;
+}
+
+/** This module's URL, where the ESM loader hook resolves from; a CommonJS bundle has none. */
+function ownUrl(): string | undefined {
+  const url: unknown = import.meta.url;
+  return typeof url === 'string' && url !== '' ? url : undefined;
 }
 
 /**
@@ -24,7 +33,14 @@ export interface InstallOptions extends SdkOptionsInput {
  * a hook that fails to install is logged and skipped, never thrown. Returns an uninstall function.
  */
 export function install(options: InstallOptions = {}): () => void {
-  const { inbound = true, http = true, fetch = true, undici = true, ...config } = options;
+  const {
+    inbound = true,
+    http = true,
+    fetch = true,
+    undici = true,
+    libraries = true,
+    ...config
+  } = options;
   configure(config);
   const undo: Array<() => void> = [];
   // Node's own fetch sends through undici's global dispatcher: with that hooked, wrapping fetch too
@@ -35,6 +51,7 @@ export function install(options: InstallOptions = {}): () => void {
     [http, 'http', installHttpClient],
     [fetch && !fetchViaDispatcher, 'fetch', installFetch],
     [undici, 'undici', installGlobalDispatcher],
+    [libraries, 'libraries', () => installLibraryHooks(ownUrl())],
   ];
   for (const [enabled, name, installHook] of hooks) {
     if (!enabled) continue;

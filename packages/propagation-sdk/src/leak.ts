@@ -18,6 +18,8 @@ import { shared } from './state.js';
  *   sent untagged rather than with a lane that may be someone else's.
  *
  * Work bound on purpose (`bindLane(job)`, `withLane(lane, job)`) is neither: its context never ends.
+ * A job run in the context of another request that is still in flight cannot be told apart here;
+ * libraries/ binds the jobs of the libraries where that happens (p-queue, DataLoader).
  */
 
 export function taggedRequestsInFlight(): number {

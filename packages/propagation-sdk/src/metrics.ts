@@ -9,6 +9,7 @@ export interface SdkMetrics {
   untaggedOutbound: Counter<'client'>;
   staleOutbound: Counter<'client'>;
   invalidLane: Counter<'source'>;
+  mixedBatches: Counter<'library'>;
 }
 
 function createMetrics(): SdkMetrics {
@@ -33,7 +34,13 @@ function createMetrics(): SdkMetrics {
     labelNames: ['source'] as const,
     registers: [registry],
   });
-  return { registry, untaggedOutbound, staleOutbound, invalidLane };
+  const mixedBatches = new Counter({
+    name: 'graylane_sdk_mixed_lane_batches_total',
+    help: 'Batches (a DataLoader shared by requests) whose keys came from several lanes; run untagged.',
+    labelNames: ['library'] as const,
+    registers: [registry],
+  });
+  return { registry, untaggedOutbound, staleOutbound, invalidLane, mixedBatches };
 }
 
 // biome-ignore lint/suspicious/noAssignInExpressions: one set of counters per process, whichever copy comes first
@@ -55,4 +62,9 @@ export function countStaleOutbound(client: OutboundClient): void {
 
 export function countInvalidLane(source: InvalidSource): void {
   metrics.invalidLane.inc({ source });
+}
+
+export function countMixedBatch(library: string): void {
+  // A copy of the SDK made before this counter existed shares no such counter.
+  metrics.mixedBatches?.inc({ library });
 }

@@ -29,6 +29,8 @@ export interface SharedState {
   dispatching: number;
   /** Set while the undici hook is installed: re-composes the global dispatcher if the app replaced it. */
   keepGlobalDispatcher: (() => void) | undefined;
+  /** Set once the module hooks for libraries that pool work (p-queue, DataLoader) are in place. */
+  libraryHooks: boolean;
 }
 
 const STATE_KEY = Symbol.for('graylane.sdk.state.v1');
@@ -46,6 +48,7 @@ function createState(): SharedState {
     metrics: undefined,
     dispatching: 0,
     keepGlobalDispatcher: undefined,
+    libraryHooks: false,
   };
 }
 

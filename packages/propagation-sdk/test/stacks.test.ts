@@ -180,6 +180,32 @@ async function queueRun(app: App, route: string, client: string) {
   return runs.map(({ id, lane }) => ({ lane, sent: seen.get(id)?.lane ?? 'stable' }));
 }
 
+/**
+ * 200 requests over four lanes, 100 at a time, each awaiting its call on a `p-queue` made at start-up
+ * (concurrency 2) before answering: p-queue starts the next job from the continuation of the one that
+ * finished, in that job's request, which is still live.
+ */
+async function liveQueueRun(app: App, client: string) {
+  const runs = Array.from({ length: 200 }, (_, i) => ({
+    id: `live-${client}-${i}`,
+    lane: LANES[i % LANES.length] as string,
+  }));
+  for (let i = 0; i < runs.length; i += 100) {
+    const answers = await Promise.all(
+      runs
+        .slice(i, i + 100)
+        .map(({ id, lane }) =>
+          app.get(
+            `/queue-live?client=${client}&id=${id}`,
+            lane === 'stable' ? {} : { 'x-lane': lane },
+          ),
+        ),
+    );
+    expect(answers.every((a) => a.outcome === 'ok')).toBe(true);
+  }
+  return runs.map(({ id, lane }) => ({ id, lane, sent: seen.get(id)?.lane ?? 'stable' }));
+}
+
 describe('a queue made at start-up hands out no other request’s lane (p-queue)', () => {
   let app: App;
   beforeAll(async () => {
@@ -200,10 +226,100 @@ describe('a queue made at start-up hands out no other request’s lane (p-queue)
   );
 
   it.each(['fetch', 'axios'])(
+    '%s: a job awaited before answering runs in its own request, not in a live neighbour',
+    async (client) => {
+      const calls = await liveQueueRun(app, client);
+      expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
+    },
+  );
+
+  it.each(['fetch', 'axios'])(
     '%s: jobs bound with bindLane keep their own lane',
     async (client) => {
       const calls = await queueRun(app, '/queue-bound', client);
       expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
+    },
+  );
+});
+
+/** 200 requests over four lanes, 100 at a time, to `route`; per call, its lane and the lane sent. */
+async function concurrentRun(app: App, route: string, name: string) {
+  const runs = Array.from({ length: 200 }, (_, i) => ({
+    id: `${name}-${i}`,
+    lane: LANES[i % LANES.length] as string,
+  }));
+  for (let i = 0; i < runs.length; i += 100) {
+    const answers = await Promise.all(
+      runs
+        .slice(i, i + 100)
+        .map(({ id, lane }) =>
+          app.get(
+            `${route}${route.includes('?') ? '&' : '?'}id=${id}`,
+            lane === 'stable' ? {} : { 'x-lane': lane },
+          ),
+        ),
+    );
+    expect(answers.every((a) => a.outcome === 'ok')).toBe(true);
+  }
+  return runs.map(({ id, lane }) => ({ id, lane, sent: seen.get(id)?.lane ?? 'stable' }));
+}
+
+describe('DataLoader', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startApp();
+  });
+  afterAll(() => app.stop());
+
+  it('one loader per request: every call in its own lane', async () => {
+    const calls = await concurrentRun(app, '/loader-per-request', 'loader-own');
+    expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
+  });
+
+  it('a loader shared by requests: a batch of several lanes goes untagged, never in one of them', async () => {
+    const calls = await concurrentRun(app, '/loader-shared', 'loader-shared');
+    expect(calls.filter(({ lane, sent }) => sent !== lane && sent !== 'stable')).toEqual([]);
+    const mixed = await waitFor(
+      () => app.warnings().find((w) => w.library === 'dataloader'),
+      'a mixed-batch warning',
+    );
+    expect((mixed.lanes as string[]).length).toBeGreaterThan(1);
+  });
+});
+
+describe('worker_threads', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startApp();
+  });
+  afterAll(() => app.stop());
+
+  it('the lane does not cross postMessage: the worker calls untagged', async () => {
+    await app.get('/thread?id=thread-bare', { 'x-lane': 'gray' });
+    expect(seen.get('thread-bare')?.lane).toBeNull();
+  });
+
+  it('passed in the message and run with withLane, every call keeps its own lane', async () => {
+    const calls = await concurrentRun(app, '/thread?pass=1', 'thread-pass');
+    expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
+  });
+});
+
+describe('with GRAYLANE_LEAK_DETECTION=0', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startApp({ GRAYLANE_LEAK_DETECTION: '0' });
+  });
+  afterAll(() => app.stop());
+
+  it.each(CLIENTS)(
+    '%s: a call made after its request ended still goes out untagged, silently',
+    async (client) => {
+      await app.get(`/after?client=${client}&id=quiet-after-${client}`, { 'x-lane': 'gray' });
+      expect(await outcomeOf(app, `quiet-after-${client}`)).toBe('ok');
+      // A stale lane is a routing error, not a warning: leak detection off does not bring it back.
+      expect(seen.get(`quiet-after-${client}`)).toEqual({ lane: null, baggage: null });
+      expect(app.warnings().filter((w) => w.kind !== undefined)).toEqual([]);
     },
   );
 });

@@ -4,7 +4,7 @@ import { currentContext, isEnded } from '../context.js';
 import { LaneLeakError } from '../errors.js';
 import { leakDetectionActive, reportLeak } from '../leak.js';
 import { internalError } from '../log.js';
-import { countInvalidLane, type OutboundClient } from '../metrics.js';
+import { countInvalidLane, countStaleOutbound, type OutboundClient } from '../metrics.js';
 
 /**
  * The one decision every outbound hook makes. The carrier is built lazily: most calls in a stable
@@ -15,7 +15,8 @@ import { countInvalidLane, type OutboundClient } from '../metrics.js';
  *   rewritten so that header and baggage agree.
  * - Otherwise a tagged context writes its lane to the header and merges it into `baggage`.
  * - With no context at all while tagged requests are in flight, the call is a possible leak.
- * - In the context of a request that has ended, the call is stale: it goes out untagged (see leak.ts).
+ * - In the context of a request that has ended, the call is stale: it goes out untagged (see leak.ts),
+ *   with leak detection on or off; only the warning depends on it.
  *
  * `entry` is the SDK function the app called, where a leak report cuts the stack.
  *
@@ -37,8 +38,11 @@ export function tagOutbound(
       return 'leak';
     }
     if (ctx.lane === STABLE) return 'untouched';
-    if (isEnded(ctx) && getConfig().leakDetection && !hasExplicitTag(carrierOf())) {
-      reportLeak(client, 'stale-context', entry, ctx.lane);
+    // Sent untagged whatever leak detection says: a lane that may be another request's is a routing
+    // error, not a diagnostic. Leak detection only decides whether it is also warned about.
+    if (isEnded(ctx) && !hasExplicitTag(carrierOf())) {
+      if (getConfig().leakDetection) reportLeak(client, 'stale-context', entry, ctx.lane);
+      else countStaleOutbound(client);
       return 'leak';
     }
     const options = getConfig();

@@ -13,8 +13,9 @@ import { AnalysisRunner } from './analysis/runner.js';
 import { parseDocument } from './documents/parse.js';
 import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './documents/schema.js';
 import { LeaderElector } from './kubernetes/lease.js';
+import { RouteTableMirror } from './kubernetes/route-table-mirror.js';
 import { Effects } from './platform/effects.js';
-import { KubernetesPlatform, LABELS } from './platform/kubernetes.js';
+import { KubernetesPlatform } from './platform/kubernetes.js';
 import {
   act,
   advance,
@@ -36,7 +37,6 @@ import { buildRouteTable } from './traffic/route-table.js';
 
 const GROUP = 'graylane.dev';
 const VERSION = 'v1alpha1';
-const ROUTE_TABLE_CONFIGMAP = 'graylane-routetable';
 export const REQUEST_ANNOTATION = 'graylane.dev/request';
 
 type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
@@ -82,6 +82,7 @@ export class KubernetesController {
   private readonly releases: Cache<ReleaseObject>;
   private readonly entrypoints: Cache<EntrypointObject>;
   private readonly elector: LeaderElector;
+  private readonly mirror: RouteTableMirror;
   private router: GraylaneProxyRouter | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -145,6 +146,8 @@ export class KubernetesController {
         informer.on(event, () => this.poke());
     }
     this.platform.onChange(() => this.poke());
+    this.mirror = new RouteTableMirror({ kubeConfig: kc, namespace, logger: options.logger });
+    this.mirror.onTable((table) => this.follow(table));
     this.elector = new LeaderElector({
       kubeConfig: kc,
       namespace,
@@ -155,6 +158,8 @@ export class KubernetesController {
       onStartedLeading: () => void this.lead(),
       onStoppedLeading: () => {
         this.router = undefined;
+        const latest = this.mirror.latest();
+        if (latest) this.follow(latest);
         // The next leader measures afresh from the status (an interval is never counted twice).
         this.analysis.close();
       },
@@ -166,26 +171,53 @@ export class KubernetesController {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.platform.start(), this.releases.start(), this.entrypoints.start()]);
+    await Promise.all([
+      this.platform.start(),
+      this.releases.start(),
+      this.entrypoints.start(),
+      this.mirror.start(),
+    ]);
     this.elector.start();
     this.timer = setInterval(() => this.poke(), this.options.reconcileMs ?? 500);
   }
 
   /**
    * A new leader starts from the route table its predecessor mirrored last, so that it never
-   * publishes a revision at or below what proxies already serve.
+   * publishes a revision at or below what proxies already serve. Without an answer from the API
+   * server it does not start at all (from nothing it would publish revision 1), and asks again.
    */
   private async lead(): Promise<void> {
-    const previous = await this.readMirror();
+    let previous: RouteTable | undefined;
+    try {
+      previous = await this.mirror.read();
+    } catch (error) {
+      this.logger.warn(
+        { err: error },
+        'cannot read the route-table mirror; leading once it answers',
+      );
+      setTimeout(() => {
+        if (this.elector.isLeader && !this.router) void this.lead();
+      }, 1_000);
+      return;
+    }
     if (!this.elector.isLeader) return;
     this.router = new GraylaneProxyRouter(this.publisher, {
       previous,
       revision: previous?.revision ?? 0,
       requiredProxies: () => [],
       reconnectGraceMs: (this.options.heartbeatMs ?? 5_000) * 2,
-      commit: (table) => this.writeMirror(table),
+      commit: (table) => this.mirror.write(table),
     });
     this.poke();
+  }
+
+  /**
+   * A follower serves the table the leader mirrored (it never writes one), so that proxies behind
+   * a Service in front of every replica get the current table whichever replica they reach.
+   */
+  private follow(table: RouteTable): void {
+    if (this.router) return;
+    if (table.revision > (this.publisher.current?.revision ?? 0)) this.publisher.publish(table);
   }
 
   private poke(): void {
@@ -511,48 +543,13 @@ export class KubernetesController {
       .catch((error: unknown) => this.logger.warn({ err: error }, 'event not recorded'));
   }
 
-  private async readMirror(): Promise<RouteTable | undefined> {
-    try {
-      const map = await this.core.readNamespacedConfigMap({
-        name: ROUTE_TABLE_CONFIGMAP,
-        namespace: this.options.namespace,
-      });
-      const text = map.data?.['routetable.json'];
-      return text ? (JSON.parse(text) as RouteTable) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** The table goes into a ConfigMap before any proxy sees it: a proxy started while no controller runs reads it there. */
-  private async writeMirror(table: RouteTable): Promise<void> {
-    const body = {
-      metadata: {
-        name: ROUTE_TABLE_CONFIGMAP,
-        namespace: this.options.namespace,
-        labels: { [LABELS.service]: 'graylane-controller' },
-      },
-      data: { 'routetable.json': JSON.stringify(table) },
-    };
-    try {
-      await this.core.replaceNamespacedConfigMap({
-        name: ROUTE_TABLE_CONFIGMAP,
-        namespace: this.options.namespace,
-        body,
-      });
-    } catch (error) {
-      if ((error as { code?: number }).code !== 404) throw error;
-      await this.core.createNamespacedConfigMap({ namespace: this.options.namespace, body });
-    }
-  }
-
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.analysis.close();
     await this.running;
     await this.effects.settled();
     await this.elector.stop(true);
-    await Promise.all([this.releases.stop(), this.entrypoints.stop()]);
+    await Promise.all([this.releases.stop(), this.entrypoints.stop(), this.mirror.stop()]);
     await this.platform.close();
     this.publisher.close();
   }

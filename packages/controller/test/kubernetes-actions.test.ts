@@ -5,7 +5,8 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayLoad } from './analysis/load.js';
 import { type RunningPrometheus, startPrometheus } from './analysis/prometheus-server.js';
-import { APP, cleanup, freePorts, hit, RUN_ID, until } from './graylane.js';
+import { APP, cleanup, freePort, freePorts, hit, RUN_ID, until } from './graylane.js';
+import { openWatch } from './helpers.js';
 import { GROUP, type ReleaseObject, type ShopCluster, startShopCluster } from './kube-shop.js';
 
 /**
@@ -83,6 +84,7 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
   let gateway: string;
   let adminMetrics: string;
   let ports: number[];
+  let leaderUrl: string;
 
   beforeAll(async () => {
     shop = await startShopCluster();
@@ -114,6 +116,7 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
       },
     });
     await shop.startController({ port: controllerPort });
+    leaderUrl = `http://127.0.0.1:${controllerPort}`;
     gateway = `http://127.0.0.1:${gatewayPort}/web`;
     adminMetrics = `http://127.0.0.1:${adminPort}/metrics`;
     spawnChild([
@@ -257,5 +260,45 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
     );
     expect(refused.status?.phase).toBeUndefined();
     await shop.deleteRelease('web-direct');
+  });
+
+  it('a follower serves the table the leader mirrored, and its watchers get each new revision', async () => {
+    const followerPort = await freePort();
+    await shop.startController({ port: followerPort });
+    const follower = `http://127.0.0.1:${followerPort}`;
+    const health = await until(
+      () =>
+        request(`${follower}/healthz`).then((r) => r.body.json() as Promise<{ leader: boolean }>),
+      (h) => h !== undefined,
+      30_000,
+    );
+    expect(health.leader).toBe(false);
+    const table = async (url: string) =>
+      (await request(`${url}/v1/routetable`)).body.json() as Promise<{ revision: number }>;
+    const before = await table(leaderUrl);
+    const watch = await openWatch(`${follower}/v1/routetable`);
+    try {
+      expect(watch.response.statusCode).toBe(200);
+      await until(
+        async () => watch.revisions(),
+        (revisions) => revisions.includes(before.revision),
+        30_000,
+      );
+      // A pod more for backend: the leader publishes a new revision, the follower passes it on.
+      await shop.runPods('backend');
+      const after = await until(
+        () => table(leaderUrl),
+        (t) => t.revision > before.revision,
+        30_000,
+      );
+      await until(
+        async () => watch.revisions(),
+        (revisions) => revisions.includes(after.revision),
+        30_000,
+      );
+      expect(await table(follower)).toEqual(after);
+    } finally {
+      watch.close();
+    }
   });
 });

@@ -81,9 +81,15 @@ requireValgrind();
 
 /** Where a function's instructions go, by its name in callgrind's annotation. First match wins. */
 const BUCKETS = [
-  ['GC', /Heap|Scaveng|Marking|Sweep|Evacuat|MarkCompact|heap::|Visitor|IteratePointers|MemoryChunk|SizeFromMap|SlotSet/],
+  [
+    'GC',
+    /Heap|Scaveng|Marking|Sweep|Evacuat|MarkCompact|heap::|Visitor|IteratePointers|MemoryChunk|SizeFromMap|SlotSet/,
+  ],
   ['JIT compiler', /compiler::|turboshaft|[Mm]aglev|Compil|Pipeline|Deoptimiz/],
-  ['lookups (IC misses, map changes)', /IC\b|IC_|IC::|LookupIterator|MigrateToMap|DescriptorArray|Map::|FieldIndex|StubCache|Feedback|Runtime_/],
+  [
+    'lookups (IC misses, map changes)',
+    /IC\b|IC_|IC::|LookupIterator|MigrateToMap|DescriptorArray|Map::|FieldIndex|StubCache|Feedback|Runtime_/,
+  ],
   ['JS code (JIT-compiled)', /^\?\?\?:0x/],
   ['other (interpreter, builtins, Node, libc)', /./],
 ];
@@ -166,7 +172,7 @@ async function main() {
     `Each server runs under \`valgrind --tool=callgrind\`: ${WARMUP} warm-up requests with instrumentation`,
     `off, then ${REQUESTS} counted requests (autocannon, ${CONNECTIONS} connection(s), \`x-lane: gray\`, from another`,
     `process). ${RUNS} runs per variant, each a fresh process, in rotated order; median and spread`,
-    '(min–max) of instructions per request. Instruction counts do not depend on the machine\'s load.',
+    "(min–max) of instructions per request. Instruction counts do not depend on the machine's load.",
     '',
     '| variant | what | instructions / request (median) | spread | vs bare (median) | vs bare, each run |',
     '|---|---|---:|---:|---:|---|',

@@ -82,7 +82,9 @@ function relayOf(store: Store | undefined): Relay | undefined {
   const response = store[responseKey];
   if (response === undefined) return undefined;
   store[responseKey] = undefined;
-  return (store[relayKey] = relayTo(response));
+  const made = relayTo(response);
+  store[relayKey] = made;
+  return made;
 }
 
 /** Where the provenance of an outbound call made now goes: the current request's relay, if any. */

@@ -180,32 +180,6 @@ async function queueRun(app: App, route: string, client: string) {
   return runs.map(({ id, lane }) => ({ lane, sent: seen.get(id)?.lane ?? 'stable' }));
 }
 
-/**
- * 200 requests over four lanes, 100 at a time, each awaiting its call on a `p-queue` made at start-up
- * (concurrency 2) before answering: p-queue starts the next job from the continuation of the one that
- * finished, in that job's request, which is still live.
- */
-async function liveQueueRun(app: App, client: string) {
-  const runs = Array.from({ length: 200 }, (_, i) => ({
-    id: `live-${client}-${i}`,
-    lane: LANES[i % LANES.length] as string,
-  }));
-  for (let i = 0; i < runs.length; i += 100) {
-    const answers = await Promise.all(
-      runs
-        .slice(i, i + 100)
-        .map(({ id, lane }) =>
-          app.get(
-            `/queue-live?client=${client}&id=${id}`,
-            lane === 'stable' ? {} : { 'x-lane': lane },
-          ),
-        ),
-    );
-    expect(answers.every((a) => a.outcome === 'ok')).toBe(true);
-  }
-  return runs.map(({ id, lane }) => ({ id, lane, sent: seen.get(id)?.lane ?? 'stable' }));
-}
-
 describe('a queue made at start-up hands out no other request’s lane (p-queue)', () => {
   let app: App;
   beforeAll(async () => {
@@ -228,7 +202,9 @@ describe('a queue made at start-up hands out no other request’s lane (p-queue)
   it.each(['fetch', 'axios'])(
     '%s: a job awaited before answering runs in its own request, not in a live neighbour',
     async (client) => {
-      const calls = await liveQueueRun(app, client);
+      // p-queue starts the next job from the continuation of the one that finished, in that job's
+      // request, which is still live: the hook binds each job to the request that added it.
+      const calls = await concurrentRun(app, `/queue-live?client=${client}`, `live-${client}`);
       expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
     },
   );

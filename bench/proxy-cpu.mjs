@@ -121,6 +121,17 @@ async function main() {
       `| ${name} | ${median(us).toFixed(1)} | ${Math.min(...us).toFixed(1)}–${Math.max(...us).toFixed(1)} | ${Math.round(median(rs.map((r) => r.rps)))} |`,
     );
   }
+  if (values.baseline) {
+    // Round by round, the two builds ran next to each other: their ratio is steadier than either
+    // figure while the machine's load moves.
+    const now = runs.get(PRODUCT).map((r) => r.usPerRequest);
+    const before = runs.get(BASELINE).map((r) => r.usPerRequest);
+    const ratios = now.map((us, i) => us / before[i]);
+    lines.push(
+      '',
+      `This build / the baseline, per round: ${ratios.map((r) => r.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)})`,
+    );
+  }
   const text = `${lines.join('\n')}\n`;
   process.stdout.write(text);
   if (values.out) writeFileSync(values.out, text);

@@ -359,6 +359,7 @@ function summarize(peers, runs, fixedRuns) {
             rssMb: median(fs.map((f) => f.rssMb)),
             p99Min: Math.min(...fs.map((f) => f.p99)),
             p99Max: Math.max(...fs.map((f) => f.p99)),
+            failedShare: Math.max(...fs.map((f) => f.failedShare)),
           }
         : undefined,
     };

@@ -71,6 +71,10 @@ export async function fixedRate(vegeta, work, peer, { rate, seconds }) {
       `-rate=${rate}/1s`,
       `-duration=${seconds}s`,
       '-keepalive=true',
+      // Bounds the backlog a peer that cannot keep up piles: what is left of it when the run ends
+      // would still burn the shared proxy core while the next peer is measured.
+      '-timeout=2s',
+      '-max-workers=512',
       `-targets=${targets}`,
       `-output=${results}`,
     ],

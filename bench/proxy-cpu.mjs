@@ -8,6 +8,8 @@
 //   node bench/proxy-cpu.mjs                       graylane gateway vs the minimal undici forwarder
 //   options: --requests N --connections N --rounds N --lane LANE --only NAME --out FILE
 //            --cpu-prof DIR (profile the graylane child; open the .cpuprofile in Chrome DevTools)
+//            --baseline DIR (also a gateway from another build of packages/router-proxy/dist, e.g.
+//            a copy taken before a change, at packages/router-proxy/dist-baseline)
 import { fork } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +21,7 @@ import { PRODUCT } from './forwarders/serve.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FLOOR = 'undici-stream';
+const BASELINE = 'graylane-proxy (gateway), --baseline build';
 const CLOCK_TICKS_PER_S = 100;
 
 const { values } = parseArgs({
@@ -30,15 +33,17 @@ const { values } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 
 const children = [];
 
-function startChild(script, args, execArgv = []) {
+function startChild(script, args, execArgv = [], env = process.env) {
   const child = fork(path.join(HERE, 'forwarders', script), args, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv,
+    env,
   });
   children.push(child);
   return new Promise((resolve, reject) => {
@@ -89,6 +94,14 @@ async function main() {
         ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`]
         : [];
     targets.push({ name, ...(await startChild('serve.mjs', [name, upstreamUrl], prof)) });
+  }
+  if (values.baseline) {
+    // The same gateway from another build (a copy of dist/ from before a change), interleaved
+    // with this one: a before/after from one run.
+    const env = { ...process.env, GRAYLANE_PROXY_DIST: values.baseline };
+    const child = await startChild('serve.mjs', [PRODUCT, upstreamUrl], [], env);
+    targets.push({ name: BASELINE, ...child });
+    names.push(BASELINE);
   }
   const runs = new Map(names.map((n) => [n, []]));
   for (let round = 0; round < Number(values.rounds); round++) {

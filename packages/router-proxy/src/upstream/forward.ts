@@ -1,9 +1,11 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, errors } from 'undici';
 import { responseHeaders } from '../http/headers.js';
 import { AbortSwitch } from './abort.js';
 import { classifyUpstreamError, type UpstreamFailure } from './errors.js';
+
+const { RequestAbortedError } = errors;
 
 export interface ForwardTarget {
   origin: string;
@@ -25,8 +27,9 @@ export type ForwardOutcome =
 export type TrailerSide = 'request' | 'response';
 
 /**
- * Trailers are not forwarded: undici sends no request trailers, and ends the client's response
- * before its `stream()` hands over the upstream's. Counted instead (graylane_dropped_trailers_total).
+ * Trailers are not forwarded: undici sends no request trailers, and the upstream's come after the
+ * client's response head went out (stream() dropped them; the relay keeps that). Counted instead
+ * (graylane_dropped_trailers_total).
  */
 function droppedTrailers(req: IncomingMessage, upstream: Record<string, string | string[]>) {
   const sides: TrailerSide[] = [];
@@ -84,14 +87,104 @@ class HeadersDeadline {
   }
 }
 
+/** Settles an attempt: how it went, once. */
+type Settle = (outcome: ForwardOutcome) => void;
+
+/**
+ * undici's handler for one attempt: writes the response head and body into the client's response
+ * as they come, pausing the upstream while the client's socket is full. A handler of our own
+ * instead of `dispatcher.stream()`: no stream wrapper around the client response (`finished`), no
+ * AsyncResource or promise of undici's per request, and the request's abort switch is wired to
+ * the attempt once.
+ */
+class ResponseRelay implements Dispatcher.DispatchHandler {
+  status = 0;
+  private controller: Dispatcher.DispatchController | undefined;
+  private settled = false;
+  private readonly abort = () => {
+    if (!this.controller?.aborted) this.controller?.abort(new RequestAbortedError());
+  };
+  private readonly resume = () => this.controller?.resume();
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly decorate: (headers: OutgoingHttpHeaders, status: number) => void,
+    private readonly request: AbortSwitch,
+    private readonly deadline: HeadersDeadline,
+    private readonly settle: Settle,
+  ) {
+    // The deadline's switch stops the attempt until the head (it carries the request's until then);
+    // the request's own stops it after, mid-body (the client gone, the request's deadline).
+    deadline.signal.once('abort', this.abort);
+    request.once('abort', this.abort);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.deadline.signal.aborted || this.request.aborted) this.abort();
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    // Informational answers (100 Continue, 103 Early Hints) are not relayed, as stream() did not.
+    if (statusCode < 200) return;
+    this.deadline.settle();
+    this.status = statusCode;
+    const outgoing = responseHeaders(headers);
+    this.decorate(outgoing, statusCode);
+    this.res.writeHead(statusCode, outgoing);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.res.write(chunk)) return;
+    controller.pause();
+    this.res.once('drain', this.resume);
+  }
+
+  onResponseEnd(
+    _controller: Dispatcher.DispatchController,
+    trailers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.res.end();
+    this.done({
+      ok: true,
+      status: this.status,
+      droppedTrailers: droppedTrailers(this.req, trailers as Record<string, string | string[]>),
+    });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    const failure = this.deadline.expired ? 'timeout' : classifyUpstreamError(error);
+    if (this.status === 0) {
+      this.done({ ok: false, failure, error, responded: false });
+      return;
+    }
+    // The response broke off after its head was sent: the client's is cut.
+    this.res.destroy();
+    this.done({ ok: false, failure, error, responded: true, status: this.status });
+  }
+
+  private done(outcome: ForwardOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.deadline.settle();
+    this.deadline.signal.off('abort', this.abort);
+    this.request.off('abort', this.abort);
+    this.res.off('drain', this.resume);
+    this.settle(outcome);
+  }
+}
+
 /**
  * One attempt: streams the request to `target` and the response back, with no buffering either way.
- * `decorate` adds this hop's headers (provenance, cookies) to the response head. undici's `stream()`
- * writes the body straight into the client response: measured 1.8× the throughput of
- * `request()` + `stream.pipeline` on small responses (bench/results/forwarding.md). No response
- * head within `headersTimeoutMs` of the request being sent fails the attempt as a `timeout`.
+ * `decorate` adds this hop's headers (provenance, cookies) to the response head. No response head
+ * within `headersTimeoutMs` of the request being sent fails the attempt as a `timeout`.
  */
-export async function forwardOnce(
+export function forwardOnce(
   dispatcher: Dispatcher,
   req: IncomingMessage,
   res: ServerResponse,
@@ -100,44 +193,18 @@ export async function forwardOnce(
   signal: AbortSwitch,
   headersTimeoutMs: number,
 ): Promise<ForwardOutcome> {
-  let status = 0;
   const body = target.body !== undefined ? target.body : requestHasBody(req) ? req : null;
   const deadline = new HeadersDeadline(signal, headersTimeoutMs, body);
-  try {
-    const { trailers } = await dispatcher.stream(
+  return new Promise((settle) => {
+    dispatcher.dispatch(
       {
         origin: target.origin,
         path: target.path,
         method: target.method as Dispatcher.HttpMethod,
         headers: target.headers,
         body,
-        signal: deadline.signal,
       },
-      ({ statusCode, headers }) => {
-        deadline.settle();
-        status = statusCode;
-        const outgoing = responseHeaders(headers);
-        decorate(outgoing, statusCode);
-        res.writeHead(statusCode, outgoing);
-        return res;
-      },
+      new ResponseRelay(req, res, decorate, signal, deadline, settle),
     );
-    return { ok: true, status, droppedTrailers: droppedTrailers(req, trailers) };
-  } catch (error) {
-    const failure = deadline.expired ? 'timeout' : classifyUpstreamError(error);
-    if (status === 0) return { ok: false, failure, error, responded: false };
-    // undici destroys the response it was writing with the upstream's error, then rejects with
-    // the response's premature close: the error it destroyed it with says what broke.
-    const broke = res.errored ?? error;
-    res.destroy();
-    return {
-      ok: false,
-      failure: classifyUpstreamError(broke),
-      error: broke,
-      responded: true,
-      status,
-    };
-  } finally {
-    deadline.settle();
-  }
+  });
 }

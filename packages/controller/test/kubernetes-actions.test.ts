@@ -86,6 +86,17 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
   let ports: number[];
   let leaderUrl: string;
 
+  /** The real `graylane` CLI in Kubernetes mode, as a user with the admin kubeconfig. */
+  const cli = (...args: string[]) =>
+    runCli([
+      ...args,
+      '--kubernetes',
+      '--kubeconfig',
+      shop.env.kubeconfig,
+      '--namespace',
+      shop.namespace,
+    ]);
+
   /** Waits until the core Events of a Release include every reason given. */
   const eventsInclude = (name: string, reasons: string[]) =>
     until(
@@ -265,6 +276,13 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
       /^spec\.analysis\.provider\.targets: in Kubernetes mode the controller runs no proxy/,
     );
     expect(refused.status?.phase).toBeUndefined();
+    // The CLI shows it as Invalid, with the reason.
+    const list = await cli('get', 'releases');
+    expect(list.stdout).toMatch(/^web-direct\s+blue\s+Invalid\s+-\/1\s+0%\s+web\s/m);
+    const status = await cli('status', 'web-direct');
+    expect(status.stdout).toMatch(
+      /^Failure:\s+spec\.analysis\.provider\.targets: in Kubernetes mode the controller runs no proxy/m,
+    );
     await shop.deleteRelease('web-direct');
   });
 
@@ -310,15 +328,6 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
 
   it('the CLI with --kubernetes: get and status from the CRD status, actions through the request annotation, --wait for the controller', async () => {
     const [v1] = ports as [number];
-    const cli = (...args: string[]) =>
-      runCli([
-        ...args,
-        '--kubernetes',
-        '--kubeconfig',
-        shop.env.kubeconfig,
-        '--namespace',
-        shop.namespace,
-      ]);
     await shop.createRelease('web-cli', {
       lane: 'gray',
       entrypoint: 'web',

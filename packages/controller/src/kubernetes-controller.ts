@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Problem, RouteTable } from '@graylane/lane-core';
 import {
   CoreV1Api,
@@ -13,16 +14,11 @@ import { AnalysisRunner } from './analysis/runner.js';
 import { parseDocument } from './documents/parse.js';
 import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './documents/schema.js';
 import { LeaderElector } from './kubernetes/lease.js';
+import { applyRequest, REQUEST_ANNOTATION } from './kubernetes/request.js';
 import { RouteTableMirror } from './kubernetes/route-table-mirror.js';
 import { Effects } from './platform/effects.js';
 import { KubernetesPlatform } from './platform/kubernetes.js';
-import {
-  act,
-  advance,
-  type CanaryObservation,
-  RELEASE_ACTIONS,
-  type ReleaseAction,
-} from './release/machine.js';
+import { advance, type CanaryObservation } from './release/machine.js';
 import { orderProblems } from './release/order.js';
 import { isActive } from './release/phases.js';
 import {
@@ -37,7 +33,6 @@ import { buildRouteTable } from './traffic/route-table.js';
 
 const GROUP = 'graylane.dev';
 const VERSION = 'v1alpha1';
-export const REQUEST_ANNOTATION = 'graylane.dev/request';
 
 type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
@@ -88,6 +83,10 @@ export class KubernetesController {
   private running: Promise<void> | undefined;
   private readonly effects: Effects;
   private readonly analysis: AnalysisRunner;
+  /** The core Events that existed when this replica started to lead, by name. */
+  private recorded = new Set<string>();
+  /** Releases (by uid) whose missed core Events this replica has recorded since it leads. */
+  private readonly caughtUp = new Set<string>();
   private readonly logger: Logger;
 
   constructor(private readonly options: KubernetesControllerOptions) {
@@ -200,7 +199,10 @@ export class KubernetesController {
       }, 1_000);
       return;
     }
+    const recorded = await this.recordedEventNames();
     if (!this.elector.isLeader) return;
+    this.recorded = recorded;
+    this.caughtUp.clear();
     this.router = new GraylaneProxyRouter(this.publisher, {
       previous,
       revision: previous?.revision ?? 0,
@@ -337,6 +339,7 @@ export class KubernetesController {
         continue;
       }
       const stored = object.status?.phase ? (object.status as ReleaseStatus) : undefined;
+      if (stored) await this.catchUpEvents(object, stored.events, now);
       const status =
         stored ??
         initialStatus(doc.spec, Date.parse(String(object.metadata?.creationTimestamp ?? now)));
@@ -352,7 +355,11 @@ export class KubernetesController {
         this.analysis.forget(doc.metadata.name);
         continue;
       }
-      const requested = this.request(object, release, now);
+      const requested = applyRequest(
+        object.metadata?.annotations?.[REQUEST_ANNOTATION],
+        release,
+        now,
+      );
       if (requested) {
         release.status = requested.status;
         requestEvents.set(object.metadata!.name!, requested.events);
@@ -405,44 +412,6 @@ export class KubernetesController {
         item.changed = true;
       }
       if (item.changed) await this.writeStatus(item.object, item.release, item.events);
-    }
-  }
-
-  /**
-   * A user's action, asked for with an annotation (`kubectl annotate release NAME
-   * graylane.dev/request=approve:1 --overwrite`): applied once per distinct value, which the status
-   * remembers, so a re-list or a failover never applies it twice. A refused action is an event.
-   */
-  private request(
-    object: ReleaseObject,
-    release: Release,
-    now: number,
-  ): { status: ReleaseStatus; events: ReleaseEvent[] } | undefined {
-    const value = object.metadata?.annotations?.[REQUEST_ANNOTATION];
-    const status = release.status as ReleaseStatus & { lastRequest?: string };
-    if (!value || value === status.lastRequest) return undefined;
-    const action = value.split(':')[0] as ReleaseAction;
-    const done = { ...release, status: { ...status, lastRequest: value } } as Release;
-    if (!RELEASE_ACTIONS.includes(action)) {
-      return {
-        status: done.status,
-        events: [
-          requestEvent(
-            now,
-            release,
-            `unknown request ${value}; one of ${RELEASE_ACTIONS.join(', ')}`,
-          ),
-        ],
-      };
-    }
-    try {
-      const outcome = act(done, action, now, 'user');
-      return { status: outcome.status, events: outcome.events };
-    } catch (error) {
-      return {
-        status: done.status,
-        events: [requestEvent(now, release, (error as Error).message)],
-      };
     }
   }
 
@@ -516,9 +485,42 @@ export class KubernetesController {
     await this.replaceStatus(object, body);
   }
 
-  /** A core Event per release event, visible with `kubectl describe release`. */
+  /**
+   * Core Events are written after the status that holds their release events; a replica that died
+   * in between left some unrecorded. A new leader records, once per release, the status events after
+   * the newest one that has its core Event (younger than the API server's default event TTL, so
+   * that it does not bring back expired ones).
+   */
+  private async catchUpEvents(
+    object: ReleaseObject,
+    events: readonly ReleaseEvent[],
+    now: number,
+  ): Promise<void> {
+    const uid = object.metadata!.uid!;
+    if (this.caughtUp.has(uid)) return;
+    this.caughtUp.add(uid);
+    const last = events.findLastIndex((e) => this.recorded.has(coreEventName(object, e)));
+    for (const event of events.slice(last + 1)) {
+      if (now - Date.parse(event.time) < EVENT_TTL_MS) await this.emit(object, event);
+    }
+  }
+
+  private async recordedEventNames(): Promise<Set<string>> {
+    try {
+      const list = await this.core.listNamespacedEvent({
+        namespace: this.options.namespace,
+        fieldSelector: 'involvedObject.kind=Release',
+      });
+      return new Set(list.items.map((e) => e.metadata?.name ?? ''));
+    } catch (error) {
+      this.logger.warn({ err: error }, 'events not listed; missed ones are not recorded');
+      return new Set();
+    }
+  }
+
+  /** A core Event per release event, visible with `kubectl describe release`; once (409: it exists). */
   private async emit(object: ReleaseObject, event: ReleaseEvent): Promise<void> {
-    const name = `${object.metadata!.name}.${Date.parse(event.time).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const name = coreEventName(object, event);
     await this.core
       .createNamespacedEvent({
         namespace: this.options.namespace,
@@ -540,7 +542,10 @@ export class KubernetesController {
           count: 1,
         },
       })
-      .catch((error: unknown) => this.logger.warn({ err: error }, 'event not recorded'));
+      .catch((error: unknown) => {
+        if ((error as { code?: number }).code !== 409)
+          this.logger.warn({ err: error }, 'event not recorded');
+      });
   }
 
   async close(): Promise<void> {
@@ -575,15 +580,16 @@ function analysisProblems(spec: ReleaseDocument['spec']): Problem[] {
   return problems;
 }
 
-function requestEvent(now: number, release: Release, message: string): ReleaseEvent {
-  return {
-    time: new Date(now).toISOString(),
-    type: 'Warning',
-    reason: 'RequestRefused',
-    message,
-    actor: 'user',
-    phase: release.status.phase,
-  };
+/** The API server's default `--event-ttl`: core Events older than this are gone anyway. */
+const EVENT_TTL_MS = 60 * 60_000;
+
+/** The same release event has the same core Event name in every replica, so it is written once. */
+function coreEventName(object: ReleaseObject, event: ReleaseEvent): string {
+  const hash = createHash('sha256')
+    .update(`${object.metadata!.uid}\n${event.time}\n${event.reason}\n${event.message}`)
+    .digest('hex')
+    .slice(0, 12);
+  return `${object.metadata!.name}.${hash}`;
 }
 
 function condition(

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
-import { BIN, freePort, until } from './graylane.js';
+import { BIN, until } from './graylane.js';
 import { applyYaml, deployFile, type KubeEnv, type KubeEnvOptions, startKube } from './kube-env.js';
 
 /**
@@ -253,7 +253,8 @@ export async function startShopCluster(
       return JSON.parse(map.data!['routetable.json']!) as MirroredTable;
     },
     async startController(options = {}) {
-      const port = options.port ?? (await freePort());
+      // Port 0 unless asked: a port probed free can be taken before the controller binds it.
+      const port = options.port ?? 0;
       const child = spawn(
         process.execPath,
         [

@@ -5,7 +5,23 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ReleaseSpecSchema } from '../src/documents/schema.js';
-import { canaryDeployment, LABELS, mergePatch } from '../src/platform/kubernetes.js';
+import {
+  canaryDeployment,
+  LABELS,
+  mergePatch,
+  promotedTemplate,
+} from '../src/platform/kubernetes.js';
+
+/** The same object with every map's keys in reverse order. */
+function reversedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reversedKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([k, v]) => [k, reversedKeys(v)]),
+  );
+}
 
 interface CrdSchema {
   default?: unknown;
@@ -117,6 +133,24 @@ describe('the canary Deployment', () => {
         .metadata?.annotations?.[LABELS.specHash];
     expect(hash('backend:2')).toBe(hash('backend:2'));
     expect(hash('backend:2')).not.toBe(hash('backend:3'));
+  });
+
+  it('is the same whether the user Deployment was read from a LIST or a WATCH (key order differs)', () => {
+    // The client types LIST results (keys in its models' order); WATCH events are the server's JSON.
+    const listed = reversedKeys(base) as V1Deployment;
+    expect(JSON.stringify(listed)).not.toBe(JSON.stringify(base));
+    const ref = { service: 'backend', lane: 'gray' };
+    const canary = canaryDeployment(base, ref, { version: 'v2', image: 'backend:2' }, []);
+    const again = canaryDeployment(listed, ref, { version: 'v2', image: 'backend:2' }, []);
+    expect(again.metadata?.annotations?.[LABELS.specHash]).toBe(
+      canary.metadata?.annotations?.[LABELS.specHash],
+    );
+    // Promotion: a user Deployment that already has the canary's template is left alone.
+    const promoted = structuredClone(base);
+    promoted.spec!.template = promotedTemplate(base, canary)!;
+    expect(promotedTemplate(promoted, reversedKeys(canary) as V1Deployment)).toBeUndefined();
+    expect(promotedTemplate(reversedKeys(promoted) as V1Deployment, canary)).toBeUndefined();
+    expect(promotedTemplate(base, canary)?.spec?.containers[0]?.image).toBe('backend:2');
   });
 
   it('merges patches as Kubernetes does for maps, lists of named items and null (delete)', () => {

@@ -10,6 +10,9 @@
 // "service without canary" path: accepted from the client (clientLanes: any), kept on the forwarded
 // request, served by stable with `x-lane-served: bench=stable;fallback=absent`.
 
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
 export const SERVICE = 'bench';
 
 /** The x-lane-served value the gateway answers with for a request in `lane`. */
@@ -22,7 +25,13 @@ export function expectedLaneServed(lane) {
 export async function importBuilt() {
   try {
     const [proxy, core] = await Promise.all([
-      import('../../packages/router-proxy/dist/index.js'),
+      // GRAYLANE_PROXY_DIST: another build of the package (under packages/router-proxy, so that
+      // its imports resolve), for a before/after in one run (bench/proxy-cpu.mjs --baseline).
+      import(
+        process.env.GRAYLANE_PROXY_DIST
+          ? pathToFileURL(path.resolve(process.env.GRAYLANE_PROXY_DIST, 'index.js')).href
+          : '../../packages/router-proxy/dist/index.js'
+      ),
       import('../../packages/lane-core/dist/index.js'),
     ]);
     return { ...proxy, parseRouteTable: core.parseRouteTable };

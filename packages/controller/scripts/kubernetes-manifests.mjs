@@ -28,6 +28,19 @@ const SCHEMA_LISTS = new Set(['anyOf', 'oneOf', 'allOf', 'prefixItems']);
 // Not part of Kubernetes' JSONSchemaProps (map keys are free strings there anyway).
 const DROPPED = new Set(['$schema', 'id', '$id', 'propertyNames']);
 
+/**
+ * One property two branches of a union define differently (`min` of a success-rate check is a
+ * percentage, of a custom check any number): only what both say holds for the merged object; the
+ * controller's parse checks each branch's own limits.
+ */
+function looser(a, b) {
+  if (a.type !== b.type) return { 'x-kubernetes-preserve-unknown-fields': true };
+  return {
+    type: a.type,
+    ...(a.type === 'object' ? { 'x-kubernetes-preserve-unknown-fields': true } : {}),
+  };
+}
+
 /** One schema node made structural; maps of schemas, lists of schemas and plain values kept apart. */
 export function structural(schema) {
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) return schema;
@@ -53,12 +66,18 @@ export function structural(schema) {
       continue;
     const properties = {};
     for (const branch of branches) {
-      for (const [name, property] of Object.entries(branch.properties)) {
+      for (const [name, branchProperty] of Object.entries(branch.properties)) {
+        // The API server would apply a branch's default to every branch (`stat: p99` on a
+        // success-rate check, which the document schema then refuses); the controller's parse
+        // applies each branch's own defaults.
+        const { default: _branchDefault, ...property } = branchProperty;
         const seen = properties[name];
         properties[name] =
           seen?.enum && property.enum
             ? { ...seen, enum: [...new Set([...seen.enum, ...property.enum])] }
-            : (seen ?? property);
+            : seen === undefined || JSON.stringify(seen) === JSON.stringify(property)
+              ? property
+              : looser(seen, property);
       }
     }
     const required = branches.map((b) => b.required ?? Object.keys(b.properties));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Problem, RouteTable } from '@graylane/lane-core';
 import {
   CoreV1Api,
@@ -9,18 +10,15 @@ import {
   type ObjectCache,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { AnalysisRunner } from './analysis/runner.js';
 import { parseDocument } from './documents/parse.js';
 import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './documents/schema.js';
 import { LeaderElector } from './kubernetes/lease.js';
+import { applyRequest, REQUEST_ANNOTATION } from './kubernetes/request.js';
+import { RouteTableMirror } from './kubernetes/route-table-mirror.js';
 import { Effects } from './platform/effects.js';
-import { KubernetesPlatform, LABELS } from './platform/kubernetes.js';
-import {
-  act,
-  advance,
-  type CanaryObservation,
-  RELEASE_ACTIONS,
-  type ReleaseAction,
-} from './release/machine.js';
+import { KubernetesPlatform } from './platform/kubernetes.js';
+import { advance, type CanaryObservation } from './release/machine.js';
 import { orderProblems } from './release/order.js';
 import { isActive } from './release/phases.js';
 import {
@@ -35,8 +33,6 @@ import { buildRouteTable } from './traffic/route-table.js';
 
 const GROUP = 'graylane.dev';
 const VERSION = 'v1alpha1';
-const ROUTE_TABLE_CONFIGMAP = 'graylane-routetable';
-export const REQUEST_ANNOTATION = 'graylane.dev/request';
 
 type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
@@ -81,16 +77,30 @@ export class KubernetesController {
   private readonly releases: Cache<ReleaseObject>;
   private readonly entrypoints: Cache<EntrypointObject>;
   private readonly elector: LeaderElector;
+  private readonly mirror: RouteTableMirror;
   private router: GraylaneProxyRouter | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly effects: Effects;
+  private readonly analysis: AnalysisRunner;
+  /** The core Events that existed when this replica started to lead, by name. */
+  private recorded = new Set<string>();
+  /** Releases (by uid) whose missed core Events this replica has recorded since it leads. */
+  private readonly caughtUp = new Set<string>();
   private readonly logger: Logger;
 
   constructor(private readonly options: KubernetesControllerOptions) {
     const { kubeConfig: kc, namespace } = options;
     this.logger = options.logger;
     this.effects = new Effects({ logger: options.logger });
+    this.analysis = new AnalysisRunner({
+      logger: options.logger,
+      // In a cluster the controller runs no proxy of its own: a direct provider names its targets
+      // and synthetic load its url, or the release is refused (see problems()).
+      managedTargets: () => [],
+      gateway: () => undefined,
+      onMeasured: () => this.poke(),
+    });
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
     this.publisher = new RouteTablePublisher({
@@ -135,6 +145,8 @@ export class KubernetesController {
         informer.on(event, () => this.poke());
     }
     this.platform.onChange(() => this.poke());
+    this.mirror = new RouteTableMirror({ kubeConfig: kc, namespace, logger: options.logger });
+    this.mirror.onTable((table) => this.follow(table));
     this.elector = new LeaderElector({
       kubeConfig: kc,
       namespace,
@@ -145,6 +157,10 @@ export class KubernetesController {
       onStartedLeading: () => void this.lead(),
       onStoppedLeading: () => {
         this.router = undefined;
+        const latest = this.mirror.latest();
+        if (latest) this.follow(latest);
+        // The next leader measures afresh from the status (an interval is never counted twice).
+        this.analysis.close();
       },
     });
   }
@@ -154,26 +170,56 @@ export class KubernetesController {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.platform.start(), this.releases.start(), this.entrypoints.start()]);
+    await Promise.all([
+      this.platform.start(),
+      this.releases.start(),
+      this.entrypoints.start(),
+      this.mirror.start(),
+    ]);
     this.elector.start();
     this.timer = setInterval(() => this.poke(), this.options.reconcileMs ?? 500);
   }
 
   /**
    * A new leader starts from the route table its predecessor mirrored last, so that it never
-   * publishes a revision at or below what proxies already serve.
+   * publishes a revision at or below what proxies already serve. Without an answer from the API
+   * server it does not start at all (from nothing it would publish revision 1), and asks again.
    */
   private async lead(): Promise<void> {
-    const previous = await this.readMirror();
+    let previous: RouteTable | undefined;
+    try {
+      previous = await this.mirror.read();
+    } catch (error) {
+      this.logger.warn(
+        { err: error },
+        'cannot read the route-table mirror; leading once it answers',
+      );
+      setTimeout(() => {
+        if (this.elector.isLeader && !this.router) void this.lead();
+      }, 1_000);
+      return;
+    }
+    const recorded = await this.recordedEventNames();
     if (!this.elector.isLeader) return;
+    this.recorded = recorded;
+    this.caughtUp.clear();
     this.router = new GraylaneProxyRouter(this.publisher, {
       previous,
       revision: previous?.revision ?? 0,
       requiredProxies: () => [],
       reconnectGraceMs: (this.options.heartbeatMs ?? 5_000) * 2,
-      commit: (table) => this.writeMirror(table),
+      commit: (table) => this.mirror.write(table),
     });
     this.poke();
+  }
+
+  /**
+   * A follower serves the table the leader mirrored (it never writes one), so that proxies behind
+   * a Service in front of every replica get the current table whichever replica they reach.
+   */
+  private follow(table: RouteTable): void {
+    if (this.router) return;
+    if (table.revision > (this.publisher.current?.revision ?? 0)) this.publisher.publish(table);
   }
 
   private poke(): void {
@@ -243,7 +289,7 @@ export class KubernetesController {
         });
       }
     });
-    problems.push(...orderProblems(spec.services));
+    problems.push(...orderProblems(spec.services), ...analysisProblems(spec));
     for (const other of active) {
       if (other.metadata.name === name) continue;
       if (other.spec.lane === spec.lane) {
@@ -293,6 +339,7 @@ export class KubernetesController {
         continue;
       }
       const stored = object.status?.phase ? (object.status as ReleaseStatus) : undefined;
+      if (stored) await this.catchUpEvents(object, stored.events, now);
       const status =
         stored ??
         initialStatus(doc.spec, Date.parse(String(object.metadata?.creationTimestamp ?? now)));
@@ -304,8 +351,15 @@ export class KubernetesController {
           continue;
         }
       }
-      if (!isActive(status.phase)) continue;
-      const requested = this.request(object, release, now);
+      if (!isActive(status.phase)) {
+        this.analysis.forget(doc.metadata.name);
+        continue;
+      }
+      const requested = applyRequest(
+        object.metadata?.annotations?.[REQUEST_ANNOTATION],
+        release,
+        now,
+      );
       if (requested) {
         release.status = requested.status;
         requestEvents.set(object.metadata!.name!, requested.events);
@@ -323,7 +377,12 @@ export class KubernetesController {
       )?.spec.service;
       const outcome = advance(
         release,
-        { now, canaries, applied: (r) => this.router!.applied(r) },
+        {
+          now,
+          canaries,
+          applied: (r) => this.router!.applied(r),
+          ...this.analysis.observe(release, now),
+        },
         entryService,
       );
       const next: Release = { ...release, status: outcome.status };
@@ -353,44 +412,6 @@ export class KubernetesController {
         item.changed = true;
       }
       if (item.changed) await this.writeStatus(item.object, item.release, item.events);
-    }
-  }
-
-  /**
-   * A user's action, asked for with an annotation (`kubectl annotate release NAME
-   * graylane.dev/request=approve:1 --overwrite`): applied once per distinct value, which the status
-   * remembers, so a re-list or a failover never applies it twice. A refused action is an event.
-   */
-  private request(
-    object: ReleaseObject,
-    release: Release,
-    now: number,
-  ): { status: ReleaseStatus; events: ReleaseEvent[] } | undefined {
-    const value = object.metadata?.annotations?.[REQUEST_ANNOTATION];
-    const status = release.status as ReleaseStatus & { lastRequest?: string };
-    if (!value || value === status.lastRequest) return undefined;
-    const action = value.split(':')[0] as ReleaseAction;
-    const done = { ...release, status: { ...status, lastRequest: value } } as Release;
-    if (!RELEASE_ACTIONS.includes(action)) {
-      return {
-        status: done.status,
-        events: [
-          requestEvent(
-            now,
-            release,
-            `unknown request ${value}; one of ${RELEASE_ACTIONS.join(', ')}`,
-          ),
-        ],
-      };
-    }
-    try {
-      const outcome = act(done, action, now, 'user');
-      return { status: outcome.status, events: outcome.events };
-    } catch (error) {
-      return {
-        status: done.status,
-        events: [requestEvent(now, release, (error as Error).message)],
-      };
     }
   }
 
@@ -464,9 +485,42 @@ export class KubernetesController {
     await this.replaceStatus(object, body);
   }
 
-  /** A core Event per release event, visible with `kubectl describe release`. */
+  /**
+   * Core Events are written after the status that holds their release events; a replica that died
+   * in between left some unrecorded. A new leader records, once per release, the status events after
+   * the newest one that has its core Event (younger than the API server's default event TTL, so
+   * that it does not bring back expired ones).
+   */
+  private async catchUpEvents(
+    object: ReleaseObject,
+    events: readonly ReleaseEvent[],
+    now: number,
+  ): Promise<void> {
+    const uid = object.metadata!.uid!;
+    if (this.caughtUp.has(uid)) return;
+    this.caughtUp.add(uid);
+    const last = events.findLastIndex((e) => this.recorded.has(coreEventName(object, e)));
+    for (const event of events.slice(last + 1)) {
+      if (now - Date.parse(event.time) < EVENT_TTL_MS) await this.emit(object, event);
+    }
+  }
+
+  private async recordedEventNames(): Promise<Set<string>> {
+    try {
+      const list = await this.core.listNamespacedEvent({
+        namespace: this.options.namespace,
+        fieldSelector: 'involvedObject.kind=Release',
+      });
+      return new Set(list.items.map((e) => e.metadata?.name ?? ''));
+    } catch (error) {
+      this.logger.warn({ err: error }, 'events not listed; missed ones are not recorded');
+      return new Set();
+    }
+  }
+
+  /** A core Event per release event, visible with `kubectl describe release`; once (409: it exists). */
   private async emit(object: ReleaseObject, event: ReleaseEvent): Promise<void> {
-    const name = `${object.metadata!.name}.${Date.parse(event.time).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const name = coreEventName(object, event);
     await this.core
       .createNamespacedEvent({
         namespace: this.options.namespace,
@@ -488,64 +542,54 @@ export class KubernetesController {
           count: 1,
         },
       })
-      .catch((error: unknown) => this.logger.warn({ err: error }, 'event not recorded'));
-  }
-
-  private async readMirror(): Promise<RouteTable | undefined> {
-    try {
-      const map = await this.core.readNamespacedConfigMap({
-        name: ROUTE_TABLE_CONFIGMAP,
-        namespace: this.options.namespace,
+      .catch((error: unknown) => {
+        if ((error as { code?: number }).code !== 409)
+          this.logger.warn({ err: error }, 'event not recorded');
       });
-      const text = map.data?.['routetable.json'];
-      return text ? (JSON.parse(text) as RouteTable) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** The table goes into a ConfigMap before any proxy sees it: a proxy started while no controller runs reads it there. */
-  private async writeMirror(table: RouteTable): Promise<void> {
-    const body = {
-      metadata: {
-        name: ROUTE_TABLE_CONFIGMAP,
-        namespace: this.options.namespace,
-        labels: { [LABELS.service]: 'graylane-controller' },
-      },
-      data: { 'routetable.json': JSON.stringify(table) },
-    };
-    try {
-      await this.core.replaceNamespacedConfigMap({
-        name: ROUTE_TABLE_CONFIGMAP,
-        namespace: this.options.namespace,
-        body,
-      });
-    } catch (error) {
-      if ((error as { code?: number }).code !== 404) throw error;
-      await this.core.createNamespacedConfigMap({ namespace: this.options.namespace, body });
-    }
   }
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    this.analysis.close();
     await this.running;
     await this.effects.settled();
     await this.elector.stop(true);
-    await Promise.all([this.releases.stop(), this.entrypoints.stop()]);
+    await Promise.all([this.releases.stop(), this.entrypoints.stop(), this.mirror.stop()]);
     await this.platform.close();
     this.publisher.close();
   }
 }
 
-function requestEvent(now: number, release: Release, message: string): ReleaseEvent {
-  return {
-    time: new Date(now).toISOString(),
-    type: 'Warning',
-    reason: 'RequestRefused',
-    message,
-    actor: 'user',
-    phase: release.status.phase,
-  };
+/** What analysis needs that local mode supplies itself: the controller's own proxy and gateway. */
+function analysisProblems(spec: ReleaseDocument['spec']): Problem[] {
+  const analysis = spec.analysis;
+  const problems: Problem[] = [];
+  if (analysis?.provider.type === 'direct' && !analysis.provider.targets?.length) {
+    problems.push({
+      path: 'spec.analysis.provider.targets',
+      message:
+        'in Kubernetes mode the controller runs no proxy: give the direct provider the proxies’ /metrics URLs, or use prometheus',
+    });
+  }
+  if (analysis?.load && analysis.load.url === undefined) {
+    problems.push({
+      path: 'spec.analysis.load.url',
+      message: 'in Kubernetes mode the controller runs no gateway: give the load its url',
+    });
+  }
+  return problems;
+}
+
+/** The API server's default `--event-ttl`: core Events older than this are gone anyway. */
+const EVENT_TTL_MS = 60 * 60_000;
+
+/** The same release event has the same core Event name in every replica, so it is written once. */
+function coreEventName(object: ReleaseObject, event: ReleaseEvent): string {
+  const hash = createHash('sha256')
+    .update(`${object.metadata!.uid}\n${event.time}\n${event.reason}\n${event.message}`)
+    .digest('hex')
+    .slice(0, 12);
+  return `${object.metadata!.name}.${hash}`;
 }
 
 function condition(

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
@@ -26,14 +27,29 @@ export interface KubeEnv {
   core: CoreV1Api;
   custom: CustomObjectsApi;
   objects: KubernetesObjectApi;
+  /** etcd's client URL (its JSON gateway answers under /v3/). */
+  etcdUrl: string;
+  /** Stops the API server and starts it again on the same port: its watch cache starts empty. */
+  restartApiserver(): Promise<void>;
+  /**
+   * Compacts etcd's history up to its current revision, as the API server does every 5 minutes:
+   * a watch or list from an older resourceVersion is then answered 410 Gone.
+   */
+  compact(): Promise<number>;
   stop(): Promise<void>;
 }
 
-export async function startKube(): Promise<KubeEnv> {
+export interface KubeEnvOptions {
+  /** Also run kube-controller-manager's garbage collector (and none of its other controllers). */
+  garbageCollector?: boolean;
+}
+
+export async function startKube(options: KubeEnvOptions = {}): Promise<KubeEnv> {
   const dir = tempDir('graylane-kube-');
   try {
     // The first run on a machine builds kube-apiserver (minutes); later runs reuse the cache.
-    await promisify(execFile)('bash', [SCRIPT, 'start', dir], {
+    const args = [SCRIPT, 'start', dir, ...(options.garbageCollector ? ['--gc'] : [])];
+    await promisify(execFile)('bash', args, {
       timeout: 1_500_000,
       maxBuffer: 64 * 1024 * 1024,
     });
@@ -44,6 +60,7 @@ export async function startKube(): Promise<KubeEnv> {
     );
   }
   const kubeconfig = `${dir}/kubeconfig`;
+  const etcdUrl = /^ETCD_URL=(.*)$/m.exec(readFileSync(`${dir}/env`, 'utf8'))![1]!;
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
   return {
@@ -54,6 +71,25 @@ export async function startKube(): Promise<KubeEnv> {
     core: kc.makeApiClient(CoreV1Api),
     custom: kc.makeApiClient(CustomObjectsApi),
     objects: KubernetesObjectApi.makeApiClient(kc),
+    etcdUrl,
+    async restartApiserver() {
+      await promisify(execFile)('bash', [SCRIPT, 'restart-apiserver', dir], { timeout: 120_000 });
+    },
+    async compact() {
+      const etcd = async (path: string, body: object) => {
+        const res = await request(`${etcdUrl}/v3/${path}`, {
+          method: 'POST',
+          body: JSON.stringify(body),
+        });
+        const text = await res.body.text();
+        if (res.statusCode !== 200) throw new Error(`etcd ${path}: ${res.statusCode} ${text}`);
+        return JSON.parse(text) as { header: { revision: string } };
+      };
+      // Any key will do: every answer carries the store's current revision.
+      const { header } = await etcd('kv/range', { key: Buffer.from('/').toString('base64') });
+      await etcd('kv/compaction', { revision: header.revision, physical: true });
+      return Number(header.revision);
+    },
     async stop() {
       await promisify(execFile)('bash', [SCRIPT, 'stop', dir]);
     },
@@ -141,4 +177,59 @@ export async function apiserverRequests(
       total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
+}
+
+/**
+ * A TCP path to the API server that the test can cut and heal, as a network partition between the
+ * controller and the cluster would: `cut` drops every open connection (the controller's watches end)
+ * and refuses new ones until `heal`. TLS passes through untouched.
+ */
+export interface Partition {
+  /** The API server's URL through this path, for a kubeconfig. */
+  url: string;
+  cut(): Promise<void>;
+  heal(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function partition(env: KubeEnv): Promise<Partition> {
+  const target = new URL(env.kc.getCurrentCluster()!.server);
+  const sockets = new Set<Socket>();
+  let open = true;
+  // While cut it keeps listening (its port stays ours) and resets every connection at once.
+  const server = createServer((client) => {
+    if (!open) {
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = connect(Number(target.port), target.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const dropAll = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  return {
+    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async cut() {
+      open = false;
+      dropAll();
+    },
+    async heal() {
+      open = true;
+    },
+    async close() {
+      open = false;
+      dropAll();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
-import { BIN, freePort, until } from './graylane.js';
-import { applyYaml, deployFile, type KubeEnv, startKube } from './kube-env.js';
+import { BIN, until } from './graylane.js';
+import { applyYaml, deployFile, type KubeEnv, type KubeEnvOptions, startKube } from './kube-env.js';
 
 /**
  * The shop on a real kube-apiserver + etcd, for the Kubernetes-mode test files: the CRDs and the
@@ -40,10 +41,17 @@ export interface ShopCluster {
   saKubeconfig: string;
   /** Every controller started here (killed by `stop`). */
   controllers: ChildProcess[];
-  /** A user Deployment (1 replica, `app: NAME`) and its Service, rolled out. */
-  deployment(name: string, image: string): Promise<void>;
-  /** What the Deployment controller and a kubelet would do: a Ready pod, status rolled out. */
-  runPods(name: string): Promise<string>;
+  /**
+   * A user Deployment (1 replica, `app: NAME`, container port `port`) and its Service, rolled out;
+   * `ip` is its pod's address (see `runPods`).
+   */
+  deployment(name: string, image: string, options?: { port?: number; ip?: string }): Promise<void>;
+  /**
+   * What the Deployment controller and a kubelet would do: a Ready pod, status rolled out. `ip`
+   * gives the pod an address a real process listens on (127.0.0.1, with the template's port);
+   * `replace` deletes the Deployment's earlier pods first, as a rollout would.
+   */
+  runPods(name: string, options?: { ip?: string; replace?: boolean }): Promise<string>;
   createRelease(name: string, spec: Record<string, unknown>): Promise<ReleaseObject>;
   release(name: string): Promise<ReleaseObject>;
   /** A JSON merge patch, as `kubectl patch --type merge` (and `kubectl annotate`) send. */
@@ -58,8 +66,15 @@ export interface ShopCluster {
   eventReasons(name: string): Promise<string[]>;
   /** The route table the controller mirrored into its ConfigMap. */
   mirroredTable(): Promise<MirroredTable>;
-  /** `graylane controller --kubernetes` as the ServiceAccount, lease 3 s. */
-  startController(options?: { port?: number; args?: string[] }): Promise<ChildProcess>;
+  /**
+   * `graylane controller --kubernetes` as the ServiceAccount, lease 3 s; `server` reaches the API
+   * server another way (through a `partition`).
+   */
+  startController(options?: {
+    port?: number;
+    server?: string;
+    args?: string[];
+  }): Promise<ChildProcess>;
   stop(): Promise<void>;
 }
 
@@ -68,8 +83,11 @@ export interface MirroredTable {
   services: Record<string, { lanes: Record<string, { endpoints: string[] }> }>;
 }
 
-export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster> {
-  const env = await startKube();
+export async function startShopCluster(
+  namespace = 'shop',
+  options: KubeEnvOptions = {},
+): Promise<ShopCluster> {
+  const env = await startKube(options);
   const ns = { ...GROUP, namespace };
   const controllers: ChildProcess[] = [];
   let podIp = 10;
@@ -97,19 +115,23 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
     namespace,
     body: { spec: { expirationSeconds: 3600 } },
   });
-  const server = env.kc.getCurrentCluster()!.server;
-  const saKubeconfig = `${env.dir}/controller.kubeconfig`;
-  writeFileSync(
-    saKubeconfig,
-    `apiVersion: v1\nkind: Config\nclusters: [{ name: test, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]\nusers: [{ name: controller, user: { token: "${token.status!.token}" } }]\ncontexts: [{ name: test, context: { cluster: test, user: controller, namespace: ${namespace} } }]\ncurrent-context: test\n`,
-  );
+  const kubeconfigFor = (server: string) => {
+    const file = `${env.dir}/controller-${createHash('sha256').update(server).digest('hex').slice(0, 8)}.kubeconfig`;
+    writeFileSync(
+      file,
+      `apiVersion: v1\nkind: Config\nclusters: [{ name: test, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]\nusers: [{ name: controller, user: { token: "${token.status!.token}" } }]\ncontexts: [{ name: test, context: { cluster: test, user: controller, namespace: ${namespace} } }]\ncurrent-context: test\n`,
+    );
+    return file;
+  };
+  const saKubeconfig = kubeconfigFor(env.kc.getCurrentCluster()!.server);
 
   const cluster: ShopCluster = {
     env,
     namespace,
     saKubeconfig,
     controllers,
-    async deployment(name, image) {
+    async deployment(name, image, options = {}) {
+      const port = options.port ?? 8080;
       const body: V1Deployment = {
         metadata: { name, namespace },
         spec: {
@@ -117,7 +139,7 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
           selector: { matchLabels: { app: name } },
           template: {
             metadata: { labels: { app: name, team: 'shop' } },
-            spec: { containers: [{ name: 'app', image, ports: [{ containerPort: 8080 }] }] },
+            spec: { containers: [{ name: 'app', image, ports: [{ containerPort: port }] }] },
           },
         },
       };
@@ -126,15 +148,25 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
         namespace,
         body: {
           metadata: { name },
-          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+          spec: { selector: { app: name }, ports: [{ port: 80, targetPort: port }] },
         },
       });
-      await cluster.runPods(name);
+      await cluster.runPods(name, options.ip ? { ip: options.ip } : {});
     },
-    async runPods(name) {
+    async runPods(name, options = {}) {
       const d = await env.apps.readNamespacedDeployment({ name, namespace });
+      if (options.replace) {
+        const selector = Object.entries(d.spec!.selector.matchLabels ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',');
+        await env.core.deleteCollectionNamespacedPod({
+          namespace,
+          labelSelector: selector,
+          gracePeriodSeconds: 0,
+        });
+      }
       const podName = `${name}-${d.metadata!.generation}-${podIp}`;
-      const ip = `10.1.${Math.floor(podIp / 250)}.${podIp % 250}`;
+      const ip = options.ip ?? `10.1.${Math.floor(podIp / 250)}.${podIp % 250}`;
       podIp++;
       await env.core.createNamespacedPod({
         namespace,
@@ -221,7 +253,8 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
       return JSON.parse(map.data!['routetable.json']!) as MirroredTable;
     },
     async startController(options = {}) {
-      const port = options.port ?? (await freePort());
+      // Port 0 unless asked: a port probed free can be taken before the controller binds it.
+      const port = options.port ?? 0;
       const child = spawn(
         process.execPath,
         [
@@ -229,7 +262,7 @@ export async function startShopCluster(namespace = 'shop'): Promise<ShopCluster>
           'controller',
           '--kubernetes',
           '--kubeconfig',
-          saKubeconfig,
+          options.server ? kubeconfigFor(options.server) : saKubeconfig,
           '--namespace',
           namespace,
           '--listen',

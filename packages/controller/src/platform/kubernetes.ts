@@ -12,6 +12,7 @@ import {
   setHeaderOptions,
   type V1Deployment,
   type V1Pod,
+  type V1PodTemplateSpec,
   type V1Service,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -149,7 +150,7 @@ export function canaryDeployment(
   }
   if (workload.patch) deployment = mergePatch(deployment, workload.patch) as V1Deployment;
   const hash = createHash('sha256')
-    .update(JSON.stringify(deployment.spec))
+    .update(canonicalJson(deployment.spec))
     .digest('hex')
     .slice(0, 16);
   deployment.metadata!.annotations = {
@@ -157,6 +158,43 @@ export function canaryDeployment(
     [LABELS.specHash]: hash,
   };
   return deployment;
+}
+
+/**
+ * JSON with every map's keys sorted. The same object reads differently from a LIST (the client
+ * types it: keys in its models' order) and from a WATCH event (the server's JSON, in Go's field
+ * order), so comparing or hashing plain JSON.stringify output would see a change after a restart.
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/**
+ * The pod template the user's Deployment takes on promotion: the canary's, with the user's own pod
+ * labels (so its selector and Services still match) and the canary's version label. Undefined when
+ * the Deployment has it already.
+ */
+export function promotedTemplate(
+  base: V1Deployment,
+  canary: V1Deployment,
+): V1PodTemplateSpec | undefined {
+  const template = structuredClone(canary.spec!.template);
+  const version = template.metadata?.labels?.[LABELS.version];
+  template.metadata = {
+    ...template.metadata,
+    labels: {
+      ...base.spec!.template.metadata?.labels,
+      ...(version ? { [LABELS.version]: version } : {}),
+    },
+  };
+  const same =
+    canonicalJson(template.spec) === canonicalJson(base.spec!.template.spec) &&
+    version === base.spec!.template.metadata?.labels?.[LABELS.version];
+  return same ? undefined : template;
 }
 
 function rolledOut(d: V1Deployment | undefined): boolean {
@@ -326,19 +364,8 @@ export class KubernetesPlatform implements Platform {
     const canary = this.deployment(canaryName(service, lane));
     if (!base) throw new Error(`Deployment ${this.options.namespace}/${service} not found`);
     if (canary) {
-      const template = structuredClone(canary.spec!.template);
-      const version = template.metadata?.labels?.[LABELS.version];
-      template.metadata = {
-        ...template.metadata,
-        labels: {
-          ...base.spec!.template.metadata?.labels,
-          ...(version ? { [LABELS.version]: version } : {}),
-        },
-      };
-      if (
-        JSON.stringify(template.spec) !== JSON.stringify(base.spec!.template.spec) ||
-        version !== base.spec!.template.metadata?.labels?.[LABELS.version]
-      ) {
+      const template = promotedTemplate(base, canary);
+      if (template) {
         await this.apps.patchNamespacedDeployment(
           { name: service, namespace: this.options.namespace, body: { spec: { template } } },
           setHeaderOptions('Content-Type', PatchStrategy.MergePatch),

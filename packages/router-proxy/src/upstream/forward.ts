@@ -1,9 +1,11 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, errors } from 'undici';
 import { responseHeaders } from '../http/headers.js';
-import { AbortSwitch } from './abort.js';
+import type { AbortSwitch } from './abort.js';
 import { classifyUpstreamError, type UpstreamFailure } from './errors.js';
+
+const { RequestAbortedError } = errors;
 
 export interface ForwardTarget {
   origin: string;
@@ -25,8 +27,9 @@ export type ForwardOutcome =
 export type TrailerSide = 'request' | 'response';
 
 /**
- * Trailers are not forwarded: undici sends no request trailers, and ends the client's response
- * before its `stream()` hands over the upstream's. Counted instead (graylane_dropped_trailers_total).
+ * Trailers are not forwarded: undici sends no request trailers, and the upstream's come after the
+ * client's response head went out (stream() dropped them; the relay keeps that). Counted instead
+ * (graylane_dropped_trailers_total).
  */
 function droppedTrailers(req: IncomingMessage, upstream: Record<string, string | string[]>) {
   const sides: TrailerSide[] = [];
@@ -41,57 +44,124 @@ export function requestHasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined;
 }
 
+/** Settles an attempt: how it went, once. */
+type Settle = (outcome: ForwardOutcome) => void;
+
 /**
- * The response-headers timeout of one attempt, on a plain timer. undici runs its own on a coarse
- * timer (a 499 ms tick): a 300 ms timeout answered after 1024-1038 ms. undici's stays set as a
+ * undici's handler for one attempt: writes the response head and body into the client's response
+ * as they come, pausing the upstream while the client's socket is full. A handler of our own
+ * instead of `dispatcher.stream()`: no stream wrapper around the client response (`finished`), no
+ * AsyncResource or promise of undici's per request.
+ *
+ * It also keeps the attempt's response-headers deadline, on a plain timer: undici runs its own on a
+ * coarse timer (a 499 ms tick; a 300 ms timeout answered after 1024-1038 ms), which stays set as a
  * backstop. The time counts from when the request is sent: at once for a request whose body is
  * none or in memory (a new connection's connect time included, which the connect timeout bounds),
  * and from the end of a streamed body, as undici counts from the last body byte written.
  */
-class HeadersDeadline {
-  /** The attempt's own abort switch: the request's, plus this deadline. */
-  readonly signal = new AbortSwitch();
+class ResponseRelay implements Dispatcher.DispatchHandler {
+  status = 0;
+  /** The response head did not come in time. */
   expired = false;
-  private settled = false;
+  private controller: Dispatcher.DispatchController | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly relay = () => this.signal.abort();
+  private headed = false;
+  private settled = false;
+  private readonly abort = () => {
+    if (this.controller && !this.controller.aborted) {
+      this.controller.abort(new RequestAbortedError());
+    }
+  };
+  private readonly resume = () => this.controller?.resume();
 
   constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly decorate: (headers: OutgoingHttpHeaders, status: number) => void,
     private readonly request: AbortSwitch,
     private readonly timeoutMs: number,
     body: Buffer | Readable | null,
+    private readonly settle: Settle,
   ) {
-    if (request.aborted) this.signal.abort();
-    else request.once('abort', this.relay);
-    if (body !== null && !Buffer.isBuffer(body)) body.once('end', () => this.start());
-    else this.start();
+    // The request's switch stops the attempt at any time: the client gone, the request's deadline.
+    request.on('abort', this.abort);
+    if (body !== null && !Buffer.isBuffer(body)) body.once('end', () => this.startDeadline());
+    else this.startDeadline();
   }
 
-  private start(): void {
-    if (this.settled || this.signal.aborted) return;
+  private startDeadline(): void {
+    if (this.headed || this.settled) return;
     this.timer = setTimeout(() => {
       this.expired = true;
-      this.signal.abort();
+      this.abort();
     }, this.timeoutMs);
   }
 
-  /** The response has started, or the attempt is over. */
-  settle(): void {
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.request.aborted || this.expired) this.abort();
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    // Informational answers (100 Continue, 103 Early Hints) are not relayed, as stream() did not.
+    if (statusCode < 200) return;
+    this.headed = true;
+    clearTimeout(this.timer);
+    this.status = statusCode;
+    const outgoing = responseHeaders(headers);
+    this.decorate(outgoing, statusCode);
+    this.res.writeHead(statusCode, outgoing);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.res.write(chunk)) return;
+    controller.pause();
+    this.res.once('drain', this.resume);
+  }
+
+  onResponseEnd(
+    _controller: Dispatcher.DispatchController,
+    trailers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.res.end();
+    this.done({
+      ok: true,
+      status: this.status,
+      droppedTrailers: droppedTrailers(this.req, trailers as Record<string, string | string[]>),
+    });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    const failure = this.expired ? 'timeout' : classifyUpstreamError(error);
+    if (this.status === 0) {
+      this.done({ ok: false, failure, error, responded: false });
+      return;
+    }
+    // The response broke off after its head was sent: the client's is cut.
+    this.res.destroy();
+    this.done({ ok: false, failure, error, responded: true, status: this.status });
+  }
+
+  private done(outcome: ForwardOutcome): void {
     if (this.settled) return;
     this.settled = true;
     clearTimeout(this.timer);
-    this.request.off('abort', this.relay);
+    this.request.off('abort', this.abort);
+    this.res.off('drain', this.resume);
+    this.settle(outcome);
   }
 }
 
 /**
  * One attempt: streams the request to `target` and the response back, with no buffering either way.
- * `decorate` adds this hop's headers (provenance, cookies) to the response head. undici's `stream()`
- * writes the body straight into the client response: measured 1.8× the throughput of
- * `request()` + `stream.pipeline` on small responses (bench/results/forwarding.md). No response
- * head within `headersTimeoutMs` of the request being sent fails the attempt as a `timeout`.
+ * `decorate` adds this hop's headers (provenance, cookies) to the response head. No response head
+ * within `headersTimeoutMs` of the request being sent fails the attempt as a `timeout`.
  */
-export async function forwardOnce(
+export function forwardOnce(
   dispatcher: Dispatcher,
   req: IncomingMessage,
   res: ServerResponse,
@@ -100,44 +170,18 @@ export async function forwardOnce(
   signal: AbortSwitch,
   headersTimeoutMs: number,
 ): Promise<ForwardOutcome> {
-  let status = 0;
   const body = target.body !== undefined ? target.body : requestHasBody(req) ? req : null;
-  const deadline = new HeadersDeadline(signal, headersTimeoutMs, body);
-  try {
-    const { trailers } = await dispatcher.stream(
+  return new Promise((settle) => {
+    const relay = new ResponseRelay(req, res, decorate, signal, headersTimeoutMs, body, settle);
+    dispatcher.dispatch(
       {
         origin: target.origin,
         path: target.path,
         method: target.method as Dispatcher.HttpMethod,
         headers: target.headers,
         body,
-        signal: deadline.signal,
       },
-      ({ statusCode, headers }) => {
-        deadline.settle();
-        status = statusCode;
-        const outgoing = responseHeaders(headers);
-        decorate(outgoing, statusCode);
-        res.writeHead(statusCode, outgoing);
-        return res;
-      },
+      relay,
     );
-    return { ok: true, status, droppedTrailers: droppedTrailers(req, trailers) };
-  } catch (error) {
-    const failure = deadline.expired ? 'timeout' : classifyUpstreamError(error);
-    if (status === 0) return { ok: false, failure, error, responded: false };
-    // undici destroys the response it was writing with the upstream's error, then rejects with
-    // the response's premature close: the error it destroyed it with says what broke.
-    const broke = res.errored ?? error;
-    res.destroy();
-    return {
-      ok: false,
-      failure: classifyUpstreamError(broke),
-      error: broke,
-      responded: true,
-      status,
-    };
-  } finally {
-    deadline.settle();
-  }
+  });
 }

@@ -252,6 +252,21 @@ describe('DataLoader', () => {
     expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
   });
 
+  it('a loader shared by requests: a batch after a batch of one key still knows its lanes', async () => {
+    // Each round: a batch of one key, then two loads of different lanes in one batch, whose first
+    // key makes a batch of the same length as the last one.
+    for (let round = 0; round < 5; round++) {
+      await app.get(`/loader-shared?id=pair-prime-${round}`, { 'x-lane': 'gray' });
+      await Promise.all([
+        app.get(`/loader-shared?id=pair-blue-${round}`, { 'x-lane': 'blue' }),
+        app.get(`/loader-shared?id=pair-green-${round}`, { 'x-lane': 'green' }),
+      ]);
+      for (const lane of ['blue', 'green']) {
+        expect([lane, null]).toContain(seen.get(`pair-${lane}-${round}`)?.lane);
+      }
+    }
+  });
+
   it('a loader shared by requests: a batch of several lanes goes untagged, never in one of them', async () => {
     const calls = await concurrentRun(app, '/loader-shared', 'loader-shared');
     expect(calls.filter(({ lane, sent }) => sent !== lane && sent !== 'stable')).toEqual([]);

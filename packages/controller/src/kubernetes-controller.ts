@@ -14,16 +14,11 @@ import { AnalysisRunner } from './analysis/runner.js';
 import { parseDocument } from './documents/parse.js';
 import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './documents/schema.js';
 import { LeaderElector } from './kubernetes/lease.js';
+import { applyRequest, REQUEST_ANNOTATION } from './kubernetes/request.js';
 import { RouteTableMirror } from './kubernetes/route-table-mirror.js';
 import { Effects } from './platform/effects.js';
 import { KubernetesPlatform } from './platform/kubernetes.js';
-import {
-  act,
-  advance,
-  type CanaryObservation,
-  RELEASE_ACTIONS,
-  type ReleaseAction,
-} from './release/machine.js';
+import { advance, type CanaryObservation } from './release/machine.js';
 import { orderProblems } from './release/order.js';
 import { isActive } from './release/phases.js';
 import {
@@ -38,7 +33,6 @@ import { buildRouteTable } from './traffic/route-table.js';
 
 const GROUP = 'graylane.dev';
 const VERSION = 'v1alpha1';
-export const REQUEST_ANNOTATION = 'graylane.dev/request';
 
 type Cache<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
@@ -378,7 +372,11 @@ export class KubernetesController {
         this.analysis.forget(doc.metadata.name);
         continue;
       }
-      const requested = this.request(object, release, now);
+      const requested = applyRequest(
+        object.metadata?.annotations?.[REQUEST_ANNOTATION],
+        release,
+        now,
+      );
       if (requested) {
         release.status = requested.status;
         requestEvents.set(object.metadata!.name!, requested.events);
@@ -435,44 +433,6 @@ export class KubernetesController {
       }
       if (item.changed) await this.writeStatus(item.object, item.release, item.events);
     });
-  }
-
-  /**
-   * A user's action, asked for with an annotation (`kubectl annotate release NAME
-   * graylane.dev/request=approve:1 --overwrite`): applied once per distinct value, which the status
-   * remembers, so a re-list or a failover never applies it twice. A refused action is an event.
-   */
-  private request(
-    object: ReleaseObject,
-    release: Release,
-    now: number,
-  ): { status: ReleaseStatus; events: ReleaseEvent[] } | undefined {
-    const value = object.metadata?.annotations?.[REQUEST_ANNOTATION];
-    const status = release.status as ReleaseStatus & { lastRequest?: string };
-    if (!value || value === status.lastRequest) return undefined;
-    const action = value.split(':')[0] as ReleaseAction;
-    const done = { ...release, status: { ...status, lastRequest: value } } as Release;
-    if (!RELEASE_ACTIONS.includes(action)) {
-      return {
-        status: done.status,
-        events: [
-          requestEvent(
-            now,
-            release,
-            `unknown request ${value}; one of ${RELEASE_ACTIONS.join(', ')}`,
-          ),
-        ],
-      };
-    }
-    try {
-      const outcome = act(done, action, now, 'user');
-      return { status: outcome.status, events: outcome.events };
-    } catch (error) {
-      return {
-        status: done.status,
-        events: [requestEvent(now, release, (error as Error).message)],
-      };
-    }
   }
 
   private async publishRouting(
@@ -721,17 +681,6 @@ function coreEventName(object: ReleaseObject, event: ReleaseEvent): string {
     .digest('hex')
     .slice(0, 12);
   return `${object.metadata!.name}.${hash}`;
-}
-
-function requestEvent(now: number, release: Release, message: string): ReleaseEvent {
-  return {
-    time: new Date(now).toISOString(),
-    type: 'Warning',
-    reason: 'RequestRefused',
-    message,
-    actor: 'user',
-    phase: release.status.phase,
-  };
 }
 
 function condition(

@@ -5,7 +5,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayLoad } from './analysis/load.js';
 import { type RunningPrometheus, startPrometheus } from './analysis/prometheus-server.js';
-import { APP, cleanup, freePort, freePorts, hit, RUN_ID, until } from './graylane.js';
+import { APP, cleanup, freePort, freePorts, hit, RUN_ID, runCli, until } from './graylane.js';
 import { openWatch } from './helpers.js';
 import { GROUP, type ReleaseObject, type ShopCluster, startShopCluster } from './kube-shop.js';
 
@@ -85,6 +85,25 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
   let adminMetrics: string;
   let ports: number[];
   let leaderUrl: string;
+
+  /** The real `graylane` CLI in Kubernetes mode, as a user with the admin kubeconfig. */
+  const cli = (...args: string[]) =>
+    runCli([
+      ...args,
+      '--kubernetes',
+      '--kubeconfig',
+      shop.env.kubeconfig,
+      '--namespace',
+      shop.namespace,
+    ]);
+
+  /** Waits until the core Events of a Release include every reason given. */
+  const eventsInclude = (name: string, reasons: string[]) =>
+    until(
+      () => shop.eventReasons(name),
+      (seen) => reasons.every((r) => seen.includes(r)),
+      30_000,
+    );
 
   beforeAll(async () => {
     shop = await startShopCluster();
@@ -188,9 +207,8 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
     } finally {
       await load.stop();
     }
-    expect(await shop.eventReasons('web-v2')).toEqual(
-      expect.arrayContaining(['Weight', 'AnalysisPassed', 'Finalised']),
-    );
+    // Events are written after the status that caused them.
+    await eventsInclude('web-v2', ['Weight', 'AnalysisPassed', 'Finalised']);
     // Untagged traffic now reaches v2, the promoted stable version.
     await until(
       () => hit(gateway),
@@ -231,9 +249,8 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
     expect(rate.verdict).toBe('fail');
     expect(rate.value).toBeLessThan(60);
     expect(status.failure).toContain('web request-success-rate');
-    expect(await shop.eventReasons('web-v3')).toEqual(
-      expect.arrayContaining(['AnalysisFailed', 'RolledBack']),
-    );
+    // Events are written after the status that caused them.
+    await eventsInclude('web-v3', ['AnalysisFailed', 'RolledBack']);
     await until(
       () => shop.deploymentOrUndefined('web-gray'),
       (d) => d === undefined,
@@ -259,6 +276,13 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
       /^spec\.analysis\.provider\.targets: in Kubernetes mode the controller runs no proxy/,
     );
     expect(refused.status?.phase).toBeUndefined();
+    // The CLI shows it as Invalid, with the reason.
+    const list = await cli('get', 'releases');
+    expect(list.stdout).toMatch(/^web-direct\s+blue\s+Invalid\s+-\/1\s+0%\s+web\s/m);
+    const status = await cli('status', 'web-direct');
+    expect(status.stdout).toMatch(
+      /^Failure:\s+spec\.analysis\.provider\.targets: in Kubernetes mode the controller runs no proxy/m,
+    );
     await shop.deleteRelease('web-direct');
   });
 
@@ -300,5 +324,77 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
     } finally {
       watch.close();
     }
+  });
+
+  it('the CLI with --kubernetes: get and status from the CRD status, actions through the request annotation, --wait for the controller', async () => {
+    const [v1] = ports as [number];
+    await shop.createRelease('web-cli', {
+      lane: 'gray',
+      entrypoint: 'web',
+      services: [{ name: 'web', canary: canaryOnPort('v1', v1) }],
+      steps: [{ weight: 20 }, { pause: {} }, { pause: {} }],
+    });
+    await until(
+      () => shop.deploymentOrUndefined('web-gray'),
+      (d) => d?.spec?.template.spec?.containers[0]?.image === 'web:v1',
+      30_000,
+    );
+    await shop.runPods('web-gray', { ip: '127.0.0.1', replace: true });
+    await shop.waitForPhase('web-cli', 'Paused');
+
+    const list = await cli('get', 'releases');
+    expect(list.code, list.stderr).toBe(0);
+    const rows = list.stdout.split('\n').map((line) => line.split(/\s{2,}/));
+    expect(rows[0]).toEqual(['NAME', 'LANE', 'PHASE', 'STEP', 'WEIGHT', 'SERVICES', 'AGE']);
+    expect(rows.find((r) => r[0] === 'web-cli')?.slice(0, 6)).toEqual([
+      'web-cli',
+      'gray',
+      'Paused',
+      '2/3',
+      '20%',
+      'web',
+    ]);
+    expect(rows.find((r) => r[0] === 'web-v3')?.[2]).toBe('Failed');
+
+    const status = await cli('status', 'web-cli');
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain('Phase:       Paused (waiting for approval');
+    expect(status.stdout).toMatch(/^web\s+v1\s+routed\s+ready/m);
+
+    // Refused as local mode refuses it: the code, the reason, exit 1; the release is unchanged.
+    const refused = await cli('resume', 'web-cli', '--wait');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /^graylane: GRAYLANE_ERR_INVALID_ACTION: cannot resume release web-cli \(Paused\): it waits for approval/,
+    );
+
+    const approved = await cli('approve', 'web-cli', '--wait');
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toBe('release/web-cli approve: Paused\n');
+    const after = await shop.release('web-cli');
+    const annotation = after.metadata.annotations?.['graylane.dev/request'];
+    expect(annotation).toMatch(/^approve:[0-9a-z]+$/);
+    expect((after.status as { lastRequest?: string }).lastRequest).toBe(annotation);
+    expect(after.status?.step).toBe(2);
+
+    const rollback = await cli('rollback', 'web-cli');
+    expect(rollback.code, rollback.stderr).toBe(0);
+    expect(rollback.stdout).toMatch(
+      /^release\/web-cli rollback requested \(graylane\.dev\/request=rollback:[0-9a-z]+\)\n$/,
+    );
+    await shop.waitForPhase('web-cli', 'RolledBack');
+    // Events are written after the status that caused them.
+    await eventsInclude('web-cli', [
+      'Approved',
+      'RequestRefused',
+      'RollbackRequested',
+      'RolledBack',
+    ]);
+
+    const missing = await cli('approve', 'no-such-release', '--wait');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(
+      'graylane: GRAYLANE_ERR_NOT_FOUND: release no-such-release not found in namespace shop\n',
+    );
   });
 });

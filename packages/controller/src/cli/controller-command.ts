@@ -1,10 +1,10 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
 import { buildApi, createApp, registerRouteTableRoutes } from '../api/server.js';
 import { Controller } from '../controller.js';
 import { ControllerError } from '../errors.js';
+import { type KubernetesTarget, kubernetesTarget } from '../kubernetes/kubeconfig.js';
 import { KubernetesController } from '../kubernetes-controller.js';
 
 export interface ControllerCommandOptions {
@@ -112,17 +112,13 @@ async function runKubernetesController(
   logger: Logger,
   fail: (message: string) => never,
 ): Promise<void> {
-  const kubeConfig = new KubeConfig();
+  let target: KubernetesTarget;
   try {
-    if (options.kubeconfig) kubeConfig.loadFromFile(options.kubeconfig);
-    else kubeConfig.loadFromDefault();
+    target = kubernetesTarget(options);
   } catch (error) {
-    fail(`cannot read the kubeconfig: ${(error as Error).message}`);
+    fail((error as Error).message);
   }
-  const namespace =
-    options.namespace ??
-    kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ??
-    'default';
+  const { kubeConfig, namespace } = target;
   const controller = new KubernetesController({
     kubeConfig,
     namespace,

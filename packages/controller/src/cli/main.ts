@@ -7,6 +7,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { parseDuration } from '../documents/duration.js';
 import { ControllerErrors } from '../errors.js';
 import { GRAYLANE_IMAGE, injectManifest } from '../kubernetes/inject.js';
+import { REQUEST_ANNOTATION } from '../kubernetes/request.js';
 import { RELEASE_ACTIONS } from '../release/machine.js';
 import type { Release } from '../release/status.js';
 import { readToken } from '../state/file-store.js';
@@ -20,6 +21,7 @@ import {
 import { ApiCallError, ApiClient } from './client.js';
 import { runController } from './controller-command.js';
 import { age, eventLines, renderStatus, stepText, table } from './format.js';
+import { KubernetesReleases } from './kubernetes.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:7070';
 const DEFAULT_STATE_DIR = '.graylane';
@@ -120,11 +122,11 @@ async function readInput(file: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function watchStatus(api: ApiClient, name: string, intervalMs: number): Promise<void> {
+async function watchStatus(fetch: () => Promise<Release>, intervalMs: number): Promise<void> {
   const tty = process.stdout.isTTY;
   let last = '';
   for (;;) {
-    const release = await api.call<Release>('GET', `/v1/releases/${encodeURIComponent(name)}`);
+    const release = await fetch();
     if (tty) {
       const text = renderStatus(release);
       if (text !== last) process.stdout.write(`\x1b[H\x1b[2J${text}\n`);
@@ -138,6 +140,54 @@ async function watchStatus(api: ApiClient, name: string, intervalMs: number): Pr
     if (['Succeeded', 'RolledBack', 'Failed'].includes(release.status.phase)) return;
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+interface KubernetesOptions {
+  kubernetes?: boolean;
+  kubeconfig?: string;
+  namespace?: string;
+}
+
+/** `--kubernetes [--kubeconfig F] [--namespace N]`: the cluster's Releases instead of a local controller. */
+function withKubernetes(command: Command, what: string): Command {
+  return command
+    .addOption(new Option('--kubernetes', `Kubernetes mode: ${what}`).env('GRAYLANE_KUBERNETES'))
+    .addOption(
+      new Option(
+        '--kubeconfig <file>',
+        'with --kubernetes: the kubeconfig (default: in-cluster or ~/.kube/config)',
+      ).env('KUBECONFIG'),
+    )
+    .addOption(
+      new Option(
+        '--namespace <ns>',
+        "with --kubernetes: the namespace (default: the context's)",
+      ).env('GRAYLANE_NAMESPACE'),
+    );
+}
+
+function kubernetesReleases(opts: KubernetesOptions): KubernetesReleases {
+  try {
+    return new KubernetesReleases({
+      ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
+      ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    });
+  } catch (error) {
+    usage((error as Error).message);
+  }
+}
+
+/** One release, from the local controller or (with --kubernetes) from its custom resource. */
+async function getRelease(
+  program: Command,
+  name: string,
+  opts: KubernetesOptions,
+): Promise<Release> {
+  if (opts.kubernetes) return await kubernetesReleases(opts).get(name);
+  return await (await client(program)).call<Release>(
+    'GET',
+    `/v1/releases/${encodeURIComponent(name)}`,
+  );
 }
 
 export function buildProgram(): Command {
@@ -159,8 +209,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
 
-  program
-    .command('controller')
+  withKubernetes(program.command('controller'), 'Releases as custom resources, canary Deployments')
     .description('run the controller (HTTP API, state, reconcile loop) in the foreground')
     .addOption(
       new Option('--listen <host:port>', 'API address')
@@ -200,24 +249,6 @@ export function buildProgram(): Command {
         .default('info'),
     )
     .addOption(
-      new Option(
-        '--kubernetes',
-        'Kubernetes mode: Releases as custom resources, canary Deployments',
-      ).env('GRAYLANE_KUBERNETES'),
-    )
-    .addOption(
-      new Option(
-        '--kubeconfig <file>',
-        'with --kubernetes: the kubeconfig (default: in-cluster or ~/.kube/config)',
-      ).env('KUBECONFIG'),
-    )
-    .addOption(
-      new Option(
-        '--namespace <ns>',
-        "with --kubernetes: the namespace (default: the context's)",
-      ).env('GRAYLANE_NAMESPACE'),
-    )
-    .addOption(
       new Option('--lease-duration <duration>', 'with --kubernetes: leader-election lease')
         .env('GRAYLANE_LEASE_DURATION')
         .default('15s'),
@@ -254,8 +285,7 @@ export function buildProgram(): Command {
       }
     });
 
-  program
-    .command('get')
+  withKubernetes(program.command('get'), "the cluster's Release resources (releases only)")
     .description('list releases, services or entrypoints')
     .argument('<kind>', 'releases | services | entrypoints')
     .argument('[name]', 'one of them')
@@ -264,18 +294,52 @@ export function buildProgram(): Command {
         .choices(['table', 'json', 'yaml'])
         .default('table'),
     )
-    .action(async (kind: string, name: string | undefined, opts: { output: string }) => {
-      const api = await client(program);
-      const path = resource(kind);
-      if (name) {
-        const doc = await api.call<Doc>('GET', `/v1/${path}/${encodeURIComponent(name)}`);
-        if (!print(doc, opts.output === 'table' ? 'yaml' : opts.output)) return;
-        return;
-      }
-      const { items } = await api.call<{ items: Doc[] }>('GET', `/v1/${path}`);
-      if (print(items, opts.output)) return;
-      process.stdout.write(items.length === 0 ? `no ${path}\n` : `${rowsOf(path, items)}\n`);
-    });
+    .action(
+      async (
+        kind: string,
+        name: string | undefined,
+        opts: { output: string } & KubernetesOptions,
+      ) => {
+        const path = resource(kind);
+        if (opts.kubernetes) {
+          if (path !== 'releases')
+            usage(
+              `with --kubernetes, get lists releases; services are Deployments (kubectl get deployments), entrypoints: kubectl get entrypoints`,
+            );
+          const releases = kubernetesReleases(opts);
+          if (name) {
+            print(
+              (await releases.get(name)).object,
+              opts.output === 'table' ? 'yaml' : opts.output,
+            );
+            return;
+          }
+          const items = await releases.list();
+          if (
+            print(
+              items.map((r) => r.object),
+              opts.output,
+            )
+          )
+            return;
+          process.stdout.write(
+            items.length === 0
+              ? `no releases in namespace ${releases.namespace}\n`
+              : `${rowsOf(path, items as unknown as Doc[])}\n`,
+          );
+          return;
+        }
+        const api = await client(program);
+        if (name) {
+          const doc = await api.call<Doc>('GET', `/v1/${path}/${encodeURIComponent(name)}`);
+          if (!print(doc, opts.output === 'table' ? 'yaml' : opts.output)) return;
+          return;
+        }
+        const { items } = await api.call<{ items: Doc[] }>('GET', `/v1/${path}`);
+        if (print(items, opts.output)) return;
+        process.stdout.write(items.length === 0 ? `no ${path}\n` : `${rowsOf(path, items)}\n`);
+      },
+    );
 
   program
     .command('delete')
@@ -288,8 +352,7 @@ export function buildProgram(): Command {
       process.stdout.write(`${kind.replace(/s$/, '')}/${name} deleted\n`);
     });
 
-  program
-    .command('status')
+  withKubernetes(program.command('status'), "the Release resource's status")
     .description('phase, step, weight, canary health and last events of a release')
     .argument('<release>')
     .option(
@@ -297,18 +360,23 @@ export function buildProgram(): Command {
       'follow until the release ends (redraws on a terminal, prints changes otherwise)',
     )
     .option('--interval <duration>', 'poll interval with --watch', '1s')
-    .action(async (name: string, opts: { watch?: boolean; interval: string }) => {
-      const api = await client(program);
-      if (opts.watch) return await watchStatus(api, name, parseDuration(opts.interval) ?? 1000);
-      const release = await api.call<Release>('GET', `/v1/releases/${encodeURIComponent(name)}`);
-      process.stdout.write(`${renderStatus(release)}\n`);
-    });
+    .action(
+      async (name: string, opts: { watch?: boolean; interval: string } & KubernetesOptions) => {
+        const fetch = () => getRelease(program, name, opts);
+        if (opts.watch) return await watchStatus(fetch, parseDuration(opts.interval) ?? 1000);
+        process.stdout.write(`${renderStatus(await fetch())}\n`);
+      },
+    );
 
-  program
-    .command('events')
+  withKubernetes(program.command('events'), "the Release resource's status")
     .description('every event of a release')
     .argument('<release>')
-    .action(async (name: string) => {
+    .action(async (name: string, opts: KubernetesOptions) => {
+      if (opts.kubernetes) {
+        const release = await getRelease(program, name, opts);
+        process.stdout.write(`${eventLines(release.status.events).join('\n')}\n`);
+        return;
+      }
       const api = await client(program);
       const { items } = await api.call<{ items: Release['status']['events'] }>(
         'GET',
@@ -318,18 +386,39 @@ export function buildProgram(): Command {
     });
 
   for (const action of RELEASE_ACTIONS) {
-    program
-      .command(action)
+    withKubernetes(
+      program.command(action),
+      `ask the controller with the annotation ${REQUEST_ANNOTATION}=${action}:<id>`,
+    )
       .description(`${action} a release`)
       .argument('<release>')
-      .action(async (name: string) => {
-        const api = await client(program);
-        const release = await api.call<Release>(
-          'POST',
-          `/v1/releases/${encodeURIComponent(name)}/${action}`,
-        );
-        process.stdout.write(`release/${name} ${action}: ${release.status.phase}\n`);
-      });
+      .option('--wait', 'with --kubernetes: wait until the controller took the request')
+      .option('--timeout <duration>', 'with --wait: how long', '60s')
+      .action(
+        async (name: string, opts: { wait?: boolean; timeout: string } & KubernetesOptions) => {
+          if (opts.kubernetes) {
+            const timeout = parseDuration(opts.timeout);
+            if (timeout === undefined) usage(`--timeout: not a duration: ${opts.timeout}`);
+            const releases = kubernetesReleases(opts);
+            const value = await releases.request(name, action);
+            if (!opts.wait) {
+              process.stdout.write(
+                `release/${name} ${action} requested (${REQUEST_ANNOTATION}=${value})\n`,
+              );
+              return;
+            }
+            const release = await releases.waitForRequest(name, value, timeout);
+            process.stdout.write(`release/${name} ${action}: ${release.status.phase}\n`);
+            return;
+          }
+          const api = await client(program);
+          const release = await api.call<Release>(
+            'POST',
+            `/v1/releases/${encodeURIComponent(name)}/${action}`,
+          );
+          process.stdout.write(`release/${name} ${action}: ${release.status.phase}\n`);
+        },
+      );
   }
 
   program

@@ -34,6 +34,7 @@ import {
   pidsOf,
   pinned,
   rssMb,
+  settled,
   stopAll,
   waitForPort,
 } from './peers/harness.mjs';
@@ -359,6 +360,7 @@ function summarize(peers, runs, fixedRuns) {
             rssMb: median(fs.map((f) => f.rssMb)),
             p99Min: Math.min(...fs.map((f) => f.p99)),
             p99Max: Math.max(...fs.map((f) => f.p99)),
+            failedShare: Math.max(...fs.map((f) => f.failedShare)),
           }
         : undefined,
     };
@@ -374,15 +376,18 @@ async function main() {
   const runs = new Map(peers.map((p) => [p.name, []]));
   const fixedRuns = new Map(peers.filter((p) => p.fixed).map((p) => [p.name, []]));
   const loads = [];
+  const proxyPids = [...new Set(peers.flatMap((p) => (p.child ? pidsOf(p.child) : [])))];
   for (let round = 0; round < settings.rounds; round++) {
     loads.push(os.loadavg()[0]);
     const shift = round % peers.length;
     const order = [...peers.slice(shift), ...peers.slice(0, shift)];
     for (const peer of order) {
+      await settled(proxyPids);
       if (!quick) await wrk(WORK, peer, { ...settings, seconds: 1 }); // warm-up: JIT, pools
       runs.get(peer.name).push(await maxThroughput(peer));
       let line = `round ${round + 1}: ${peer.name} ${Math.round(runs.get(peer.name).at(-1).rps)} req/s`;
       if (peer.fixed) {
+        await settled(proxyPids);
         fixedRuns.get(peer.name).push(await atFixedRate(vegeta, peer));
         line += `, p99 at ${settings.rate} req/s ${fixedRuns.get(peer.name).at(-1).p99.toFixed(2)} ms`;
       }

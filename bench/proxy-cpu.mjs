@@ -10,6 +10,8 @@
 //            --cpu-prof DIR (profile the graylane child; open the .cpuprofile in Chrome DevTools)
 //            --baseline DIR (also a gateway from another build of packages/router-proxy/dist, e.g.
 //            a copy taken before a change, at packages/router-proxy/dist-baseline)
+//            --node-flags "FLAGS" (node flags for the graylane child only, e.g. V8 heap settings;
+//            with --baseline packages/router-proxy/dist, the same build without them)
 import { fork } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     out: { type: 'string' },
     'cpu-prof': { type: 'string' },
     baseline: { type: 'string' },
+    'node-flags': { type: 'string' },
   },
 });
 
@@ -59,6 +62,11 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
 }
 
+function peakRssMb(pid) {
+  const kb = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmHWM:\s+(\d+)/m)?.[1];
+  return Number(kb) / 1024;
+}
+
 async function send(port, amount) {
   const result = await autocannon({
     url: `http://127.0.0.1:${port}/small`,
@@ -78,7 +86,11 @@ async function measure(target) {
   const before = cpuSeconds(target.child.pid);
   const result = await send(target.port, requests);
   const cpu = cpuSeconds(target.child.pid) - before;
-  return { usPerRequest: (cpu / result.requests.total) * 1e6, rps: result.requests.average };
+  return {
+    usPerRequest: (cpu / result.requests.total) * 1e6,
+    rps: result.requests.average,
+    peakRssMb: peakRssMb(target.child.pid),
+  };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -93,6 +105,7 @@ async function main() {
       values['cpu-prof'] && (name === PRODUCT || values.only)
         ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`]
         : [];
+    if (name === PRODUCT && values['node-flags']) prof.push(...values['node-flags'].split(' '));
     targets.push({ name, ...(await startChild('serve.mjs', [name, upstreamUrl], prof)) });
   }
   if (values.baseline) {
@@ -112,13 +125,24 @@ async function main() {
   const lines = [
     `CPU µs per request, ${values.requests} small GETs × ${values.rounds} rounds at ${values.connections} connections${values.lane ? `, x-lane: ${values.lane}` : ''}; load average ${os.loadavg()[0].toFixed(1)}`,
     '',
-    '| forwarder | CPU µs/request (median) | min–max | req/s (noisy) |',
-    '|---|--:|--:|--:|',
+    '| forwarder | CPU µs/request (median) | min–max | req/s (noisy) | peak RSS MB |',
+    '|---|--:|--:|--:|--:|',
   ];
   for (const [name, rs] of runs) {
     const us = rs.map((r) => r.usPerRequest);
     lines.push(
-      `| ${name} | ${median(us).toFixed(1)} | ${Math.min(...us).toFixed(1)}–${Math.max(...us).toFixed(1)} | ${Math.round(median(rs.map((r) => r.rps)))} |`,
+      `| ${name} | ${median(us).toFixed(1)} | ${Math.min(...us).toFixed(1)}–${Math.max(...us).toFixed(1)} | ${Math.round(median(rs.map((r) => r.rps)))} | ${Math.round(rs.at(-1).peakRssMb)} |`,
+    );
+  }
+  if (values.baseline) {
+    // Round by round, the two builds ran next to each other: their ratio is steadier than either
+    // figure while the machine's load moves.
+    const now = runs.get(PRODUCT).map((r) => r.usPerRequest);
+    const before = runs.get(BASELINE).map((r) => r.usPerRequest);
+    const ratios = now.map((us, i) => us / before[i]);
+    lines.push(
+      '',
+      `This build / the baseline, per round: ${ratios.map((r) => r.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)})`,
     );
   }
   const text = `${lines.join('\n')}\n`;

@@ -142,6 +142,14 @@ export function stopAll() {
   for (const child of processes) child.kill('SIGTERM');
 }
 
+// Stopped by a signal, the peers go too.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    stopAll();
+    process.exit(130);
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // /proc: CPU and memory of a peer's processes (nginx and haproxy fork workers)
 
@@ -183,6 +191,18 @@ export function rssMb(pids, field = 'VmHWM') {
     kb += Number(match?.[1] ?? 0);
   }
   return kb / 1024;
+}
+
+/**
+ * Waits until a peer's processes are idle (under 5 % of a core over 250 ms, for at most 10 s): a
+ * peer still working off a backlog would take the shared proxy core from the next one measured.
+ */
+export async function settled(pids) {
+  for (let i = 0; i < 40; i++) {
+    const before = cpuSeconds(pids);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    if (cpuSeconds(pids) - before < 0.0125) return;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

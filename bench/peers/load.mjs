@@ -71,6 +71,10 @@ export async function fixedRate(vegeta, work, peer, { rate, seconds }) {
       `-rate=${rate}/1s`,
       `-duration=${seconds}s`,
       '-keepalive=true',
+      // Bounds the backlog a peer that cannot keep up piles: what is left of it when the run ends
+      // would still burn the shared proxy core while the next peer is measured.
+      '-timeout=2s',
+      '-max-workers=512',
       `-targets=${targets}`,
       `-output=${results}`,
     ],
@@ -81,21 +85,22 @@ export async function fixedRate(vegeta, work, peer, { rate, seconds }) {
     maxBuffer: 256 * 1024 * 1024,
   }).toString();
   const latencies = [];
-  let bad = 0;
+  let failed = 0;
   for (const line of csv.split('\n')) {
     if (!line) continue;
     const [, code, latency] = line.split(',', 3);
-    if (code !== '200') bad++;
+    if (code !== '200') failed++;
     latencies.push(Number(latency) / 1e6);
   }
-  if (bad > 0 || latencies.length === 0) {
-    throw new Error(`${peer.name}: ${bad} of ${latencies.length} answers at ${rate} req/s not 200`);
-  }
+  if (latencies.length === 0) throw new Error(`${peer.name}: vegeta recorded no answer`);
+  // A peer past its capacity times out or refuses some requests: a figure of the row (their time
+  // to fail is in the latencies), not a broken peer, which the checks before the runs catch.
   latencies.sort((a, b) => a - b);
   return {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     p999: percentile(latencies, 99.9),
+    failedShare: failed / latencies.length,
   };
 }
 

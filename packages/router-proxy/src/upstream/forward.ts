@@ -2,7 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Readable } from 'node:stream';
 import { type Dispatcher, errors } from 'undici';
 import { responseHeaders } from '../http/headers.js';
-import { AbortSwitch } from './abort.js';
+import type { AbortSwitch } from './abort.js';
 import { classifyUpstreamError, type UpstreamFailure } from './errors.js';
 
 const { RequestAbortedError } = errors;
@@ -44,49 +44,6 @@ export function requestHasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined;
 }
 
-/**
- * The response-headers timeout of one attempt, on a plain timer. undici runs its own on a coarse
- * timer (a 499 ms tick): a 300 ms timeout answered after 1024-1038 ms. undici's stays set as a
- * backstop. The time counts from when the request is sent: at once for a request whose body is
- * none or in memory (a new connection's connect time included, which the connect timeout bounds),
- * and from the end of a streamed body, as undici counts from the last body byte written.
- */
-class HeadersDeadline {
-  /** The attempt's own abort switch: the request's, plus this deadline. */
-  readonly signal = new AbortSwitch();
-  expired = false;
-  private settled = false;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly relay = () => this.signal.abort();
-
-  constructor(
-    private readonly request: AbortSwitch,
-    private readonly timeoutMs: number,
-    body: Buffer | Readable | null,
-  ) {
-    if (request.aborted) this.signal.abort();
-    else request.once('abort', this.relay);
-    if (body !== null && !Buffer.isBuffer(body)) body.once('end', () => this.start());
-    else this.start();
-  }
-
-  private start(): void {
-    if (this.settled || this.signal.aborted) return;
-    this.timer = setTimeout(() => {
-      this.expired = true;
-      this.signal.abort();
-    }, this.timeoutMs);
-  }
-
-  /** The response has started, or the attempt is over. */
-  settle(): void {
-    if (this.settled) return;
-    this.settled = true;
-    clearTimeout(this.timer);
-    this.request.off('abort', this.relay);
-  }
-}
-
 /** Settles an attempt: how it went, once. */
 type Settle = (outcome: ForwardOutcome) => void;
 
@@ -94,15 +51,26 @@ type Settle = (outcome: ForwardOutcome) => void;
  * undici's handler for one attempt: writes the response head and body into the client's response
  * as they come, pausing the upstream while the client's socket is full. A handler of our own
  * instead of `dispatcher.stream()`: no stream wrapper around the client response (`finished`), no
- * AsyncResource or promise of undici's per request, and the request's abort switch is wired to
- * the attempt once.
+ * AsyncResource or promise of undici's per request.
+ *
+ * It also keeps the attempt's response-headers deadline, on a plain timer: undici runs its own on a
+ * coarse timer (a 499 ms tick; a 300 ms timeout answered after 1024-1038 ms), which stays set as a
+ * backstop. The time counts from when the request is sent: at once for a request whose body is
+ * none or in memory (a new connection's connect time included, which the connect timeout bounds),
+ * and from the end of a streamed body, as undici counts from the last body byte written.
  */
 class ResponseRelay implements Dispatcher.DispatchHandler {
   status = 0;
+  /** The response head did not come in time. */
+  expired = false;
   private controller: Dispatcher.DispatchController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private headed = false;
   private settled = false;
   private readonly abort = () => {
-    if (!this.controller?.aborted) this.controller?.abort(new RequestAbortedError());
+    if (this.controller && !this.controller.aborted) {
+      this.controller.abort(new RequestAbortedError());
+    }
   };
   private readonly resume = () => this.controller?.resume();
 
@@ -111,18 +79,27 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     private readonly res: ServerResponse,
     private readonly decorate: (headers: OutgoingHttpHeaders, status: number) => void,
     private readonly request: AbortSwitch,
-    private readonly deadline: HeadersDeadline,
+    private readonly timeoutMs: number,
+    body: Buffer | Readable | null,
     private readonly settle: Settle,
   ) {
-    // The deadline's switch stops the attempt until the head (it carries the request's until then);
-    // the request's own stops it after, mid-body (the client gone, the request's deadline).
-    deadline.signal.once('abort', this.abort);
-    request.once('abort', this.abort);
+    // The request's switch stops the attempt at any time: the client gone, the request's deadline.
+    request.on('abort', this.abort);
+    if (body !== null && !Buffer.isBuffer(body)) body.once('end', () => this.startDeadline());
+    else this.startDeadline();
+  }
+
+  private startDeadline(): void {
+    if (this.headed || this.settled) return;
+    this.timer = setTimeout(() => {
+      this.expired = true;
+      this.abort();
+    }, this.timeoutMs);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.deadline.signal.aborted || this.request.aborted) this.abort();
+    if (this.request.aborted || this.expired) this.abort();
   }
 
   onResponseStart(
@@ -132,7 +109,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   ): void {
     // Informational answers (100 Continue, 103 Early Hints) are not relayed, as stream() did not.
     if (statusCode < 200) return;
-    this.deadline.settle();
+    this.headed = true;
+    clearTimeout(this.timer);
     this.status = statusCode;
     const outgoing = responseHeaders(headers);
     this.decorate(outgoing, statusCode);
@@ -158,7 +136,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    const failure = this.deadline.expired ? 'timeout' : classifyUpstreamError(error);
+    const failure = this.expired ? 'timeout' : classifyUpstreamError(error);
     if (this.status === 0) {
       this.done({ ok: false, failure, error, responded: false });
       return;
@@ -171,8 +149,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   private done(outcome: ForwardOutcome): void {
     if (this.settled) return;
     this.settled = true;
-    this.deadline.settle();
-    this.deadline.signal.off('abort', this.abort);
+    clearTimeout(this.timer);
     this.request.off('abort', this.abort);
     this.res.off('drain', this.resume);
     this.settle(outcome);
@@ -194,8 +171,8 @@ export function forwardOnce(
   headersTimeoutMs: number,
 ): Promise<ForwardOutcome> {
   const body = target.body !== undefined ? target.body : requestHasBody(req) ? req : null;
-  const deadline = new HeadersDeadline(signal, headersTimeoutMs, body);
   return new Promise((settle) => {
+    const relay = new ResponseRelay(req, res, decorate, signal, headersTimeoutMs, body, settle);
     dispatcher.dispatch(
       {
         origin: target.origin,
@@ -204,7 +181,7 @@ export function forwardOnce(
         headers: target.headers,
         body,
       },
-      new ResponseRelay(req, res, decorate, signal, deadline, settle),
+      relay,
     );
   });
 }

@@ -21,10 +21,12 @@ const memory = () => {
   const { rss, heapUsed, heapTotal } = process.memoryUsage();
   return { rss, heapUsed, heapTotal };
 };
+// The parent may be gone between two samples; a send then has nowhere to go.
+const send = (message) => process.connected && process.send(message, undefined, {}, () => {});
 const started = performance.now();
 await controller.start();
-process.send({ type: 'listed', ms: performance.now() - started, ...memory() });
-const sampler = setInterval(() => process.send({ type: 'memory', ...memory() }), 1_000);
+send({ type: 'listed', ms: performance.now() - started, ...memory() });
+const sampler = setInterval(() => send({ type: 'memory', ...memory() }), 1_000);
 process.on('disconnect', () => {
   clearInterval(sampler);
   void controller.close().finally(() => process.exit(0));

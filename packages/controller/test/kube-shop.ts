@@ -53,6 +53,11 @@ export interface ShopCluster {
    * `replace` deletes the Deployment's earlier pods first, as a rollout would.
    */
   runPods(name: string, options?: { ip?: string; replace?: boolean }): Promise<string>;
+  /**
+   * A promotion as the test plays it: waits until the controller gave the user Deployment `name`
+   * the canary's `image`, then rolls it out (`runPods`); the Deployment as the controller left it.
+   */
+  rollOutPromotion(name: string, image: string, withinMs?: number): Promise<V1Deployment>;
   createRelease(name: string, spec: Record<string, unknown>): Promise<ReleaseObject>;
   release(name: string): Promise<ReleaseObject>;
   /** A JSON merge patch, as `kubectl patch --type merge` (and `kubectl annotate`) send. */
@@ -188,6 +193,15 @@ export async function startShopCluster(
       };
       await env.apps.replaceNamespacedDeploymentStatus({ name, namespace, body: d });
       return ip;
+    },
+    async rollOutPromotion(name, image, withinMs = 30_000) {
+      const patched = await until(
+        () => env.apps.readNamespacedDeployment({ name, namespace }),
+        (d) => d.spec?.template.spec?.containers[0]?.image === image,
+        withinMs,
+      );
+      await cluster.runPods(name);
+      return patched;
     },
     async createRelease(name, spec) {
       return (await env.custom.createNamespacedCustomObject({

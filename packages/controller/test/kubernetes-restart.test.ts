@@ -90,18 +90,8 @@ describe('Kubernetes mode: a controller restarted mid-release', () => {
       30_000,
     );
     const approvalResumed = Date.now() - startedAt;
-    await until(
-      () => shop.env.apps.readNamespacedDeployment({ name: 'frontend', namespace: shop.namespace }),
-      (d) => d.spec?.template.spec?.containers[0]?.image === 'frontend:2',
-      60_000,
-    );
-    await shop.runPods('frontend');
-    await until(
-      () => shop.env.apps.readNamespacedDeployment({ name: 'backend', namespace: shop.namespace }),
-      (d) => d.spec?.template.spec?.containers[0]?.image === 'backend:2',
-      30_000,
-    );
-    await shop.runPods('backend');
+    await shop.rollOutPromotion('frontend', 'frontend:2', 60_000);
+    await shop.rollOutPromotion('backend', 'backend:2');
     const done = await shop.waitForPhase('restarted', 'Succeeded');
 
     const events = done.status!.events!;

@@ -32,11 +32,11 @@ interface App extends ChildApp {
   get: (path: string, headers?: Record<string, string>) => Promise<Record<string, unknown>>;
 }
 
-async function startApp(env: Record<string, string> = {}): Promise<App> {
-  const app = await startChildApp(
-    ['--import', '@graylane/sdk/register', 'test/fixtures/clients-app.mjs'],
-    { ...env, UPSTREAM: upstreamUrl },
-  );
+async function startApp(
+  env: Record<string, string> = {},
+  args = ['--import', '@graylane/sdk/register', 'test/fixtures/clients-app.mjs'],
+): Promise<App> {
+  const app = await startChildApp(args, { ...env, UPSTREAM: upstreamUrl });
   return {
     ...app,
     get: async (path, headers = {}) =>
@@ -275,6 +275,23 @@ describe('DataLoader', () => {
       'a mixed-batch warning',
     );
     expect((mixed.lanes as string[]).length).toBeGreaterThan(1);
+  });
+});
+
+describe('DataLoader required from CommonJS (-r)', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startApp({}, ['-r', '@graylane/sdk/register', 'test/fixtures/loader-app.cjs']);
+  });
+  afterAll(() => app.stop());
+
+  it('a batch of several lanes goes untagged, never in one of them', async () => {
+    const calls = await concurrentRun(app, '/', 'loader-cjs');
+    expect(calls.filter(({ lane, sent }) => sent !== lane && sent !== 'stable')).toEqual([]);
+    await waitFor(
+      () => app.warnings().find((w) => w.library === 'dataloader'),
+      'a mixed-batch warning',
+    );
   });
 });
 

@@ -18,8 +18,15 @@ export function requireValgrind() {
 
 /**
  * Starts `node script ...args` under callgrind (it prints `{"port": N}` on its first stdout line),
- * sends `requests` to `path` over 8 connections with `headers`, stops it with SIGTERM and returns
+ * sends `requests` to `path` over `connections` connections (8) with `headers`, stops it with SIGTERM and returns
  * the instructions it executed.
+ *
+ * With `warmup`, the server starts with instrumentation off, gets `warmup` requests first (start-up,
+ * JIT compilation and the first GCs happen then), and counting starts only after them
+ * (`callgrind_control -i on`): the count is then the steady state of `requests` requests alone.
+ * With `collectGarbage` too, the server (run with `--expose-gc`) is sent SIGUSR2 after the warm-up
+ * and counting starts once it answers `{"gc":true}`: a full collection of the warm-up's garbage, so
+ * that a major GC left over from it does not land in one variant's window and not another's.
  */
 export async function instructionsFor({
   out,
@@ -29,14 +36,19 @@ export async function instructionsFor({
   requests,
   path,
   headers = [],
+  warmup = 0,
+  connections = 8,
+  collectGarbage = false,
 }) {
   const server = spawn(
     'valgrind',
     [
       '--tool=callgrind',
+      ...(warmup > 0 ? ['--instr-atstart=no'] : []),
       '--smc-check=all-non-file',
       `--callgrind-out-file=${out}`,
       process.execPath,
+      ...(collectGarbage ? ['--expose-gc'] : []),
       script,
       ...args,
     ],
@@ -44,19 +56,31 @@ export async function instructionsFor({
   );
   const [chunk] = await once(server.stdout, 'data');
   const { port } = JSON.parse(chunk.toString());
-  const load = spawn(
-    `${root}node_modules/.bin/autocannon`,
-    [
-      '-c',
-      '8',
-      '-a',
-      String(requests),
-      ...headers.flatMap((h) => ['-H', h]),
-      `http://127.0.0.1:${port}${path}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  await once(load, 'exit');
+  const send = async (count) => {
+    const load = spawn(
+      `${root}node_modules/.bin/autocannon`,
+      [
+        '-c',
+        String(connections),
+        '-a',
+        String(count),
+        ...headers.flatMap((h) => ['-H', h]),
+        `http://127.0.0.1:${port}${path}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    await once(load, 'exit');
+  };
+  if (warmup > 0) {
+    await send(warmup);
+    if (collectGarbage) {
+      const collected = once(server.stdout, 'data');
+      server.kill('SIGUSR2');
+      await collected;
+    }
+    execFileSync('callgrind_control', ['-i', 'on', String(server.pid)], { stdio: 'ignore' });
+  }
+  await send(requests);
   server.kill('SIGTERM');
   await once(server, 'exit');
   const summary = readFileSync(out, 'utf8').match(/^summary: (\d+)/m);

@@ -1,10 +1,16 @@
 // SDK overhead in instructions, not seconds: each Express variant of bench/sdk-overhead-server.mjs
-// runs under `valgrind --tool=callgrind`, which counts the instructions the server executes; two runs
-// with different request counts are subtracted, so start-up and warm-up cancel out and what is left
-// is the cost of one request. Repeatable on a noisy shared machine, unlike req/s.
+// runs under `valgrind --tool=callgrind`, which counts the instructions the server executes. Each
+// server first gets WARMUP requests with instrumentation off (start-up, JIT compilation, first GCs),
+// then counting starts and REQUESTS more are sent: instructions / REQUESTS is the steady-state cost
+// of one request. Every variant runs RUNS times, in a rotated order, each time in a fresh process of
+// the same layout (one server, autocannon in another process); the table gives the median and the
+// spread. Between warm-up and counting the server collects its garbage (a major GC left over from
+// the warm-up would land in one variant's window and not another's).
 //
-//   node bench/sdk-overhead-instructions.mjs      (needs valgrind: apt-get install valgrind)
-//   writes bench/results/sdk-overhead-instructions.md; about 5 minutes.
+//   node bench/sdk-overhead-instructions.mjs          (needs valgrind: apt-get install valgrind)
+//   BEFORE=<git ref>: adds "SDK before", the SDK built from that commit's source, in the same run.
+//   writes bench/results/sdk-overhead-instructions.md; about 5 minutes per variant (3 runs).
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,65 +18,195 @@ import { fileURLToPath } from 'node:url';
 import { instructionsFor, requireValgrind } from './callgrind.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const VARIANTS = process.env.VARIANTS
-  ? JSON.parse(process.env.VARIANTS)
-  : [
-      ['bare', 'hello', 'Express 5, no context propagation'],
-      ['ALS only', 'hello-als', 'a middleware doing asyncLocalStorage.run(store, next): the floor'],
-      ['SDK', 'hello-sdk', 'install() (every zero-code hook) + laneMiddleware()'],
-    ];
-const FEW = Number(process.env.FEW ?? 500);
-const MANY = Number(process.env.MANY ?? 2000);
+const WARMUP = Number(process.env.WARMUP ?? 4000);
+const REQUESTS = Number(process.env.REQUESTS ?? 1500);
+const RUNS = Number(process.env.RUNS ?? 3);
+// One connection: requests arrive one at a time, so no run batches more of them per event-loop turn
+// than another (with 8, runs of the same build differed by 5 %).
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 1);
+const BEFORE = process.env.BEFORE;
+const sdkDir = join(root, 'packages/propagation-sdk');
+
+/**
+ * The SDK as it was at `ref`, compiled into the package (so that its imports resolve from the
+ * package's node_modules, as the current build's do). Returns its index.js.
+ */
+function buildBefore(ref) {
+  const dir = join(sdkDir, '.bench-before');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const tar = execFileSync('git', ['archive', ref, 'packages/propagation-sdk/src'], { cwd: root });
+  execFileSync('tar', ['-x', '--strip-components=2', '-C', dir], { input: tar });
+  const config = {
+    extends: '../../../tsconfig.base.json',
+    compilerOptions: {
+      rootDir: 'src',
+      outDir: 'dist',
+      composite: false,
+      declaration: false,
+      declarationMap: false,
+      sourceMap: false,
+    },
+    include: ['src'],
+  };
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(config));
+  execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', dir], { stdio: 'inherit' });
+  return join(dir, 'dist/index.js');
+}
+
+const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
+const VARIANTS = [
+  ['bare', 'hello', 'Express 5, no context propagation'],
+  ['ALS only', 'hello-als', 'a middleware doing asyncLocalStorage.run(store, next): the floor'],
+  ...(BEFORE
+    ? [
+        [
+          'SDK before',
+          'hello-sdk',
+          `the register hook's setup (install()), SDK built from ${BEFORE}`,
+          { BENCH_SDK_MIDDLEWARE: '0', BENCH_SDK_DIST: buildBefore(BEFORE) },
+        ],
+      ]
+    : []),
+  [
+    'SDK',
+    'hello-sdk',
+    `the register hook's setup (install()), SDK at ${head}`,
+    { BENCH_SDK_MIDDLEWARE: '0' },
+  ],
+  // Not run unless named in ONLY: for finding where a cost comes from.
+  ['SDK + middleware', 'hello-sdk', `install() and laneMiddleware(), SDK at ${head}`, {}, true],
+  [
+    'SDK without library hooks',
+    'hello-sdk',
+    `install({ libraries: false }), SDK at ${head}`,
+    { BENCH_SDK_MIDDLEWARE: '0', BENCH_SDK_INSTALL: '{"libraries":false}' },
+    true,
+  ],
+].filter(([name, , , , optional]) =>
+  process.env.ONLY ? process.env.ONLY.split(',').includes(name) : !optional,
+);
 
 requireValgrind();
 
-/** Runs one server variant under callgrind for `requests` tagged requests; returns instructions. */
-function instructions([variant, env], requests, dir) {
+/** Where a function's instructions go, by its name in callgrind's annotation. First match wins. */
+const BUCKETS = [
+  [
+    'GC',
+    /Heap|Scaveng|Marking|Sweep|Evacuat|MarkCompact|heap::|Visitor|IteratePointers|MemoryChunk|SizeFromMap|SlotSet/,
+  ],
+  ['JIT compiler', /compiler::|turboshaft|[Mm]aglev|Compil|Pipeline|Deoptimiz/],
+  [
+    'lookups (IC misses, map changes)',
+    /IC\b|IC_|IC::|LookupIterator|MigrateToMap|DescriptorArray|Map::|FieldIndex|StubCache|Feedback|Runtime_/,
+  ],
+  ['JS code (JIT-compiled)', /^\?\?\?:0x/],
+  ['other (interpreter, builtins, Node, libc)', /./],
+];
+
+/** Instructions per request in each bucket, from the callgrind output file. */
+function breakdown(file) {
+  const text = execFileSync('callgrind_annotate', ['--threshold=100', file], {
+    maxBuffer: 256 * 1024 * 1024,
+  }).toString();
+  const sums = Object.fromEntries(BUCKETS.map(([name]) => [name, 0]));
+  for (const line of text.split('\n')) {
+    const m = /^\s*([\d,]+) \([^)]*\)\s+(.*)$/.exec(line);
+    if (!m || m[2].includes('PROGRAM TOTALS')) continue;
+    const bucket = BUCKETS.find(([, re]) => re.test(m[2]))?.[0];
+    sums[bucket] += Number(m[1].replaceAll(',', '')) / REQUESTS;
+  }
+  return sums;
+}
+
+function instructions([variant, env], dir, run) {
   return instructionsFor({
-    out: join(dir, `${variant}-${requests}.cg`),
+    out: join(dir, `${variant}-${run}.cg`),
     script: 'bench/sdk-overhead-server.mjs',
     args: [variant, ''],
     env,
-    requests,
+    warmup: WARMUP,
+    connections: CONNECTIONS,
+    collectGarbage: true,
+    requests: REQUESTS,
     path: '/',
     headers: ['x-lane=gray'],
   });
 }
 
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
 async function main() {
+  const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'graylane-callgrind-'));
-  const rows = [];
+  const perRequest = VARIANTS.map(() => []);
+  const buckets = VARIANTS.map(() => []);
   try {
-    for (const [name, variant, what, env = {}] of VARIANTS) {
-      const few = await instructions([variant, env], FEW, dir);
-      const many = await instructions([variant, env], MANY, dir);
-      rows.push({ name, what, perRequest: (many - few) / (MANY - FEW) });
-      process.stderr.write(`${name}: ${rows.at(-1).perRequest.toFixed(0)} instructions/request\n`);
+    for (let run = 0; run < RUNS; run++) {
+      // Rotated, so that no variant always runs first or last.
+      for (let k = 0; k < VARIANTS.length; k++) {
+        const i = (k + run) % VARIANTS.length;
+        const [name, variant, , env = {}] = VARIANTS[i];
+        const total = await instructions([variant, env], dir, run);
+        perRequest[i].push(total / REQUESTS);
+        buckets[i].push(breakdown(join(dir, `${variant}-${run}.cg`)));
+        rmSync(join(dir, `${variant}-${run}.cg`), { force: true });
+        process.stderr.write(`run ${run + 1}/${RUNS} ${name}: ${(total / REQUESTS).toFixed(0)}\n`);
+      }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const bare = rows[0].perRequest;
-  const als = rows[1].perRequest;
-  const pct = (x, base) => `${x >= base ? '+' : ''}${(((x - base) / base) * 100).toFixed(1)} %`;
+  const rows = VARIANTS.map(([name, , what], i) => ({
+    name,
+    what,
+    runs: perRequest[i],
+    buckets: Object.fromEntries(
+      BUCKETS.map(([bucket]) => [bucket, median(buckets[i].map((b) => b[bucket]))]),
+    ),
+  }));
+  const delta = (r, bucket) => {
+    const d = r.buckets[bucket] - rows[0].buckets[bucket];
+    return `${d >= 0 ? '+' : ''}${d.toFixed(0)}`;
+  };
+  const base = median(rows[0].runs);
+  const pct = (x) => `${x >= base ? '+' : ''}${(((x - base) / base) * 100).toFixed(1)} %`;
   const lines = [
     '# SDK overhead in instructions',
     '',
-    `Generated by \`node bench/sdk-overhead-instructions.mjs\` on ${new Date().toISOString()}, Node ${process.version}.`,
-    `Each server runs under \`valgrind --tool=callgrind\` twice, for ${FEW} and ${MANY} requests with`,
-    '`x-lane: gray` (autocannon, 8 connections, from another process); the difference divided by the',
-    'difference in requests is the cost of one request, start-up and warm-up cancelled out. Instruction',
-    'counts do not depend on what else the machine is doing; the JIT makes them vary a little.',
+    `Generated by \`${BEFORE ? `BEFORE=${BEFORE} ` : ''}node bench/sdk-overhead-instructions.mjs\` on ${new Date().toISOString()}, Node ${process.version}.`,
+    `Each server runs under \`valgrind --tool=callgrind\`: ${WARMUP} warm-up requests with instrumentation`,
+    `off, then ${REQUESTS} counted requests (autocannon, ${CONNECTIONS} connection(s), \`x-lane: gray\`, from another`,
+    `process). ${RUNS} runs per variant, each a fresh process, in rotated order; median and spread`,
+    "(min–max) of instructions per request. Instruction counts do not depend on the machine's load.",
     '',
-    '| variant | what | instructions / request | vs bare | vs ALS only |',
-    '|---|---|---:|---:|---:|',
+    '| variant | what | instructions / request (median) | spread | vs bare (median) | vs bare, each run |',
+    '|---|---|---:|---:|---:|---|',
+    ...rows.map((r) => {
+      const m = median(r.runs);
+      const spread = `${((Math.min(...r.runs) / m - 1) * 100).toFixed(1)} / +${((Math.max(...r.runs) / m - 1) * 100).toFixed(1)} %`;
+      return `| ${r.name} | ${r.what} | ${m.toFixed(0)} | ${spread} | ${pct(m)} | ${r.runs.map(pct).join(', ')} |`;
+    }),
+    '',
+    'Where the instructions go (median per request, by the function callgrind names; JIT-compiled',
+    'JavaScript has no name there, so the JS of Express, Node and the SDK is one bucket). In',
+    'parentheses, the difference from bare:',
+    '',
+    `| variant | ${BUCKETS.map(([b]) => b).join(' | ')} |`,
+    `|---|${BUCKETS.map(() => '---:').join('|')}|`,
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${r.what} | ${r.perRequest.toFixed(0)} | ${pct(r.perRequest, bare)} | ${pct(r.perRequest, als)} |`,
+        `| ${r.name} | ${BUCKETS.map(([b]) => `${r.buckets[b].toFixed(0)} (${delta(r, b)})`).join(' | ')} |`,
     ),
     '',
+    `Run took ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+    '',
   ];
-  if (!process.env.VARIANTS) {
+  if (!process.env.ONLY) {
     mkdirSync(join(root, 'bench/results'), { recursive: true });
     writeFileSync(join(root, 'bench/results/sdk-overhead-instructions.md'), lines.join('\n'));
   }

@@ -3,6 +3,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 
 const sdkRequire = createRequire(
   new URL('../packages/propagation-sdk/package.json', import.meta.url),
@@ -19,7 +20,11 @@ async function build() {
     app.use((_req, _res, next) => als.run({ lane: 'gray' }, next));
   }
   if (variant.endsWith('-sdk')) {
-    const sdk = await import('../packages/propagation-sdk/dist/index.js');
+    // BENCH_SDK_DIST: another build of the SDK (the instruction bench's "before"), same process layout.
+    const dist = process.env.BENCH_SDK_DIST;
+    const sdk = await import(
+      dist ? pathToFileURL(dist).href : '../packages/propagation-sdk/dist/index.js'
+    );
     // What a service using the SDK runs: every hook of the zero-code setup, plus the middleware.
     sdk.install(JSON.parse(process.env.BENCH_SDK_INSTALL ?? '{}'));
     if (process.env.BENCH_SDK_MIDDLEWARE !== '0') app.use(sdk.laneMiddleware());
@@ -40,6 +45,12 @@ server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
 });
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
+// The instruction bench collects garbage between warm-up and counting (node --expose-gc), so that
+// every variant starts counting from the same clean heap; it waits for this line.
+process.on('SIGUSR2', () => {
+  globalThis.gc?.();
+  process.stdout.write('{"gc":true}\n');
+});
 // CPU time spent by this server, asked for before and after each load run: on a shared 2-core
 // machine, CPU per request is far steadier than requests per second.
 process.on('message', (message) => {

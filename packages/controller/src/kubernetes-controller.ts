@@ -87,6 +87,9 @@ export class KubernetesController {
   private recorded = new Set<string>();
   /** Releases (by uid) whose missed core Events this replica has recorded since it leads. */
   private readonly caughtUp = new Set<string>();
+  /** The core Events being written, per release (uid), a few at a time in all. */
+  private readonly recording = new Map<string, Promise<void>>();
+  private readonly eventWrites = new Limiter(WRITES_IN_FLIGHT);
   private readonly logger: Logger;
 
   constructor(private readonly options: KubernetesControllerOptions) {
@@ -112,11 +115,13 @@ export class KubernetesController {
       namespace,
       logger: options.logger,
       owner: (ref) => {
-        const owner = this.releaseObjects().find(
-          (r) =>
-            isActive((r.status?.phase ?? 'Pending') as never) &&
-            (r.spec as ReleaseDocument['spec'])?.lane === ref.lane,
-        );
+        const owner = this.releases
+          .list(this.options.namespace)
+          .find(
+            (r) =>
+              isActive((r.status?.phase ?? 'Pending') as never) &&
+              (r.spec as ReleaseDocument['spec'])?.lane === ref.lane,
+          );
         return owner?.metadata?.uid
           ? {
               apiVersion: `${GROUP}/${VERSION}`,
@@ -255,8 +260,10 @@ export class KubernetesController {
   }
 
   /** Every Deployment that is not a canary is a service; its stable version from its labels or image. */
-  private serviceDocuments(): ServiceDocument[] {
-    return this.platform.stableDeployments().map((d) => ({
+  private serviceDocuments(
+    stable: ReturnType<KubernetesPlatform['stableDeployments']>,
+  ): ServiceDocument[] {
+    return stable.map((d) => ({
       apiVersion: 'graylane.dev/v1alpha1',
       kind: 'Service',
       metadata: { name: d.metadata!.name! },
@@ -269,18 +276,20 @@ export class KubernetesController {
     }));
   }
 
-  /** A Release's spec checked as local mode checks it, against what the cluster holds. */
-  private problems(spec: ReleaseDocument['spec'], name: string, active: Release[]): Problem[] {
+  /**
+   * A Release's spec checked as local mode checks it, against what the cluster holds (`pass`: one
+   * reading of it per reconcile, so that checking R new releases is not R readings of everything).
+   */
+  private problems(spec: ReleaseDocument['spec'], name: string, pass: PassView): Problem[] {
     const problems: Problem[] = [];
-    if (!this.entrypointDocuments().some((e) => e.metadata.name === spec.entrypoint)) {
+    if (!pass.entrypoints.has(spec.entrypoint)) {
       problems.push({
         path: 'spec.entrypoint',
         message: `unknown entrypoint "${spec.entrypoint}"`,
       });
     }
-    const services = new Set(this.platform.stableDeployments().map((d) => d.metadata!.name!));
     spec.services.forEach((s, i) => {
-      if (!services.has(s.name))
+      if (!pass.services.has(s.name))
         problems.push({ path: `spec.services[${i}].name`, message: `no Deployment "${s.name}"` });
       if (s.canary.image === undefined && s.canary.patch === undefined) {
         problems.push({
@@ -290,21 +299,22 @@ export class KubernetesController {
       }
     });
     problems.push(...orderProblems(spec.services), ...analysisProblems(spec));
-    for (const other of active) {
-      if (other.metadata.name === name) continue;
-      if (other.spec.lane === spec.lane) {
-        problems.push({
-          path: 'spec.lane',
-          message: `lane ${spec.lane} is already used by release ${other.metadata.name}`,
-        });
-      }
-      const shared = spec.services.find((s) => other.spec.services.some((o) => o.name === s.name));
-      if (shared) {
-        problems.push({
-          path: 'spec.services',
-          message: `service ${shared.name} is in release ${other.metadata.name} too`,
-        });
-      }
+    const laneOwner = pass.laneOwners.get(spec.lane);
+    if (laneOwner !== undefined && laneOwner !== name) {
+      problems.push({
+        path: 'spec.lane',
+        message: `lane ${spec.lane} is already used by release ${laneOwner}`,
+      });
+    }
+    const reported = new Set<string>();
+    for (const s of spec.services) {
+      const owner = pass.serviceOwners.get(s.name);
+      if (owner === undefined || owner === name || reported.has(owner)) continue;
+      reported.add(owner);
+      problems.push({
+        path: 'spec.services',
+        message: `service ${s.name} is in release ${owner} too`,
+      });
     }
     return problems;
   }
@@ -313,6 +323,13 @@ export class KubernetesController {
     if (!this.elector.isLeader || !this.router) return;
     const now = Date.now();
     const active: Release[] = [];
+    const stable = this.platform.stableDeployments();
+    const pass: PassView = {
+      entrypoints: new Map(this.entrypointDocuments().map((e) => [e.metadata.name, e])),
+      services: new Set(stable.map((d) => d.metadata!.name!)),
+      laneOwners: new Map(),
+      serviceOwners: new Map(),
+    };
     const requestEvents = new Map<string, ReleaseEvent[]>();
     const decided: Array<{
       object: ReleaseObject;
@@ -345,7 +362,7 @@ export class KubernetesController {
         initialStatus(doc.spec, Date.parse(String(object.metadata?.creationTimestamp ?? now)));
       const release: Release = { ...doc, status };
       if (!stored) {
-        const problems = this.problems(doc.spec, doc.metadata.name, active);
+        const problems = this.problems(doc.spec, doc.metadata.name, pass);
         if (problems.length > 0) {
           decided.push({ object, release, events: [], changed: false, invalid: problems });
           continue;
@@ -372,9 +389,7 @@ export class KubernetesController {
         );
         canaries[member.name] = message === undefined ? { health } : { health, message };
       }
-      const entryService = this.entrypointDocuments().find(
-        (e) => e.metadata.name === doc.spec.entrypoint,
-      )?.spec.service;
+      const entryService = pass.entrypoints.get(doc.spec.entrypoint)?.spec.service;
       const outcome = advance(
         release,
         {
@@ -387,6 +402,9 @@ export class KubernetesController {
       );
       const next: Release = { ...release, status: outcome.status };
       active.push(next);
+      pass.laneOwners.set(doc.spec.lane, doc.metadata.name);
+      for (const member of doc.spec.services)
+        pass.serviceOwners.set(member.name, doc.metadata.name);
       decided.push({
         object,
         release: next,
@@ -401,24 +419,30 @@ export class KubernetesController {
       });
       this.effects.converge(next, this.platform);
     }
-    const revision = await this.publishRouting(active);
-    for (const item of decided) {
+    const revision = await this.publishRouting(active, stable, [...pass.entrypoints.values()]);
+    // A few writes at a time: one after the other, 500 releases changing at once took ~500 round
+    // trips per pass; each release's own status and events stay in order.
+    await forEachLimit(decided, WRITES_IN_FLIGHT, async (item) => {
       if (item.invalid) {
         await this.writeInvalid(item.object, item.invalid);
-        continue;
+        return;
       }
       if (item.release.status.awaitRevision === -1) {
         item.release.status.awaitRevision = revision;
         item.changed = true;
       }
       if (item.changed) await this.writeStatus(item.object, item.release, item.events);
-    }
+    });
   }
 
-  private async publishRouting(active: Release[]): Promise<number> {
+  private async publishRouting(
+    active: Release[],
+    stable: ReturnType<KubernetesPlatform['stableDeployments']>,
+    entrypoints: EntrypointDocument[],
+  ): Promise<number> {
     const desired = buildRouteTable({
-      services: this.serviceDocuments(),
-      entrypoints: this.entrypointDocuments(),
+      services: this.serviceDocuments(stable),
+      entrypoints,
       releases: active,
       endpointsOf: (service, lane, workload) =>
         this.platform.status({ service, lane }, workload).endpoints,
@@ -449,7 +473,9 @@ export class KubernetesController {
       },
     };
     if (!(await this.replaceStatus(object, body))) return;
-    for (const event of events) await this.emit(object, event);
+    // This replica records every event of what it wrote: nothing of this release to catch up on.
+    this.caughtUp.add(object.metadata!.uid!);
+    this.record(object, events);
   }
 
   /** PUT on the status subresource; false when another writer won (409): the next pass recomputes. */
@@ -505,6 +531,24 @@ export class KubernetesController {
     }
   }
 
+  /**
+   * Writes the core Events of a written status in the background, in order for each release: a
+   * pass that waited for them held every other release's next status back (at 500 releases, a
+   * pass wrote ~500 statuses and ~1,000 Events). A replica killed before they are written leaves
+   * them to the next leader's catch-up.
+   */
+  private record(object: ReleaseObject, events: readonly ReleaseEvent[]): void {
+    if (events.length === 0) return;
+    const uid = object.metadata!.uid!;
+    const next = (this.recording.get(uid) ?? Promise.resolve()).then(async () => {
+      for (const event of events) await this.eventWrites.run(() => this.emit(object, event));
+    });
+    this.recording.set(uid, next);
+    void next.finally(() => {
+      if (this.recording.get(uid) === next) this.recording.delete(uid);
+    });
+  }
+
   private async recordedEventNames(): Promise<Set<string>> {
     try {
       const list = await this.core.listNamespacedEvent({
@@ -553,6 +597,7 @@ export class KubernetesController {
     this.analysis.close();
     await this.running;
     await this.effects.settled();
+    await Promise.allSettled(this.recording.values());
     await this.elector.stop(true);
     await Promise.all([this.releases.stop(), this.entrypoints.stop(), this.mirror.stop()]);
     await this.platform.close();
@@ -578,6 +623,52 @@ function analysisProblems(spec: ReleaseDocument['spec']): Problem[] {
     });
   }
   return problems;
+}
+
+/** What one reconcile pass reads of the cluster once, and the releases it has decided so far. */
+interface PassView {
+  entrypoints: Map<string, EntrypointDocument>;
+  /** The names of the user Deployments (the services). */
+  services: Set<string>;
+  /** The active releases decided so far in this pass, by lane and by service. */
+  laneOwners: Map<string, string>;
+  serviceOwners: Map<string, string>;
+}
+
+/** Status writes in flight in a pass, and core Event writes in flight: each at most this many. */
+const WRITES_IN_FLIGHT = 8;
+
+/** At most `limit` calls of `run` at a time; the others wait their turn. */
+class Limiter {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.active >= this.limit)
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** The API server's default `--event-ttl`: core Events older than this are gone anyway. */

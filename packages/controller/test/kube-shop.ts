@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
+import { mirroredTableText } from '../src/kubernetes/route-table-mirror.js';
 import { BIN, until } from './graylane.js';
 import { applyYaml, deployFile, type KubeEnv, type KubeEnvOptions, startKube } from './kube-env.js';
 
@@ -52,6 +53,11 @@ export interface ShopCluster {
    * `replace` deletes the Deployment's earlier pods first, as a rollout would.
    */
   runPods(name: string, options?: { ip?: string; replace?: boolean }): Promise<string>;
+  /**
+   * A promotion as the test plays it: waits until the controller gave the user Deployment `name`
+   * the canary's `image`, then rolls it out (`runPods`); the Deployment as the controller left it.
+   */
+  rollOutPromotion(name: string, image: string, withinMs?: number): Promise<V1Deployment>;
   createRelease(name: string, spec: Record<string, unknown>): Promise<ReleaseObject>;
   release(name: string): Promise<ReleaseObject>;
   /** A JSON merge patch, as `kubectl patch --type merge` (and `kubectl annotate`) send. */
@@ -62,7 +68,7 @@ export interface ShopCluster {
   annotate(name: string, value: string): Promise<void>;
   deploymentOrUndefined(name: string): Promise<V1Deployment | undefined>;
   waitForDeployment(name: string, withinMs?: number): Promise<V1Deployment>;
-  /** The reasons of the core Events about a Release, oldest first. */
+  /** The reasons of the core Events about a Release, oldest first, once they caught up with its status. */
   eventReasons(name: string): Promise<string[]>;
   /** The route table the controller mirrored into its ConfigMap. */
   mirroredTable(): Promise<MirroredTable>;
@@ -188,6 +194,15 @@ export async function startShopCluster(
       await env.apps.replaceNamespacedDeploymentStatus({ name, namespace, body: d });
       return ip;
     },
+    async rollOutPromotion(name, image, withinMs = 30_000) {
+      const patched = await until(
+        () => env.apps.readNamespacedDeployment({ name, namespace }),
+        (d) => d.spec?.template.spec?.containers[0]?.image === image,
+        withinMs,
+      );
+      await cluster.runPods(name);
+      return patched;
+    },
     async createRelease(name, spec) {
       return (await env.custom.createNamespacedCustomObject({
         ...ns,
@@ -237,20 +252,26 @@ export async function startShopCluster(
       )) as V1Deployment;
     },
     async eventReasons(name) {
-      const events = await env.core.listNamespacedEvent({
-        namespace,
-        fieldSelector: `involvedObject.name=${name}`,
-      });
-      return events.items
-        .sort((a, b) => String(a.firstTimestamp).localeCompare(String(b.firstTimestamp)))
-        .map((e) => e.reason ?? '');
+      // The controller writes a status, then its core Events (in the background): wait until
+      // there are as many as the status holds, or 10 s, and return what there is.
+      const reasons = async () => {
+        const events = await env.core.listNamespacedEvent({
+          namespace,
+          fieldSelector: `involvedObject.name=${name}`,
+        });
+        return events.items
+          .sort((a, b) => String(a.firstTimestamp).localeCompare(String(b.firstTimestamp)))
+          .map((e) => e.reason ?? '');
+      };
+      const want = (await cluster.release(name)).status?.events?.length ?? 0;
+      return until(reasons, (r) => r.length >= want, 10_000).catch(() => reasons());
     },
     async mirroredTable() {
       const map = await env.core.readNamespacedConfigMap({
         name: 'graylane-routetable',
         namespace,
       });
-      return JSON.parse(map.data!['routetable.json']!) as MirroredTable;
+      return JSON.parse(mirroredTableText(map)!) as MirroredTable;
     },
     async startController(options = {}) {
       // Port 0 unless asked: a port probed free can be taken before the controller binds it.

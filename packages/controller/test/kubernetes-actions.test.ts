@@ -358,7 +358,9 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
 
     const status = await cli('status', 'web-cli');
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toContain('Phase:       Paused (waiting for approval');
+    expect(status.stdout).toContain(
+      'Phase:       Paused (waiting for approval: graylane approve web-cli --kubernetes --namespace shop)',
+    );
     expect(status.stdout).toMatch(/^web\s+v1\s+routed\s+ready/m);
 
     // Refused as local mode refuses it: the code, the reason, exit 1; the release is unchanged.

@@ -83,18 +83,8 @@ describe('Kubernetes mode: conflicts on a Release', () => {
     });
     await shop.annotate('churned', 'approve:2');
     // Promotion goes top-down: the entry service first.
-    await until(
-      () => shop.env.apps.readNamespacedDeployment({ name: 'frontend', namespace: shop.namespace }),
-      (d) => d.spec?.template.spec?.containers[0]?.image === 'frontend:2',
-      30_000,
-    );
-    await shop.runPods('frontend');
-    await until(
-      () => shop.env.apps.readNamespacedDeployment({ name: 'backend', namespace: shop.namespace }),
-      (d) => d.spec?.template.spec?.containers[0]?.image === 'backend:2',
-      30_000,
-    );
-    await shop.runPods('backend');
+    await shop.rollOutPromotion('frontend', 'frontend:2');
+    await shop.rollOutPromotion('backend', 'backend:2');
     const done = await shop.waitForPhase('churned', 'Succeeded');
     const writes = await churning.stop();
     const conflicts = (await statusConflicts()) - conflictsBefore;

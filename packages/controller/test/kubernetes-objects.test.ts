@@ -1,15 +1,17 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment, V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ReleaseSpecSchema } from '../src/documents/schema.js';
 import {
   canaryDeployment,
+  indexServicesBySelector,
   LABELS,
   mergePatch,
   promotedTemplate,
+  selectorsMatching,
 } from '../src/platform/kubernetes.js';
 
 /** The same object with every map's keys in reverse order. */
@@ -151,6 +153,28 @@ describe('the canary Deployment', () => {
     expect(promotedTemplate(promoted, reversedKeys(canary) as V1Deployment)).toBeUndefined();
     expect(promotedTemplate(reversedKeys(promoted) as V1Deployment, canary)).toBeUndefined();
     expect(promotedTemplate(base, canary)?.spec?.containers[0]?.image).toBe('backend:2');
+  });
+
+  it('finds the Services that select the stable pods, by any of their labels, and no other', () => {
+    const service = (name: string, selector?: Record<string, string>): V1Service => ({
+      metadata: { name },
+      spec: selector ? { selector } : {},
+    });
+    const index = indexServicesBySelector([
+      service('by-app', { app: 'backend' }),
+      service('by-tier', { tier: 'api' }),
+      service('both', { app: 'backend', tier: 'api' }),
+      service('narrower', { app: 'backend', tier: 'web' }),
+      service('other', { app: 'frontend' }),
+      service('external'),
+    ]);
+    const labels = { app: 'backend', tier: 'api', team: 'checkout' };
+    expect(selectorsMatching(index, labels)).toEqual([
+      { app: 'backend' },
+      { app: 'backend', tier: 'api' },
+      { tier: 'api' },
+    ]);
+    expect(selectorsMatching(index, { team: 'checkout' })).toEqual([]);
   });
 
   it('merges patches as Kubernetes does for maps, lists of named items and null (delete)', () => {

@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { makeInformer, type V1ConfigMap } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mirroredTableText } from '../src/kubernetes/route-table-mirror.js';
 import { until } from './graylane.js';
 import { type ShopCluster, startShopCluster } from './kube-shop.js';
 
@@ -30,9 +31,7 @@ describe('Kubernetes mode: a controller restarted mid-release', () => {
       'metadata.name=graylane-routetable',
     );
     const record = (map: V1ConfigMap) =>
-      mirrored.push(
-        (JSON.parse(map.data?.['routetable.json'] ?? '{}') as { revision: number }).revision,
-      );
+      mirrored.push((JSON.parse(mirroredTableText(map) ?? '{}') as { revision: number }).revision);
     informer.on('add', record);
     informer.on('update', record);
     await informer.start();
@@ -91,18 +90,8 @@ describe('Kubernetes mode: a controller restarted mid-release', () => {
       30_000,
     );
     const approvalResumed = Date.now() - startedAt;
-    await until(
-      () => shop.env.apps.readNamespacedDeployment({ name: 'frontend', namespace: shop.namespace }),
-      (d) => d.spec?.template.spec?.containers[0]?.image === 'frontend:2',
-      60_000,
-    );
-    await shop.runPods('frontend');
-    await until(
-      () => shop.env.apps.readNamespacedDeployment({ name: 'backend', namespace: shop.namespace }),
-      (d) => d.spec?.template.spec?.containers[0]?.image === 'backend:2',
-      30_000,
-    );
-    await shop.runPods('backend');
+    await shop.rollOutPromotion('frontend', 'frontend:2', 60_000);
+    await shop.rollOutPromotion('backend', 'backend:2');
     const done = await shop.waitForPhase('restarted', 'Succeeded');
 
     const events = done.status!.events!;

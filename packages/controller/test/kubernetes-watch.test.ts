@@ -72,12 +72,7 @@ describe('Kubernetes mode: a watch that expires', () => {
     const healedAt = Date.now();
 
     // The approval it missed: the held release promotes through the user's backend Deployment.
-    await until(
-      () => shop.env.apps.readNamespacedDeployment({ name: 'backend', namespace: shop.namespace }),
-      (d) => d.spec?.template.spec?.containers[0]?.image === 'backend:2',
-      30_000,
-    );
-    await shop.runPods('backend');
+    await shop.rollOutPromotion('backend', 'backend:2');
     await shop.waitForPhase('held', 'Succeeded');
     // The creation it missed, and the deletion (else `added` would share frontend with a ghost).
     const green = await shop.waitForDeployment('frontend-green');

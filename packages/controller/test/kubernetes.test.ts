@@ -82,23 +82,13 @@ describe('Kubernetes mode on a real API server', () => {
     expect(table.services.backend?.lanes.gray?.endpoints).toEqual([`http://${backendIp}:8080`]);
     await shop.annotate('checkout-v2', 'approve:1');
     // Promotion: the user's Deployments take the canary template; the test rolls them out.
-    const patched = await until(
-      () => shop.env.apps.readNamespacedDeployment({ name: 'frontend', namespace: shop.namespace }),
-      (d) => d.spec?.template.spec?.containers[0]?.image === 'frontend:2',
-      30_000,
-    );
+    const patched = await shop.rollOutPromotion('frontend', 'frontend:2');
     expect(patched.spec?.template.metadata?.labels).toMatchObject({
       app: 'frontend',
       team: 'shop',
       'graylane.dev/version': 'v2',
     });
-    await shop.runPods('frontend');
-    await until(
-      () => shop.env.apps.readNamespacedDeployment({ name: 'backend', namespace: shop.namespace }),
-      (d) => d.spec?.template.spec?.containers[0]?.image === 'backend:2',
-      30_000,
-    );
-    await shop.runPods('backend');
+    await shop.rollOutPromotion('backend', 'backend:2');
     const done = await shop.waitForPhase('checkout-v2', 'Succeeded');
     expect(done.status?.phase).toBe('Succeeded');
     expect(await shop.deploymentOrUndefined('backend-gray')).toBeUndefined();

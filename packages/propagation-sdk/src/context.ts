@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { parseLane, type TagSource } from '@graylane/lane-core';
 import { getConfig } from './config.js';
 import { activeOtelLane, otelContextActive, runWithOtelLane } from './otel/bridge.js';
-import type { Relay } from './provenance.js';
+import { type Relay, relayTo } from './provenance.js';
 import { shared } from './state.js';
 
 /** What the SDK knows about the current unit of work. */
@@ -18,25 +18,46 @@ export interface LaneContext {
 // Symbol.for: another copy of the SDK in the process (a bundle's) reads the same fields.
 const relayKey = Symbol.for('graylane.sdk.relay');
 const endedKey = Symbol.for('graylane.sdk.ended');
+const responseKey = Symbol.for('graylane.sdk.response');
 
 /**
  * The SDK's store: the context, the request whose response relays the hops of calls made in it, and
  * whether that request has ended (its response closed), which makes a call made in it stale.
  */
 export interface Store extends LaneContext {
-  readonly [relayKey]?: Relay | undefined;
+  [relayKey]?: Relay | undefined;
+  /** The response the relay will write to, until an outbound call makes the relay. */
+  [responseKey]?: object | undefined;
   [endedKey]?: boolean;
 }
 
 const storage = shared.storage;
 
-/** The store of an inbound request; `relay` collects its outbound calls' provenance hops. */
+/**
+ * An inbound request's store. A class, so every request's store has one shape from the start; the
+ * relay is made by the request's first outbound call (most requests of a service make none).
+ */
+class RequestStore implements Store {
+  readonly request = true;
+  [relayKey]: Relay | undefined = undefined;
+  [responseKey]: object | undefined;
+  [endedKey] = false;
+  constructor(
+    readonly lane: string,
+    readonly source: LaneContext['source'],
+    response: object | undefined,
+  ) {
+    this[responseKey] = response;
+  }
+}
+
+/** The store of an inbound request; outbound calls made in it relay their hops to `response`. */
 export function requestStore(
   lane: string,
   source: LaneContext['source'],
-  relay: Relay | undefined,
+  response: object | undefined,
 ): Store {
-  return { lane, source, request: true, [relayKey]: relay };
+  return new RequestStore(lane, source, response);
 }
 
 /** Marks a request's store as ended: calls still made in it come from work that outlived it. */
@@ -53,9 +74,22 @@ export function isEnded(ctx: LaneContext): boolean {
   return (ctx as Store)[endedKey] === true;
 }
 
+/** The relay of `store`, made now if its request has a response to write to. */
+function relayOf(store: Store | undefined): Relay | undefined {
+  if (store === undefined) return undefined;
+  const relay = store[relayKey];
+  if (relay !== undefined) return relay;
+  const response = store[responseKey];
+  if (response === undefined) return undefined;
+  store[responseKey] = undefined;
+  const made = relayTo(response);
+  store[relayKey] = made;
+  return made;
+}
+
 /** Where the provenance of an outbound call made now goes: the current request's relay, if any. */
 export function currentRelay(): Relay | undefined {
-  return storage.getStore()?.[relayKey];
+  return relayOf(storage.getStore());
 }
 
 /**
@@ -65,7 +99,7 @@ export function currentRelay(): Relay | undefined {
  */
 export function runUnrelayed<T>(fn: () => T): T {
   const store = storage.getStore();
-  if (store?.[relayKey] === undefined) return fn();
+  if (relayOf(store) === undefined || store === undefined) return fn();
   return storage.run({ lane: store.lane, source: store.source, request: store.request }, fn);
 }
 
@@ -100,7 +134,7 @@ export function runInContext<T>(store: Store, fn: () => T): T {
  */
 export function withLane<T>(lane: string, fn: () => T): T {
   // Inside a request, calls made in another lane still report their hops to the request's response.
-  const relay = storage.getStore()?.[relayKey];
+  const relay = currentRelay();
   return runInContext(
     { lane: parseLane(lane), source: 'explicit', request: false, [relayKey]: relay },
     fn,
@@ -119,7 +153,7 @@ export function bindLane<A extends unknown[], R>(fn: (...args: A) => R): (...arg
     lane: store.lane,
     source: store.source,
     request: store.request,
-    [relayKey]: store[relayKey],
+    [relayKey]: relayOf(store),
   };
   return (...args: A) => runInContext(bound, () => fn(...args));
 }
@@ -153,13 +187,22 @@ type Emit = EventEmitter['emit'];
  * no array made per event: every request body event passes through here.
  */
 function boundEmitOf(emit: Emit): Emit {
-  return function boundEmit(this: BindableEmitter) {
+  return function boundEmit(this: BindableEmitter, event: string | symbol) {
     // biome-ignore lint/complexity/noArguments: forwarded as is, without copying
     const args = arguments as unknown as Parameters<Emit>;
     const bound = this[boundStore];
-    if (bound === undefined || storage.getStore() === bound) return emit.apply(this, args);
+    // An event nobody listens to runs no code in any context: no context switch for it (a request's
+    // `resume`, `end` and `close` mostly).
+    if (bound === undefined || storage.getStore() === bound || noListeners(this, event)) {
+      return emit.apply(this, args);
+    }
     return storage.run(bound, () => emit.apply(this, args));
   } as Emit;
+}
+
+function noListeners(emitter: BindableEmitter, event: string | symbol): boolean {
+  const count = (emitter as Partial<Pick<EventEmitter, 'listenerCount'>>).listenerCount;
+  return typeof count === 'function' && count.call(emitter, event) === 0;
 }
 
 const patchedPrototypes = shared.patched;

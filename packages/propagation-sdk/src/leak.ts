@@ -28,18 +28,31 @@ export function taggedRequestsInFlight(): number {
 
 interface Closable {
   once(event: 'close', listener: () => void): unknown;
+  on?(event: 'close', listener: () => void): unknown;
+}
+
+const trackedKey = Symbol.for('graylane.sdk.tracked');
+type Tracked = Closable & { [trackedKey]?: LaneContext | undefined };
+
+/**
+ * One listener for every tracked response, which finds the request's store on the response: no
+ * closure and no `once` wrapper per request.
+ */
+function endTracked(this: Tracked): void {
+  const store = this[trackedKey];
+  if (store === undefined) return;
+  this[trackedKey] = undefined;
+  shared.taggedInFlight--;
+  markEnded(store);
 }
 
 /** Counts a tagged request as in flight until `res` closes; its context then ends. */
 export function trackTaggedRequest(res: Closable, store: LaneContext): void {
   shared.taggedInFlight++;
-  let done = false;
-  res.once('close', () => {
-    if (done) return;
-    done = true;
-    shared.taggedInFlight--;
-    markEnded(store);
-  });
+  (res as Tracked)[trackedKey] = store;
+  // `on`, not `once`: `once` wraps the listener in a closure per call; endTracked runs only once.
+  if (typeof res.on === 'function') res.on('close', endTracked);
+  else res.once('close', endTracked);
 }
 
 /** For a framework without a response object: in flight until `result` settles. */

@@ -32,11 +32,11 @@ interface App extends ChildApp {
   get: (path: string, headers?: Record<string, string>) => Promise<Record<string, unknown>>;
 }
 
-async function startApp(env: Record<string, string> = {}): Promise<App> {
-  const app = await startChildApp(
-    ['--import', '@graylane/sdk/register', 'test/fixtures/clients-app.mjs'],
-    { ...env, UPSTREAM: upstreamUrl },
-  );
+async function startApp(
+  env: Record<string, string> = {},
+  args = ['--import', '@graylane/sdk/register', 'test/fixtures/clients-app.mjs'],
+): Promise<App> {
+  const app = await startChildApp(args, { ...env, UPSTREAM: upstreamUrl });
   return {
     ...app,
     get: async (path, headers = {}) =>
@@ -180,32 +180,6 @@ async function queueRun(app: App, route: string, client: string) {
   return runs.map(({ id, lane }) => ({ lane, sent: seen.get(id)?.lane ?? 'stable' }));
 }
 
-/**
- * 200 requests over four lanes, 100 at a time, each awaiting its call on a `p-queue` made at start-up
- * (concurrency 2) before answering: p-queue starts the next job from the continuation of the one that
- * finished, in that job's request, which is still live.
- */
-async function liveQueueRun(app: App, client: string) {
-  const runs = Array.from({ length: 200 }, (_, i) => ({
-    id: `live-${client}-${i}`,
-    lane: LANES[i % LANES.length] as string,
-  }));
-  for (let i = 0; i < runs.length; i += 100) {
-    const answers = await Promise.all(
-      runs
-        .slice(i, i + 100)
-        .map(({ id, lane }) =>
-          app.get(
-            `/queue-live?client=${client}&id=${id}`,
-            lane === 'stable' ? {} : { 'x-lane': lane },
-          ),
-        ),
-    );
-    expect(answers.every((a) => a.outcome === 'ok')).toBe(true);
-  }
-  return runs.map(({ id, lane }) => ({ id, lane, sent: seen.get(id)?.lane ?? 'stable' }));
-}
-
 describe('a queue made at start-up hands out no other request’s lane (p-queue)', () => {
   let app: App;
   beforeAll(async () => {
@@ -228,7 +202,9 @@ describe('a queue made at start-up hands out no other request’s lane (p-queue)
   it.each(['fetch', 'axios'])(
     '%s: a job awaited before answering runs in its own request, not in a live neighbour',
     async (client) => {
-      const calls = await liveQueueRun(app, client);
+      // p-queue starts the next job from the continuation of the one that finished, in that job's
+      // request, which is still live: the hook binds each job to the request that added it.
+      const calls = await concurrentRun(app, `/queue-live?client=${client}`, `live-${client}`);
       expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
     },
   );
@@ -276,6 +252,21 @@ describe('DataLoader', () => {
     expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
   });
 
+  it('a loader shared by requests: a batch after a batch of one key still knows its lanes', async () => {
+    // Each round: a batch of one key, then two loads of different lanes in one batch, whose first
+    // key makes a batch of the same length as the last one.
+    for (let round = 0; round < 5; round++) {
+      await app.get(`/loader-shared?id=pair-prime-${round}`, { 'x-lane': 'gray' });
+      await Promise.all([
+        app.get(`/loader-shared?id=pair-blue-${round}`, { 'x-lane': 'blue' }),
+        app.get(`/loader-shared?id=pair-green-${round}`, { 'x-lane': 'green' }),
+      ]);
+      for (const lane of ['blue', 'green']) {
+        expect([lane, null]).toContain(seen.get(`pair-${lane}-${round}`)?.lane);
+      }
+    }
+  });
+
   it('a loader shared by requests: a batch of several lanes goes untagged, never in one of them', async () => {
     const calls = await concurrentRun(app, '/loader-shared', 'loader-shared');
     expect(calls.filter(({ lane, sent }) => sent !== lane && sent !== 'stable')).toEqual([]);
@@ -284,6 +275,23 @@ describe('DataLoader', () => {
       'a mixed-batch warning',
     );
     expect((mixed.lanes as string[]).length).toBeGreaterThan(1);
+  });
+});
+
+describe('DataLoader required from CommonJS (-r)', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startApp({}, ['-r', '@graylane/sdk/register', 'test/fixtures/loader-app.cjs']);
+  });
+  afterAll(() => app.stop());
+
+  it('a batch of several lanes goes untagged, never in one of them', async () => {
+    const calls = await concurrentRun(app, '/', 'loader-cjs');
+    expect(calls.filter(({ lane, sent }) => sent !== lane && sent !== 'stable')).toEqual([]);
+    await waitFor(
+      () => app.warnings().find((w) => w.library === 'dataloader'),
+      'a mixed-batch warning',
+    );
   });
 });
 

@@ -19,9 +19,8 @@ import {
   runCheck,
 } from './check.js';
 import { ApiCallError, ApiClient } from './client.js';
-import { runController } from './controller-command.js';
 import { age, eventLines, renderStatus, stepText, table } from './format.js';
-import { KubernetesReleases } from './kubernetes.js';
+import type { KubernetesReleases } from './kubernetes.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:7070';
 const DEFAULT_STATE_DIR = '.graylane';
@@ -122,13 +121,17 @@ async function readInput(file: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function watchStatus(fetch: () => Promise<Release>, intervalMs: number): Promise<void> {
+async function watchStatus(
+  fetch: () => Promise<Release>,
+  intervalMs: number,
+  modeFlags: string,
+): Promise<void> {
   const tty = process.stdout.isTTY;
   let last = '';
   for (;;) {
     const release = await fetch();
     if (tty) {
-      const text = renderStatus(release);
+      const text = renderStatus(release, undefined, modeFlags);
       if (text !== last) process.stdout.write(`\x1b[H\x1b[2J${text}\n`);
       last = text;
     } else {
@@ -166,7 +169,12 @@ function withKubernetes(command: Command, what: string): Command {
     );
 }
 
-function kubernetesReleases(opts: KubernetesOptions): KubernetesReleases {
+/**
+ * Loaded only with --kubernetes (as the controller's code only for `graylane controller`): the
+ * Kubernetes client is most of a CLI call's start-up, and most calls do not need it.
+ */
+async function kubernetesReleases(opts: KubernetesOptions): Promise<KubernetesReleases> {
+  const { KubernetesReleases } = await import('./kubernetes.js');
   try {
     return new KubernetesReleases({
       ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
@@ -183,7 +191,7 @@ async function getRelease(
   name: string,
   opts: KubernetesOptions,
 ): Promise<Release> {
-  if (opts.kubernetes) return await kubernetesReleases(opts).get(name);
+  if (opts.kubernetes) return await (await kubernetesReleases(opts)).get(name);
   return await (await client(program)).call<Release>(
     'GET',
     `/v1/releases/${encodeURIComponent(name)}`,
@@ -261,6 +269,7 @@ export function buildProgram(): Command {
       const drain =
         parseDuration(opts.drain) ?? (opts.drain === '0' || opts.drain === '0s' ? 0 : undefined);
       if (drain === undefined) usage(`--drain: not a duration: ${opts.drain}`);
+      const { runController } = await import('./controller-command.js');
       await runController({ ...opts, stateDir: program.opts().stateDir, drain }, usage);
     });
 
@@ -306,7 +315,7 @@ export function buildProgram(): Command {
             usage(
               `with --kubernetes, get lists releases; services are Deployments (kubectl get deployments), entrypoints: kubectl get entrypoints`,
             );
-          const releases = kubernetesReleases(opts);
+          const releases = await kubernetesReleases(opts);
           if (name) {
             print(
               (await releases.get(name)).object,
@@ -363,8 +372,12 @@ export function buildProgram(): Command {
     .action(
       async (name: string, opts: { watch?: boolean; interval: string } & KubernetesOptions) => {
         const fetch = () => getRelease(program, name, opts);
-        if (opts.watch) return await watchStatus(fetch, parseDuration(opts.interval) ?? 1000);
-        process.stdout.write(`${renderStatus(await fetch())}\n`);
+        const modeFlags = !opts.kubernetes
+          ? ''
+          : ` --kubernetes${opts.namespace ? ` --namespace ${opts.namespace}` : ''}`;
+        if (opts.watch)
+          return await watchStatus(fetch, parseDuration(opts.interval) ?? 1000, modeFlags);
+        process.stdout.write(`${renderStatus(await fetch(), undefined, modeFlags)}\n`);
       },
     );
 
@@ -399,7 +412,7 @@ export function buildProgram(): Command {
           if (opts.kubernetes) {
             const timeout = parseDuration(opts.timeout);
             if (timeout === undefined) usage(`--timeout: not a duration: ${opts.timeout}`);
-            const releases = kubernetesReleases(opts);
+            const releases = await kubernetesReleases(opts);
             const value = await releases.request(name, action);
             if (!opts.wait) {
               process.stdout.write(

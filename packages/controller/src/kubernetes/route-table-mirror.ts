@@ -1,3 +1,4 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { parseRouteTableText, type RouteTable } from '@graylane/lane-core';
 import {
   CoreV1Api,
@@ -11,7 +12,20 @@ import type { Logger } from 'pino';
 import { LABELS } from '../platform/kubernetes.js';
 
 export const ROUTE_TABLE_CONFIGMAP = 'graylane-routetable';
-const KEY = 'routetable.json';
+/**
+ * The table is stored gzipped: a ConfigMap holds at most 1 MiB, and at 500 releases × 10 services
+ * the JSON table passed that as the canaries came in (bench/kubernetes-scale.mjs); gzipped it is
+ * about a tenth. A table stored as plain JSON under `routetable.json` (before this) is still read.
+ */
+const KEY = 'routetable.json.gz';
+const PLAIN_KEY = 'routetable.json';
+
+/** The route table's JSON text in the mirror ConfigMap, gzipped or (as written before) plain. */
+export function mirroredTableText(map: V1ConfigMap): string | undefined {
+  const zipped = map.binaryData?.[KEY];
+  if (zipped) return gunzipSync(Buffer.from(zipped, 'base64')).toString('utf8');
+  return map.data?.[PLAIN_KEY];
+}
 /** What marks the mirror, so that the watch sees this one ConfigMap and not every other. */
 const MIRROR_LABEL = { [LABELS.service]: 'graylane-controller' };
 const SELECTOR = Object.entries(MIRROR_LABEL)
@@ -97,7 +111,7 @@ export class RouteTableMirror {
     const namespace = this.options.namespace;
     const body = {
       metadata: { name: ROUTE_TABLE_CONFIGMAP, namespace, labels: { ...MIRROR_LABEL } },
-      data: { [KEY]: JSON.stringify(table) },
+      binaryData: { [KEY]: gzipSync(JSON.stringify(table)).toString('base64') },
     };
     try {
       await this.core.replaceNamespacedConfigMap({ name: ROUTE_TABLE_CONFIGMAP, namespace, body });
@@ -110,13 +124,15 @@ export class RouteTableMirror {
   /** A table checked as a proxy checks it; anything else (a hand edit gone wrong) is logged and ignored. */
   private parse(map: V1ConfigMap): RouteTable | undefined {
     if (map.metadata?.name !== ROUTE_TABLE_CONFIGMAP) return undefined;
-    const text = map.data?.[KEY];
-    if (!text) return undefined;
+    let text: string | undefined;
     try {
+      text = mirroredTableText(map);
+      if (!text) return undefined;
       return parseRouteTableText(text, `ConfigMap ${ROUTE_TABLE_CONFIGMAP}`);
     } catch (error) {
-      if (this.refused !== text) {
-        this.refused = text;
+      const seen = text ?? map.metadata?.resourceVersion;
+      if (this.refused !== seen) {
+        this.refused = seen;
         this.options.logger.error({ err: error }, 'the mirrored route table is invalid; ignored');
       }
       return undefined;

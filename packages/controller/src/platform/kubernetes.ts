@@ -197,6 +197,40 @@ export function promotedTemplate(
   return same ? undefined : template;
 }
 
+/** Objects by each `label=value` that `labels` gives them. */
+function indexBy<T>(
+  objects: readonly T[],
+  labels: (object: T) => Record<string, string> | undefined,
+): Map<string, T[]> {
+  const index = new Map<string, T[]>();
+  for (const object of objects) {
+    for (const [key, value] of Object.entries(labels(object) ?? {})) {
+      const entry = `${key}=${value}`;
+      const list = index.get(entry);
+      if (list) list.push(object);
+      else index.set(entry, [object]);
+    }
+  }
+  return index;
+}
+
+const indexByLabel = (pods: readonly V1Pod[]) => indexBy(pods, (p) => p.metadata?.labels);
+export const indexServicesBySelector = (services: readonly V1Service[]) =>
+  indexBy(services, (s) => s.spec?.selector);
+
+/** The selectors of the indexed Services that select pods with these labels (a Service without one selects none). */
+export function selectorsMatching(
+  index: Map<string, V1Service[]>,
+  podLabels: Record<string, string>,
+): Record<string, string>[] {
+  const candidates = new Set(
+    Object.entries(podLabels).flatMap(([k, v]) => index.get(`${k}=${v}`) ?? []),
+  );
+  return [...candidates]
+    .map((s) => s.spec?.selector ?? {})
+    .filter((selector) => matches(podLabels, selector));
+}
+
 function rolledOut(d: V1Deployment | undefined): boolean {
   if (!d) return false;
   const want = d.spec?.replicas ?? 1;
@@ -220,6 +254,10 @@ export class KubernetesPlatform implements Platform {
   private readonly deployments: Cache<V1Deployment>;
   private readonly pods: Cache<V1Pod>;
   private readonly services: Cache<V1Service>;
+  /** Services by each `label=value` of their selector, built again after any Service changed. */
+  private serviceIndex: Map<string, V1Service[]> | undefined;
+  /** Pods by `label=value`, built again after any pod changed (see podsMatching). */
+  private podIndex: Map<string, V1Pod[]> | undefined;
 
   constructor(private readonly options: KubernetesPlatformOptions) {
     const { kubeConfig: kc, namespace } = options;
@@ -234,6 +272,14 @@ export class KubernetesPlatform implements Platform {
     this.services = makeInformer(kc, `/api/v1/namespaces/${namespace}/services`, () =>
       this.core.listNamespacedService({ namespace }),
     );
+    for (const event of ['add', 'update', 'delete'] as const) {
+      this.pods.on(event, () => {
+        this.podIndex = undefined;
+      });
+      this.services.on(event, () => {
+        this.serviceIndex = undefined;
+      });
+    }
     for (const informer of [this.deployments, this.pods, this.services] as Array<
       Cache<KubernetesObject>
     >) {
@@ -280,13 +326,15 @@ export class KubernetesPlatform implements Platform {
     return this.deployments.get(name, this.options.namespace);
   }
 
-  /** Labels the Services of the namespace select on, where they select the stable pods. */
+  /**
+   * Labels the Services of the namespace select on, where they select the stable pods. Only the
+   * Services that select on one of the pods' labels are looked at: every canary is deployed again
+   * (idempotently) on every pass, and a scan of every Service each time was O(canaries × Services).
+   */
   private serviceSelectors(base: V1Deployment): Record<string, string>[] {
     const podLabels = base.spec?.template.metadata?.labels ?? {};
-    return this.services
-      .list(this.options.namespace)
-      .map((s) => s.spec?.selector ?? {})
-      .filter((selector) => Object.keys(selector).length > 0 && matches(podLabels, selector));
+    this.serviceIndex ??= indexServicesBySelector(this.services.list(this.options.namespace));
+    return selectorsMatching(this.serviceIndex, podLabels);
   }
 
   async deploy(ref: WorkloadRef, workload: Workload): Promise<void> {
@@ -328,9 +376,7 @@ export class KubernetesPlatform implements Platform {
     const d = this.deployment(name);
     if (!d) return { health: 'absent', endpoints: [] };
     const selector = d.spec?.selector?.matchLabels ?? {};
-    const endpoints = this.pods
-      .list(this.options.namespace)
-      .filter((p) => matches(p.metadata?.labels, selector))
+    const endpoints = this.podsMatching(selector)
       .map(podEndpoint)
       .filter((e): e is string => e !== undefined)
       .sort();
@@ -341,6 +387,24 @@ export class KubernetesPlatform implements Platform {
       endpoints,
       message: `${available}/${d.spec?.replicas ?? 1} available`,
     };
+  }
+
+  /**
+   * The pods a selector matches, from the pods that carry its rarest label. A scan of every pod per
+   * Deployment made each pass O(Deployments × Pods): at 500 releases × 10 services, 10,000 pods
+   * read 10,000 times (bench/kubernetes-scale.mjs).
+   */
+  private podsMatching(selector: Record<string, string>): V1Pod[] {
+    this.podIndex ??= indexByLabel(this.pods.list(this.options.namespace));
+    let fewest: V1Pod[] | undefined;
+    for (const [key, value] of Object.entries(selector)) {
+      const pods = this.podIndex.get(`${key}=${value}`) ?? [];
+      if (fewest === undefined || pods.length < fewest.length) fewest = pods;
+    }
+    // An empty selector selects every pod.
+    return (fewest ?? this.pods.list(this.options.namespace)).filter((p) =>
+      matches(p.metadata?.labels, selector),
+    );
   }
 
   async remove(ref: WorkloadRef): Promise<void> {

@@ -21,7 +21,6 @@ import { trackTaggedRequest, trackTaggedResult } from '../leak.js';
 import { internalError } from '../log.js';
 import { countInvalidLane } from '../metrics.js';
 import { otelContextActive } from '../otel/bridge.js';
-import { relayTo } from '../provenance.js';
 import { shared } from '../state.js';
 
 /** The part of a `node:http` `IncomingMessage` the SDK reads (also Fastify's `request.raw`, Koa's `ctx.req`). */
@@ -80,8 +79,7 @@ function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
   if (tag.invalid) countInvalidLane('inbound');
   if (tag.source === 'header' || tag.invalid) agreeOtelBaggage(req, tag.lane, options.baggageKey);
   // Only a Node response can relay provenance; without one nothing is collected.
-  const relay = res !== undefined && typeof res === 'object' ? relayTo(res) : undefined;
-  const store = requestStore(tag.lane, tag.source, relay);
+  const store = requestStore(tag.lane, tag.source, typeof res === 'object' ? res : undefined);
   // Body events are emitted from the connection's context; bind them to the request's.
   if (req instanceof IncomingMessage) {
     bindPrototypeEvents(IncomingMessage.prototype);

@@ -39,11 +39,15 @@ export function separateBatchLanes(exported: unknown): void {
   if (proto === undefined || typeof load !== 'function' || Object.hasOwn(proto, boundMark)) return;
   proto[boundMark] = true;
   proto.load = function graylaneLoad(this: Loader, key: unknown) {
-    const before = this._batch?.keys?.length;
+    const batch = this._batch;
+    const before = batch?.keys?.length;
     const result = load.call(this, key);
     const keys = this._batch?.keys;
-    // A cached key joins no batch: the batch, or its length, is unchanged.
-    if (Array.isArray(keys) && keys.length !== before) noteLane(this, keys);
+    // A cached key joins no batch: the batch and its length are unchanged. A new batch may have the
+    // length the last one had, so its identity counts too.
+    if (Array.isArray(keys) && (this._batch !== batch || keys.length !== before)) {
+      noteLane(this, keys);
+    }
     return result;
   };
 }

@@ -130,7 +130,7 @@ export function nginx(work, core, name, httpBlock) {
   writeFileSync(
     conf,
     `worker_processes 1;\ndaemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\n` +
-      `events { worker_connections 4096; }\n` +
+      `events { worker_connections 20000; }\n` +
       `http {\n  access_log off;\n  keepalive_requests 1000000;\n  keepalive_timeout 120s;\n` +
       `  client_body_temp_path ${dir}; proxy_temp_path ${dir};\n${httpBlock}\n}\n`,
   );

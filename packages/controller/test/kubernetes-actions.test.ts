@@ -310,16 +310,24 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
       );
       // A pod more for backend: the leader publishes a new revision, the follower passes it on.
       await shop.runPods('backend');
+      const ready = Date.now();
       const after = await until(
         () => table(leaderUrl),
         (t) => t.revision > before.revision,
         30_000,
       );
+      const onLeader = Date.now() - ready;
       await until(
         async () => watch.revisions(),
         (revisions) => revisions.includes(after.revision),
         30_000,
       );
+      const onFollower = Date.now() - ready;
+      process.stdout.write(
+        `[figures] follower: a new pod's revision on the leader's table ${onLeader} ms after it was Ready, on the follower's watch ${onFollower} ms after (polled every 50 ms)\n`,
+      );
+      // One ConfigMap write and one watch event behind the leader; the bound is the waits' own.
+      expect(onFollower).toBeLessThan(30_000);
       expect(await table(follower)).toEqual(after);
     } finally {
       watch.close();
@@ -358,7 +366,9 @@ describe('Kubernetes mode: analysis on a real data plane', () => {
 
     const status = await cli('status', 'web-cli');
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toContain('Phase:       Paused (waiting for approval');
+    expect(status.stdout).toContain(
+      'Phase:       Paused (waiting for approval: graylane approve web-cli --kubernetes --namespace shop)',
+    );
     expect(status.stdout).toMatch(/^web\s+v1\s+routed\s+ready/m);
 
     // Refused as local mode refuses it: the code, the reason, exit 1; the release is unchanged.

@@ -38,12 +38,14 @@ export function renderStatus(
     proxies?: Array<{ id: string; appliedRevision: number | undefined }>;
   },
   eventCount = 8,
+  /** Flags the hint's `graylane approve` needs to reach the same release (` --kubernetes`). */
+  modeFlags = '',
 ): string {
   const { status, spec } = release;
   const lines = [
     `Release:     ${release.metadata.name}`,
     `Lane:        ${spec.lane}   Entrypoint: ${spec.entrypoint}`,
-    `Phase:       ${status.phase}${status.awaitingApproval ? ` (waiting for approval: graylane approve ${release.metadata.name})` : ''}${status.pausedFor ? ` (${status.pausedFor})` : ''}`,
+    `Phase:       ${status.phase}${status.awaitingApproval ? ` (waiting for approval: graylane approve ${release.metadata.name}${modeFlags})` : ''}${status.pausedFor ? ` (${status.pausedFor})` : ''}`,
     `Step:        ${stepText(release)}   Weight: ${status.weight}%`,
   ];
   if (status.failure) lines.push(`Failure:     ${status.failure}`);

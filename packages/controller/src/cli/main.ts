@@ -121,13 +121,17 @@ async function readInput(file: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function watchStatus(fetch: () => Promise<Release>, intervalMs: number): Promise<void> {
+async function watchStatus(
+  fetch: () => Promise<Release>,
+  intervalMs: number,
+  modeFlags: string,
+): Promise<void> {
   const tty = process.stdout.isTTY;
   let last = '';
   for (;;) {
     const release = await fetch();
     if (tty) {
-      const text = renderStatus(release);
+      const text = renderStatus(release, undefined, modeFlags);
       if (text !== last) process.stdout.write(`\x1b[H\x1b[2J${text}\n`);
       last = text;
     } else {
@@ -368,8 +372,12 @@ export function buildProgram(): Command {
     .action(
       async (name: string, opts: { watch?: boolean; interval: string } & KubernetesOptions) => {
         const fetch = () => getRelease(program, name, opts);
-        if (opts.watch) return await watchStatus(fetch, parseDuration(opts.interval) ?? 1000);
-        process.stdout.write(`${renderStatus(await fetch())}\n`);
+        const modeFlags = !opts.kubernetes
+          ? ''
+          : ` --kubernetes${opts.namespace ? ` --namespace ${opts.namespace}` : ''}`;
+        if (opts.watch)
+          return await watchStatus(fetch, parseDuration(opts.interval) ?? 1000, modeFlags);
+        process.stdout.write(`${renderStatus(await fetch(), undefined, modeFlags)}\n`);
       },
     );
 

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { AnalysisRunner } from './analysis/runner.js';
 import { parseDocument } from './documents/parse.js';
 import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './documents/schema.js';
+import { KeepWatching } from './kubernetes/keep-watching.js';
 import { LeaderElector } from './kubernetes/lease.js';
 import { applyRequest, REQUEST_ANNOTATION } from './kubernetes/request.js';
 import { RouteTableMirror } from './kubernetes/route-table-mirror.js';
@@ -75,6 +76,7 @@ export class KubernetesController {
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
   private readonly releases: Cache<ReleaseObject>;
+  private readonly watching: Array<KeepWatching<KubernetesObject>>;
   private readonly entrypoints: Cache<EntrypointObject>;
   private readonly elector: LeaderElector;
   private readonly mirror: RouteTableMirror;
@@ -144,8 +146,11 @@ export class KubernetesController {
       `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/entrypoints`,
       list('entrypoints'),
     );
+    this.watching = [
+      new KeepWatching(this.releases, 'releases', options.logger),
+      new KeepWatching(this.entrypoints, 'entrypoints', options.logger),
+    ];
     for (const informer of [this.releases, this.entrypoints] as Array<Cache<KubernetesObject>>) {
-      informer.on('error', () => setTimeout(() => void informer.start().catch(() => {}), 1_000));
       for (const event of ['add', 'update', 'delete'] as const)
         informer.on(event, () => this.poke());
     }
@@ -177,8 +182,7 @@ export class KubernetesController {
   async start(): Promise<void> {
     await Promise.all([
       this.platform.start(),
-      this.releases.start(),
-      this.entrypoints.start(),
+      ...this.watching.map((watching) => watching.start()),
       this.mirror.start(),
     ]);
     this.elector.start();
@@ -599,7 +603,7 @@ export class KubernetesController {
     await this.effects.settled();
     await Promise.allSettled(this.recording.values());
     await this.elector.stop(true);
-    await Promise.all([this.releases.stop(), this.entrypoints.stop(), this.mirror.stop()]);
+    await Promise.all([...this.watching.map((watching) => watching.stop()), this.mirror.stop()]);
     await this.platform.close();
     this.publisher.close();
   }

@@ -10,6 +10,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LABELS } from '../platform/kubernetes.js';
+import { KeepWatching } from './keep-watching.js';
 
 export const ROUTE_TABLE_CONFIGMAP = 'graylane-routetable';
 /**
@@ -48,6 +49,7 @@ export interface RouteTableMirrorOptions {
 export class RouteTableMirror {
   private readonly core: CoreV1Api;
   private readonly informer: Informer<V1ConfigMap> & ObjectCache<V1ConfigMap>;
+  private readonly watching: KeepWatching<V1ConfigMap>;
   private readonly listeners: Array<(table: RouteTable) => void> = [];
   /** The text last refused, so a bad mirror is logged once, not on every event. */
   private refused: string | undefined;
@@ -67,15 +69,11 @@ export class RouteTableMirror {
         if (table) for (const listener of this.listeners) listener(table);
       });
     }
-    this.informer.on('error', (error: unknown) => {
-      // Re-listed as the other informers are: after an expired watch or a broken connection.
-      options.logger.warn({ err: error }, 'route-table mirror watch ended; re-listing');
-      setTimeout(() => void this.informer.start().catch(() => {}), 1_000);
-    });
+    this.watching = new KeepWatching(this.informer, 'route-table mirror', options.logger);
   }
 
   start(): Promise<void> {
-    return this.informer.start();
+    return this.watching.start();
   }
 
   /** Called with each valid table the mirror holds, as it changes. */
@@ -140,6 +138,6 @@ export class RouteTableMirror {
   }
 
   stop(): Promise<void> {
-    return this.informer.stop();
+    return this.watching.stop();
   }
 }

@@ -17,6 +17,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Workload } from '../documents/schema.js';
+import { KeepWatching } from '../kubernetes/keep-watching.js';
 import type { Platform, WorkloadRef, WorkloadStatus } from './platform.js';
 
 export const LABELS = {
@@ -252,6 +253,7 @@ export class KubernetesPlatform implements Platform {
   private readonly apps: AppsV1Api;
   private readonly core: CoreV1Api;
   private readonly deployments: Cache<V1Deployment>;
+  private readonly watching: Array<KeepWatching<KubernetesObject>>;
   private readonly pods: Cache<V1Pod>;
   private readonly services: Cache<V1Service>;
   /** Services by each `label=value` of their selector, built again after any Service changed. */
@@ -280,19 +282,15 @@ export class KubernetesPlatform implements Platform {
         this.serviceIndex = undefined;
       });
     }
-    for (const informer of [this.deployments, this.pods, this.services] as Array<
-      Cache<KubernetesObject>
-    >) {
-      informer.on('error', (error: unknown) => {
-        // The informer re-lists after an expired watch (410 Gone) or a broken connection.
-        options.logger.warn({ err: error }, 'watch ended; re-listing');
-        setTimeout(() => void informer.start().catch(() => {}), 1_000);
-      });
-    }
+    this.watching = [
+      new KeepWatching(this.deployments, 'deployments', options.logger),
+      new KeepWatching(this.pods, 'pods', options.logger),
+      new KeepWatching(this.services, 'services', options.logger),
+    ];
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.deployments.start(), this.pods.start(), this.services.start()]);
+    await Promise.all(this.watching.map((watching) => watching.start()));
   }
 
   /** Calls `listener` whenever a Deployment or Pod changes (the driver reconciles then). */
@@ -442,6 +440,6 @@ export class KubernetesPlatform implements Platform {
   }
 
   async close(): Promise<void> {
-    for (const informer of [this.deployments, this.pods, this.services]) await informer.stop();
+    await Promise.all(this.watching.map((watching) => watching.stop()));
   }
 }

@@ -84,6 +84,17 @@ export interface ShopCluster {
   stop(): Promise<void>;
 }
 
+/** The shop's usual release: both services' v2 images in lane gray, with `steps`. */
+export const grayShopRelease = (steps: unknown[]) => ({
+  lane: 'gray',
+  entrypoint: 'shop',
+  services: [
+    { name: 'backend', canary: { version: 'v2', image: 'backend:2' } },
+    { name: 'frontend', canary: { version: 'v2', image: 'frontend:2' } },
+  ],
+  steps,
+});
+
 export interface MirroredTable {
   revision: number;
   services: Record<string, { lanes: Record<string, { endpoints: string[] }> }>;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from './graylane.js';
 import { apiserverRequests } from './kube-env.js';
-import { type ShopCluster, startShopCluster } from './kube-shop.js';
+import { grayShopRelease, type ShopCluster, startShopCluster } from './kube-shop.js';
 
 /**
  * Optimistic concurrency on a real API server: the controller writes a Release's status with the
@@ -52,15 +52,10 @@ describe('Kubernetes mode: conflicts on a Release', () => {
 
   it('retries a status write that met a stale resourceVersion: every step, event and user edit lands', async () => {
     const conflictsBefore = await statusConflicts();
-    await shop.createRelease('churned', {
-      lane: 'gray',
-      entrypoint: 'shop',
-      services: [
-        { name: 'backend', canary: { version: 'v2', image: 'backend:2' } },
-        { name: 'frontend', canary: { version: 'v2', image: 'frontend:2' } },
-      ],
-      steps: [{ weight: 20 }, { pause: {} }, { weight: 60 }, { pause: {} }],
-    });
+    await shop.createRelease(
+      'churned',
+      grayShopRelease([{ weight: 20 }, { pause: {} }, { weight: 60 }, { pause: {} }]),
+    );
     const churning = churn('churned');
     await shop.waitForDeployment('backend-gray');
     await shop.runPods('backend-gray');

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from './graylane.js';
-import { type ShopCluster, startShopCluster } from './kube-shop.js';
+import { grayShopRelease, type ShopCluster, startShopCluster } from './kube-shop.js';
 
 /**
  * Deleting a Release in a cluster: its canary Deployments go with it through their ownerReferences,
@@ -25,15 +25,7 @@ describe('Kubernetes mode: deleting a Release garbage-collects its canaries', ()
     const stableBefore = await Promise.all(
       ['backend', 'frontend'].map((name) => shop.waitForDeployment(name)),
     );
-    await shop.createRelease('checkout-v2', {
-      lane: 'gray',
-      entrypoint: 'shop',
-      services: [
-        { name: 'backend', canary: { version: 'v2', image: 'backend:2' } },
-        { name: 'frontend', canary: { version: 'v2', image: 'frontend:2' } },
-      ],
-      steps: [{ weight: 20 }, { pause: {} }],
-    });
+    await shop.createRelease('checkout-v2', grayShopRelease([{ weight: 20 }, { pause: {} }]));
     await shop.waitForDeployment('backend-gray');
     await shop.runPods('backend-gray');
     await shop.waitForDeployment('frontend-gray');

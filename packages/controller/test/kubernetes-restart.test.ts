@@ -3,7 +3,7 @@ import { makeInformer, type V1ConfigMap } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mirroredTableText } from '../src/kubernetes/route-table-mirror.js';
 import { until } from './graylane.js';
-import { type ShopCluster, startShopCluster } from './kube-shop.js';
+import { grayShopRelease, type ShopCluster, startShopCluster } from './kube-shop.js';
 
 /**
  * One controller, killed (SIGKILL) in the middle of a release and started again: once while it
@@ -51,15 +51,10 @@ describe('Kubernetes mode: a controller restarted mid-release', () => {
 
   it('resumes from the status: no second canary, no step lost or repeated, events go on, the revision only grows', async () => {
     let controller = await shop.startController();
-    await shop.createRelease('restarted', {
-      lane: 'gray',
-      entrypoint: 'shop',
-      services: [
-        { name: 'backend', canary: { version: 'v2', image: 'backend:2' } },
-        { name: 'frontend', canary: { version: 'v2', image: 'frontend:2' } },
-      ],
-      steps: [{ weight: 20 }, { pause: {} }, { weight: 50 }],
-    });
+    await shop.createRelease(
+      'restarted',
+      grayShopRelease([{ weight: 20 }, { pause: {} }, { weight: 50 }]),
+    );
 
     // Killed while Deploying: the backend's canary exists and is not ready yet.
     const backendCanary = await shop.waitForDeployment('backend-gray');

@@ -1,7 +1,7 @@
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep, until } from './graylane.js';
-import { type ShopCluster, startShopCluster } from './kube-shop.js';
+import { grayShopRelease, type ShopCluster, startShopCluster } from './kube-shop.js';
 
 /**
  * Kubernetes mode against a real kube-apiserver + etcd. There is no kubelet or controller-manager:
@@ -48,15 +48,10 @@ describe('Kubernetes mode on a real API server', () => {
   });
 
   it('deploys canary Deployments bottom-up, routes the lane to their pods, promotes through the user Deployments', async () => {
-    const owner = await shop.createRelease('checkout-v2', {
-      lane: 'gray',
-      entrypoint: 'shop',
-      services: [
-        { name: 'backend', canary: { version: 'v2', image: 'backend:2' } },
-        { name: 'frontend', canary: { version: 'v2', image: 'frontend:2' } },
-      ],
-      steps: [{ weight: 20 }, { pause: {} }],
-    });
+    const owner = await shop.createRelease(
+      'checkout-v2',
+      grayShopRelease([{ weight: 20 }, { pause: {} }]),
+    );
     const backendCanary = await shop.waitForDeployment('backend-gray');
     expect(backendCanary.metadata?.labels).toMatchObject({
       'graylane.dev/lane': 'gray',

@@ -7,10 +7,11 @@ import { AnalysisRunner } from './analysis/runner.js';
 import type { AnyDocument } from './documents/parse.js';
 import { checkReferences, dependents } from './documents/references.js';
 import { ControllerError } from './errors.js';
+import { observeCanaries } from './platform/calls.js';
 import { Effects } from './platform/effects.js';
 import { freePort, LocalPlatform } from './platform/local.js';
 import type { Platform } from './platform/platform.js';
-import { act, advance, type CanaryObservation, type ReleaseAction } from './release/machine.js';
+import { act, advance, type ReleaseAction } from './release/machine.js';
 import { isActive, servesStable } from './release/phases.js';
 import { initialStatus, type Release, type ReleaseEvent } from './release/status.js';
 import { FileStateStore, loadOrCreateToken } from './state/file-store.js';
@@ -267,18 +268,6 @@ export class Controller {
     );
   }
 
-  private observe(release: Release): Record<string, CanaryObservation> {
-    const canaries: Record<string, CanaryObservation> = {};
-    for (const member of release.spec.services) {
-      const { health, message } = this.platform.status(
-        { service: member.name, lane: release.spec.lane },
-        member.canary,
-      );
-      canaries[member.name] = message === undefined ? { health } : { health, message };
-    }
-    return canaries;
-  }
-
   private async reconcile(): Promise<void> {
     await this.ensureManagedProxy();
     // While a promotion moves a service's stable version, the platform's promote owns its instances.
@@ -310,7 +299,7 @@ export class Controller {
         release,
         {
           now,
-          canaries: this.observe(release),
+          canaries: observeCanaries(this.platform, release.spec),
           applied: (r) => this.router.applied(r),
           ...this.analysis.observe(release, now),
         },

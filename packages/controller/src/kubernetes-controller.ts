@@ -17,9 +17,10 @@ import { KeepWatching } from './kubernetes/keep-watching.js';
 import { LeaderElector } from './kubernetes/lease.js';
 import { applyRequest, REQUEST_ANNOTATION } from './kubernetes/request.js';
 import { RouteTableMirror } from './kubernetes/route-table-mirror.js';
+import { observeCanaries } from './platform/calls.js';
 import { Effects } from './platform/effects.js';
 import { KubernetesPlatform } from './platform/kubernetes.js';
-import { advance, type CanaryObservation } from './release/machine.js';
+import { advance } from './release/machine.js';
 import { orderProblems } from './release/order.js';
 import { isActive } from './release/phases.js';
 import {
@@ -385,14 +386,7 @@ export class KubernetesController {
         release.status = requested.status;
         requestEvents.set(object.metadata!.name!, requested.events);
       }
-      const canaries: Record<string, CanaryObservation> = {};
-      for (const member of doc.spec.services) {
-        const { health, message } = this.platform.status(
-          { service: member.name, lane: doc.spec.lane },
-          member.canary,
-        );
-        canaries[member.name] = message === undefined ? { health } : { health, message };
-      }
+      const canaries = observeCanaries(this.platform, doc.spec);
       const entryService = pass.entrypoints.get(doc.spec.entrypoint)?.spec.service;
       const outcome = advance(
         release,

@@ -1,6 +1,7 @@
 import type { Workload } from '../documents/schema.js';
+import type { CanaryObservation } from '../release/machine.js';
 import type { Release } from '../release/status.js';
-import type { WorkloadRef } from './platform.js';
+import type { Platform, WorkloadRef } from './platform.js';
 
 export type PlatformCall = 'deploy' | 'remove' | 'promote';
 
@@ -32,4 +33,20 @@ export function platformCalls(release: Release): PlatformCallFor[] {
         return [];
     }
   });
+}
+
+/** What the core observes of a release's canaries, by service: the platform's health of each. */
+export function observeCanaries(
+  platform: Platform,
+  spec: Pick<Release['spec'], 'lane' | 'services'>,
+): Record<string, CanaryObservation> {
+  const canaries: Record<string, CanaryObservation> = {};
+  for (const member of spec.services) {
+    const { health, message } = platform.status(
+      { service: member.name, lane: spec.lane },
+      member.canary,
+    );
+    canaries[member.name] = message === undefined ? { health } : { health, message };
+  }
+  return canaries;
 }

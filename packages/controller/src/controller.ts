@@ -204,6 +204,32 @@ export class Controller {
     });
   }
 
+  /**
+   * Waits until the graylane-proxy run for `--gateway`/`--outbound` answers ready. Returns why it did
+   * not when it exits or times out first (a port in use, most often): a controller whose gateway never
+   * bound would look healthy while the port answers someone else.
+   */
+  async managedProxyProblem(): Promise<string | undefined> {
+    if (!this.managesProxy() || !(this.platform instanceof LocalPlatform)) return undefined;
+    const supervisor = this.platform.supervisor;
+    const restartsBefore = supervisor.get(MANAGED_PROXY)?.restarts ?? 0;
+    for (;;) {
+      const record = supervisor.get(MANAGED_PROXY);
+      if (record?.health === 'ready') return undefined;
+      // An exit counts once its message is written (the supervisor reads the log's tail first).
+      const exited =
+        record && record.restarts > restartsBefore && record.message?.includes(' exited');
+      if (record && (record.health === 'failed' || exited)) {
+        // The proxy's one-line reason ("graylane-proxy: cannot listen on gateway …") is among the
+        // last lines of its log, not always the last: its JSON log lines are flushed at exit.
+        const lines = (record.message ?? record.health).trim().split('\n');
+        const reason = lines.findLast((line) => line.startsWith('graylane-proxy:')) ?? lines[0];
+        return `${reason} (log: ${record.spec.logFile})`;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   get snapshot(): Readonly<ControllerState> {
     return this.state;
   }

@@ -9,7 +9,7 @@
 //
 //   node bench/sdk-overhead-instructions.mjs          (needs valgrind: apt-get install valgrind)
 //   BEFORE=<git ref>: adds "SDK before", the SDK built from that commit's source, in the same run.
-//   writes bench/results/sdk-overhead-instructions.md; about 5 minutes per variant (3 runs).
+//   writes bench/results/sdk-overhead-instructions.md; about 4 minutes per variant (5 runs).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,9 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { instructionsFor, requireValgrind } from './callgrind.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const WARMUP = Number(process.env.WARMUP ?? 4000);
+const WARMUP = Number(process.env.WARMUP ?? 20000);
 const REQUESTS = Number(process.env.REQUESTS ?? 1500);
-const RUNS = Number(process.env.RUNS ?? 3);
+const RUNS = Number(process.env.RUNS ?? 5);
 // One connection: requests arrive one at a time, so no run batches more of them per event-loop turn
 // than another (with 8, runs of the same build differed by 5 %).
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 1);
@@ -72,6 +72,14 @@ const VARIANTS = [
     'SDK',
     'hello-sdk',
     `the register hook's setup (install()), SDK at ${head}`,
+    { BENCH_SDK_MIDDLEWARE: '0' },
+  ],
+  ['node:http bare', 'node-hello', 'node:http alone, no Express, no context propagation'],
+  ['node:http ALS only', 'node-hello-als', 'node:http, the handler inside asyncLocalStorage.run'],
+  [
+    'node:http SDK',
+    'node-hello-sdk',
+    `node:http, the register hook's setup (install()), SDK at ${head}`,
     { BENCH_SDK_MIDDLEWARE: '0' },
   ],
   // Not run unless named in ONLY: for finding where a cost comes from.
@@ -169,12 +177,18 @@ async function main() {
       BUCKETS.map(([bucket]) => [bucket, median(buckets[i].map((b) => b[bucket]))]),
     ),
   }));
+  // Express rows compare with bare Express, node:http rows with bare node:http.
+  const baseOf = (r) =>
+    rows.find((b) => b.name === (r.name.startsWith('node:http') ? 'node:http bare' : 'bare')) ??
+    rows[0];
   const delta = (r, bucket) => {
-    const d = r.buckets[bucket] - rows[0].buckets[bucket];
+    const d = r.buckets[bucket] - baseOf(r).buckets[bucket];
     return `${d >= 0 ? '+' : ''}${d.toFixed(0)}`;
   };
-  const base = median(rows[0].runs);
-  const pct = (x) => `${x >= base ? '+' : ''}${(((x - base) / base) * 100).toFixed(1)} %`;
+  const pct = (r, x) => {
+    const base = median(baseOf(r).runs);
+    return `${x >= base ? '+' : ''}${(((x - base) / base) * 100).toFixed(1)} %`;
+  };
   const lines = [
     '# SDK overhead in instructions',
     '',
@@ -184,17 +198,17 @@ async function main() {
     `process). ${RUNS} runs per variant, each a fresh process, in rotated order; median and spread`,
     "(min–max) of instructions per request. Instruction counts do not depend on the machine's load.",
     '',
-    '| variant | what | instructions / request (median) | spread | vs bare (median) | vs bare, each run |',
+    '| variant | what | instructions / request (median) | spread | vs its bare row (median) | vs its bare row, each run |',
     '|---|---|---:|---:|---:|---|',
     ...rows.map((r) => {
       const m = median(r.runs);
       const spread = `${((Math.min(...r.runs) / m - 1) * 100).toFixed(1)} / +${((Math.max(...r.runs) / m - 1) * 100).toFixed(1)} %`;
-      return `| ${r.name} | ${r.what} | ${m.toFixed(0)} | ${spread} | ${pct(m)} | ${r.runs.map(pct).join(', ')} |`;
+      return `| ${r.name} | ${r.what} | ${m.toFixed(0)} | ${spread} | ${pct(r, m)} | ${r.runs.map((x) => pct(r, x)).join(', ')} |`;
     }),
     '',
     'Where the instructions go (median per request, by the function callgrind names; JIT-compiled',
     'JavaScript has no name there, so the JS of Express, Node and the SDK is one bucket). In',
-    'parentheses, the difference from bare:',
+    'parentheses, the difference from its bare row:',
     '',
     `| variant | ${BUCKETS.map(([b]) => b).join(' | ')} |`,
     `|---|${BUCKETS.map(() => '---:').join('|')}|`,

@@ -1,5 +1,5 @@
 // One bench target per process, so the SDK's process-wide hooks never touch the baseline variants.
-// Usage: node bench/sdk-overhead-server.mjs <upstream|hello[-als|-sdk]|fetch[-als|-sdk]> [upstreamUrl]
+// Usage: node bench/sdk-overhead-server.mjs <upstream|hello[-als|-sdk]|node-hello[-als|-sdk]|fetch[-als|-sdk]> [upstreamUrl]
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -13,6 +13,7 @@ const [variant, upstream] = process.argv.slice(2);
 
 async function build() {
   if (variant === 'upstream') return http.createServer((_req, res) => res.end('upstream'));
+  if (variant.startsWith('node-')) return buildNodeHttp();
   const app = express();
   if (variant.endsWith('-als')) {
     // The floor: what any AsyncLocalStorage-based context costs on this Node, with no SDK code.
@@ -37,6 +38,26 @@ async function build() {
     });
   }
   return http.createServer(app);
+}
+
+/**
+ * The same hello world on node:http alone: what context propagation costs without Express 5, whose
+ * per-request prototype swaps keep V8 re-optimizing and make every extra async hook dearer.
+ */
+async function buildNodeHttp() {
+  const hello = (_req, res) => res.end('hello world');
+  if (variant.endsWith('-als')) {
+    const als = new AsyncLocalStorage();
+    return http.createServer((req, res) => als.run({ lane: 'gray' }, hello, req, res));
+  }
+  if (variant.endsWith('-sdk')) {
+    const dist = process.env.BENCH_SDK_DIST;
+    const sdk = await import(
+      dist ? pathToFileURL(dist).href : '../packages/propagation-sdk/dist/index.js'
+    );
+    sdk.install(JSON.parse(process.env.BENCH_SDK_INSTALL ?? '{}'));
+  }
+  return http.createServer(hello);
 }
 
 const server = await build();

@@ -133,8 +133,20 @@ export async function sample(gateway, n, headersOf = () => ({})) {
  * signal would make the controller exit without stopping its processes).
  */
 export async function startStack({ drain = '300ms' } = {}) {
+  // Ports are picked free, then bound by the controller's processes a moment later; on a busy
+  // machine another process can take one in between. The controller then exits saying so, and
+  // another set of ports is tried.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startStackOn(await freePorts(3), drain);
+    } catch (error) {
+      if (attempt === 3 || !error.message.includes('EADDRINUSE')) throw error;
+    }
+  }
+}
+
+async function startStackOn([apiPort, gatewayPort, outboundPort], drain) {
   const stateDir = mkdtempSync(join(tmpdir(), 'graylane-demo-'));
-  const [apiPort, gatewayPort, outboundPort] = await freePorts(3);
   const url = `http://127.0.0.1:${apiPort}`;
   const child = spawn(
     process.execPath,
@@ -205,16 +217,18 @@ export async function startStack({ drain = '300ms' } = {}) {
   };
   try {
     await until(
-      'the controller API',
-      // 200 once the controller has loaded its state and written its token; 503 before.
+      'the controller API and its proxy',
+      // The API answers once the controller has loaded its state; the proxy for --gateway and
+      // --outbound is ready a moment later, or the controller exits saying why it is not.
       async () => {
-        const res = await request(`${url}/healthz`);
-        await res.body.dump();
-        return res.statusCode;
+        if (child.exitCode !== null) return 'exited';
+        const { processes } = await stack.api('GET', '/v1/status');
+        return processes.find((p) => p.id.startsWith('graylane-proxy.managed'))?.health;
       },
-      (status) => status === 200,
+      (health) => health === 'ready' || health === 'exited',
       60_000,
     );
+    if (child.exitCode !== null) throw new Error(`the controller exited (${child.exitCode})`);
   } catch (error) {
     await stack.stop();
     throw new Error(`${error.message}\n${log}`);

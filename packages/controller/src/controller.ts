@@ -11,7 +11,8 @@ import { observeCanaries } from './platform/calls.js';
 import { Effects } from './platform/effects.js';
 import { freePort, LocalPlatform } from './platform/local.js';
 import type { Platform } from './platform/platform.js';
-import { act, advance, type ReleaseAction } from './release/machine.js';
+import { act, type ReleaseAction } from './release/actions.js';
+import { advance } from './release/machine.js';
 import { isActive, servesStable } from './release/phases.js';
 import { initialStatus, type Release, type ReleaseEvent } from './release/status.js';
 import { FileStateStore, loadOrCreateToken } from './state/file-store.js';
@@ -202,6 +203,32 @@ export class Controller {
       readyTimeoutMs: 15_000,
       logFile: join(this.options.stateDir, 'logs', `${MANAGED_PROXY}.log`),
     });
+  }
+
+  /**
+   * Waits until the graylane-proxy run for `--gateway`/`--outbound` answers ready. Returns why it did
+   * not when it exits or times out first (a port in use, most often): a controller whose gateway never
+   * bound would look healthy while the port answers someone else.
+   */
+  async managedProxyProblem(): Promise<string | undefined> {
+    if (!this.managesProxy() || !(this.platform instanceof LocalPlatform)) return undefined;
+    const supervisor = this.platform.supervisor;
+    const restartsBefore = supervisor.get(MANAGED_PROXY)?.restarts ?? 0;
+    for (;;) {
+      const record = supervisor.get(MANAGED_PROXY);
+      if (record?.health === 'ready') return undefined;
+      // An exit counts once its message is written (the supervisor reads the log's tail first).
+      const exited =
+        record && record.restarts > restartsBefore && record.message?.includes(' exited');
+      if (record && (record.health === 'failed' || exited)) {
+        // The proxy's one-line reason ("graylane-proxy: cannot listen on gateway …") is among the
+        // last lines of its log, not always the last: its JSON log lines are flushed at exit.
+        const lines = (record.message ?? record.health).trim().split('\n');
+        const reason = lines.findLast((line) => line.startsWith('graylane-proxy:')) ?? lines[0];
+        return `${reason} (log: ${record.spec.logFile})`;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   get snapshot(): Readonly<ControllerState> {

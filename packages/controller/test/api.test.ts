@@ -1,4 +1,6 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -307,6 +309,31 @@ describe('the state directory', () => {
       cleanup(dir);
     },
   );
+
+  it('exits 2 naming the port when the --gateway port is taken', async () => {
+    const dir = tempDir();
+    const taken = createServer((_req, res) => res.end('someone else'));
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const gateway = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
+    try {
+      const res = await runCli([
+        '--state-dir',
+        dir,
+        'controller',
+        '--listen',
+        `127.0.0.1:${await freePort()}`,
+        '--gateway',
+        gateway,
+      ]);
+      expect(res.code, res.stderr).toBe(2);
+      expect(res.stderr).toContain(
+        `the proxy for --gateway ${gateway} did not start: graylane-proxy: cannot listen on gateway ${gateway}: EADDRINUSE`,
+      );
+    } finally {
+      taken.close();
+      cleanup(dir);
+    }
+  });
 
   it('reports a bad flag value with one line and exit 2', async () => {
     const res = await runCli(['--state-dir', tempDir(), 'controller', '--listen', 'nonsense:port']);

@@ -208,9 +208,16 @@ export class GraylaneProxy {
     for (const [kind, server] of this.servers) {
       const address = this.options[kind]!;
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
+        const refuse = (error: NodeJS.ErrnoException) =>
+          reject(
+            new Error(
+              `cannot listen on ${kind} ${address.host}:${address.port}: ${error.code ?? error.message}`,
+              { cause: error },
+            ),
+          );
+        server.once('error', refuse);
         server.listen(address.port, address.host, () => {
-          server.off('error', reject);
+          server.off('error', refuse);
           resolve();
         });
       });

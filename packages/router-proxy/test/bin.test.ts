@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -94,6 +95,26 @@ describe('graylane-proxy bin', () => {
     expect(code).not.toBe(0);
     expect(stderr).toContain(bad);
     expect(stderr).toMatch(/services\.web\.stable/);
+  });
+
+  it('refuses a port in use with one line naming the listener and the address', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
+    try {
+      const { code, stderr } = await runToExit([
+        '--route-table',
+        tableFile,
+        '--admin',
+        '127.0.0.1:0',
+        '--gateway',
+        address,
+      ]);
+      expect(code).toBe(2);
+      expect(stderr.trim()).toBe(`graylane-proxy: cannot listen on gateway ${address}: EADDRINUSE`);
+    } finally {
+      taken.close();
+    }
   });
 
   it('refuses a missing route table, naming the file', async () => {

@@ -82,6 +82,18 @@ export async function runController(
       fail(`cannot listen on ${options.listen}: ${code}`);
     throw error;
   }
+  const proxyProblem = await controller.managedProxyProblem();
+  if (proxyProblem !== undefined) {
+    controller.publisher.close();
+    await api.close().catch(() => {});
+    // Left running, as with --leave-running: the next controller adopts the apps, nothing is lost.
+    await controller.close({ stopWorkloads: false });
+    const listeners = [
+      options.gateway && `--gateway ${options.gateway}`,
+      options.outbound && `--outbound ${options.outbound}`,
+    ].filter(Boolean);
+    fail(`the proxy for ${listeners.join(' and ')} did not start: ${proxyProblem}`);
+  }
   if (controller.tokenCreated) {
     process.stderr.write(
       `graylane: write token created in ${resolve(options.stateDir)}/token (shown once):\n  ${controller.token}\n`,

@@ -77,7 +77,8 @@ const WORK = mkdtempSync(path.join(os.tmpdir(), 'graylane-peers-run-'));
 const NAMES = {
   direct: 'direct (no proxy)',
   nginx: 'nginx 1 worker',
-  floor: 'minimal node:http + undici stream()',
+  floor: 'minimal node:http + undici Pool.dispatch (the floor)',
+  stream: 'node:http + undici stream()',
   fastify: '@fastify/http-proxy',
   gateway: 'graylane gateway, untagged',
   tagged: 'graylane gateway, x-lane: gray',
@@ -165,8 +166,10 @@ async function startPeers(upstreamPort) {
     child: httpProxy.child,
     fixed: true,
   });
-  const floor = await nodePeer(serve, ['undici-stream', upstream]);
+  const floor = await nodePeer(serve, ['undici-dispatch', upstream]);
   peers.push({ name: NAMES.floor, port: floor.ports.port, child: floor.child, fixed: true });
+  const stream = await nodePeer(serve, ['undici-stream', upstream]);
+  peers.push({ name: NAMES.stream, port: stream.ports.port, child: stream.child, fixed: true });
 
   const gray = `http://127.0.0.2:${upstreamPort}`;
   const graylane = await nodePeer(path.join(HERE, 'peers', 'graylane.mjs'), [

@@ -14,6 +14,8 @@
 //            a copy taken before a change, at packages/router-proxy/dist-baseline)
 //            --node-flags "FLAGS" (node flags for the graylane child only, e.g. V8 heap settings;
 //            with --baseline packages/router-proxy/dist, the same build without them)
+//            --upstream-host NAME (graylane's endpoint written with a host name, e.g. localhost;
+//            with --baseline packages/router-proxy/dist, the same build with the IP)
 import { fork } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -40,6 +42,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     baseline: { type: 'string' },
     'node-flags': { type: 'string' },
+    'upstream-host': { type: 'string' },
   },
 });
 
@@ -120,7 +123,12 @@ async function main() {
         : [];
     if (GRAYLANES.includes(name) && values['node-flags'])
       prof.push(...values['node-flags'].split(' '));
-    const child = await startChild('serve.mjs', [name, upstreamUrl], prof);
+    // The endpoint as graylane's table writes it: by default the upstream's IP, or a host name.
+    const endpoint =
+      GRAYLANES.includes(name) && values['upstream-host']
+        ? upstreamUrl.replace('127.0.0.1', values['upstream-host'])
+        : upstreamUrl;
+    const child = await startChild('serve.mjs', [name, endpoint], prof);
     targets.push({ name, sidecar: name === PRODUCT_OUTBOUND, ...child });
   }
   if (values.baseline) {

@@ -423,7 +423,8 @@ async function profileGateway(upstream) {
   ]);
   const peer = { name: 'profiled gateway', port: gateway.ports.gateway };
   await waitForPort(peer.port);
-  await wrk(WORK, peer, { ...settings, seconds: Math.max(1, settings.seconds / 2) });
+  // wrk takes whole seconds.
+  await wrk(WORK, peer, { ...settings, seconds: Math.ceil(settings.seconds / 2) });
   gateway.child.kill('SIGUSR2');
   const result = await wrk(WORK, peer, settings);
   await stop(gateway.child);

@@ -55,6 +55,7 @@ function buildBefore(ref) {
 }
 
 const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
+const beforeDist = BEFORE ? buildBefore(BEFORE) : undefined;
 const VARIANTS = [
   ['bare', 'hello', 'Express 5, no context propagation'],
   ['ALS only', 'hello-als', 'a middleware doing asyncLocalStorage.run(store, next): the floor'],
@@ -64,7 +65,7 @@ const VARIANTS = [
           'SDK before',
           'hello-sdk',
           `the register hook's setup (install()), SDK built from ${BEFORE}`,
-          { BENCH_SDK_MIDDLEWARE: '0', BENCH_SDK_DIST: buildBefore(BEFORE) },
+          { BENCH_SDK_MIDDLEWARE: '0', BENCH_SDK_DIST: beforeDist },
         ],
       ]
     : []),
@@ -76,6 +77,16 @@ const VARIANTS = [
   ],
   ['node:http bare', 'node-hello', 'node:http alone, no Express, no context propagation'],
   ['node:http ALS only', 'node-hello-als', 'node:http, the handler inside asyncLocalStorage.run'],
+  ...(BEFORE
+    ? [
+        [
+          'node:http SDK before',
+          'node-hello-sdk',
+          `node:http, the register hook's setup (install()), SDK built from ${BEFORE}`,
+          { BENCH_SDK_MIDDLEWARE: '0', BENCH_SDK_DIST: beforeDist },
+        ],
+      ]
+    : []),
   [
     'node:http SDK',
     'node-hello-sdk',

@@ -121,10 +121,27 @@ export function getLane(): string {
 
 /** Runs `fn` in `store`, mirrored into OTel baggage when OTel manages context. */
 export function runInContext<T>(store: Store, fn: () => T): T {
+  return applyInContext(store, fn, undefined, NO_ARGS);
+}
+
+const NO_ARGS: readonly unknown[] = Object.freeze([]);
+
+/**
+ * `fn.apply(thisArg, args)` in `store`: what the hooks that wrap `emit` call, so that no closure
+ * (and no context for one, which V8 makes on every call of a function that has one) is made per event.
+ */
+export function applyInContext<T>(
+  store: Store,
+  fn: (...args: never[]) => T,
+  thisArg: unknown,
+  args: ArrayLike<unknown>,
+): T {
   // Already inside it (a global server hook and a middleware both entered the request): no new frame.
-  if (storage.getStore() === store) return fn();
-  if (!otelContextActive()) return storage.run(store, fn);
-  return storage.run(store, runWithOtelLane, store.lane, getConfig().baggageKey, fn);
+  if (storage.getStore() === store) return Reflect.apply(fn, thisArg, args);
+  if (!otelContextActive()) return storage.run(store, Reflect.apply, fn, thisArg, args) as T;
+  return storage.run(store, runWithOtelLane, store.lane, getConfig().baggageKey, () =>
+    Reflect.apply(fn, thisArg, args),
+  );
 }
 
 /**
@@ -193,16 +210,26 @@ function boundEmitOf(emit: Emit): Emit {
     const bound = this[boundStore];
     // An event nobody listens to runs no code in any context: no context switch for it (a request's
     // `resume`, `end` and `close` mostly).
-    if (bound === undefined || storage.getStore() === bound || noListeners(this, event)) {
+    if (bound === undefined || storage.getStore() === bound || noAppListeners(this, event)) {
       return emit.apply(this, args);
     }
-    return storage.run(bound, () => emit.apply(this, args));
+    return storage.run(bound, Reflect.apply, emit, this, args);
   } as Emit;
 }
 
-function noListeners(emitter: BindableEmitter, event: string | symbol): boolean {
+/**
+ * Whether no code of the app listens to `event`. Node's server adds its own `clearIncoming` to a
+ * request's `end` once the response is finished; it needs no context, and switching to the request's
+ * for it was one context switch per request.
+ */
+function noAppListeners(emitter: BindableEmitter, event: string | symbol): boolean {
   const count = (emitter as Partial<Pick<EventEmitter, 'listenerCount'>>).listenerCount;
-  return typeof count === 'function' && count.call(emitter, event) === 0;
+  if (typeof count !== 'function') return false;
+  const listeners = count.call(emitter, event);
+  if (listeners === 0) return true;
+  if (listeners !== 1 || event !== 'end') return false;
+  const only = (emitter as { _events?: Record<string, unknown> })._events?.end;
+  return typeof only === 'function' && only.name === 'clearIncoming';
 }
 
 const patchedPrototypes = shared.patched;

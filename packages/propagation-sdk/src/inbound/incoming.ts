@@ -84,6 +84,9 @@ export function applyWithIncoming<T>(
   return result;
 }
 
+/** Whether this copy bound `IncomingMessage`'s prototype yet: a boolean, not a WeakSet look-up per request. */
+let incomingBound = false;
+
 function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
   const options = getConfig();
   const tag = readTag(req.headers, options);
@@ -93,7 +96,10 @@ function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
   const store = requestStore(tag.lane, tag.source, typeof res === 'object' ? res : undefined);
   // Body events are emitted from the connection's context; bind them to the request's.
   if (req instanceof IncomingMessage) {
-    bindPrototypeEvents(IncomingMessage.prototype);
+    if (!incomingBound) {
+      bindPrototypeEvents(IncomingMessage.prototype);
+      incomingBound = true;
+    }
     markBound(req, store);
   } else {
     req[entered] = store;

@@ -5,13 +5,17 @@
 // (bench/forwarders/serve.mjs) in front of the bench upstream; a fixed number of small GETs is sent
 // at a fixed concurrency, and the child's user+system time is read from /proc before and after.
 //
-//   node bench/proxy-cpu.mjs                       graylane gateway vs the minimal undici forwarder
+//   node bench/proxy-cpu.mjs                       graylane gateway vs the floor (undici Pool.dispatch)
 //   options: --requests N --connections N --rounds N --lane LANE --only NAME --out FILE
+//            --listener outbound (the sidecar, reached with `Host: bench`, instead of the gateway;
+//            gateway,outbound: both, interleaved)
 //            --cpu-prof DIR (profile the graylane child; open the .cpuprofile in Chrome DevTools)
-//            --baseline DIR (also a gateway from another build of packages/router-proxy/dist, e.g.
+//            --baseline DIR (also the (first) listener from another build of packages/router-proxy/dist, e.g.
 //            a copy taken before a change, at packages/router-proxy/dist-baseline)
 //            --node-flags "FLAGS" (node flags for the graylane child only, e.g. V8 heap settings;
 //            with --baseline packages/router-proxy/dist, the same build without them)
+//            --upstream-host NAME (graylane's endpoint written with a host name, e.g. localhost;
+//            with --baseline packages/router-proxy/dist, the same build with the IP)
 import { fork } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,11 +23,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { PRODUCT } from './forwarders/serve.mjs';
+import { PRODUCT, PRODUCT_OUTBOUND } from './forwarders/serve.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const FLOOR = 'undici-stream';
-const BASELINE = 'graylane-proxy (gateway), --baseline build';
+const FLOOR = 'undici-dispatch';
+const BASELINE = '--baseline build';
 const CLOCK_TICKS_PER_S = 100;
 
 const { values } = parseArgs({
@@ -32,11 +36,13 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '3' },
     lane: { type: 'string' },
+    listener: { type: 'string', default: 'gateway' },
     only: { type: 'string' },
     out: { type: 'string' },
     'cpu-prof': { type: 'string' },
     baseline: { type: 'string' },
     'node-flags': { type: 'string' },
+    'upstream-host': { type: 'string' },
   },
 });
 
@@ -67,12 +73,22 @@ function peakRssMb(pid) {
   return Number(kb) / 1024;
 }
 
-async function send(port, amount) {
+/** The graylane forwarders measured: the gateway, or (--listener outbound) the sidecar, or both. */
+const LISTENERS = { gateway: PRODUCT, outbound: PRODUCT_OUTBOUND };
+const GRAYLANES = values.listener.split(',').map((l) => LISTENERS[l]);
+if (GRAYLANES.includes(undefined)) throw new Error(`--listener: gateway, outbound or both`);
+const GRAYLANE = GRAYLANES[0];
+
+async function send({ port, sidecar }, amount) {
   const result = await autocannon({
     url: `http://127.0.0.1:${port}/small`,
     connections: Number(values.connections),
     amount,
-    headers: values.lane ? { 'x-lane': values.lane } : {},
+    headers: {
+      ...(values.lane ? { 'x-lane': values.lane } : {}),
+      // The sidecar routes by Host; the others are sent the Host a client of theirs would use.
+      ...(sidecar ? { host: 'bench' } : {}),
+    },
   });
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${result.non2xx} non-2xx and ${result.errors} errors on port ${port}`);
@@ -82,9 +98,9 @@ async function send(port, amount) {
 
 async function measure(target) {
   const requests = Number(values.requests);
-  await send(target.port, Math.min(5000, requests)); // warm-up: JIT, pools
+  await send(target, Math.min(5000, requests)); // warm-up: JIT, pools
   const before = cpuSeconds(target.child.pid);
-  const result = await send(target.port, requests);
+  const result = await send(target, requests);
   const cpu = cpuSeconds(target.child.pid) - before;
   return {
     usPerRequest: (cpu / result.requests.total) * 1e6,
@@ -98,22 +114,29 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 async function main() {
   const upstream = await startChild('upstream.mjs', []);
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
-  const names = values.only ? [values.only] : [PRODUCT, FLOOR];
+  const names = values.only ? [values.only] : [...GRAYLANES, FLOOR];
   const targets = [];
   for (const name of names) {
     const prof =
-      values['cpu-prof'] && (name === PRODUCT || values.only)
+      values['cpu-prof'] && (GRAYLANES.includes(name) || values.only)
         ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`]
         : [];
-    if (name === PRODUCT && values['node-flags']) prof.push(...values['node-flags'].split(' '));
-    targets.push({ name, ...(await startChild('serve.mjs', [name, upstreamUrl], prof)) });
+    if (GRAYLANES.includes(name) && values['node-flags'])
+      prof.push(...values['node-flags'].split(' '));
+    // The endpoint as graylane's table writes it: by default the upstream's IP, or a host name.
+    const endpoint =
+      GRAYLANES.includes(name) && values['upstream-host']
+        ? upstreamUrl.replace('127.0.0.1', values['upstream-host'])
+        : upstreamUrl;
+    const child = await startChild('serve.mjs', [name, endpoint], prof);
+    targets.push({ name, sidecar: name === PRODUCT_OUTBOUND, ...child });
   }
   if (values.baseline) {
     // The same gateway from another build (a copy of dist/ from before a change), interleaved
     // with this one: a before/after from one run.
     const env = { ...process.env, GRAYLANE_PROXY_DIST: values.baseline };
-    const child = await startChild('serve.mjs', [PRODUCT, upstreamUrl], [], env);
-    targets.push({ name: BASELINE, ...child });
+    const child = await startChild('serve.mjs', [GRAYLANE, upstreamUrl], [], env);
+    targets.push({ name: BASELINE, sidecar: GRAYLANE === PRODUCT_OUTBOUND, ...child });
     names.push(BASELINE);
   }
   const runs = new Map(names.map((n) => [n, []]));
@@ -137,7 +160,7 @@ async function main() {
   if (values.baseline) {
     // Round by round, the two builds ran next to each other: their ratio is steadier than either
     // figure while the machine's load moves.
-    const now = runs.get(PRODUCT).map((r) => r.usPerRequest);
+    const now = runs.get(GRAYLANE).map((r) => r.usPerRequest);
     const before = runs.get(BASELINE).map((r) => r.usPerRequest);
     const ratios = now.map((us, i) => us / before[i]);
     lines.push(

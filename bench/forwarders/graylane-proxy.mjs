@@ -41,13 +41,19 @@ export async function importBuilt() {
 }
 
 /** Starts the gateway in front of `upstreamUrl`; resolves with the port it listens on. */
-export async function startGateway(upstreamUrl) {
+export const startGateway = (upstreamUrl) => startListener('gateway', upstreamUrl);
+
+/**
+ * Starts one listener (`gateway`, or `outbound`: the sidecar, reached with `Host: bench`) in front of
+ * `upstreamUrl`; resolves with the port it listens on.
+ */
+export async function startListener(listener, upstreamUrl) {
   const { createLogger, GraylaneProxy, ProxyConfigSchema, parseRouteTable, proxyOptionsFrom } =
     await importBuilt();
   // The CLI's own defaults (server limits, upstream timeouts and keep-alive, retry budget,
   // outlier detection), not the test helper's.
   const config = ProxyConfigSchema.parse({
-    gateway: '127.0.0.1:0',
+    [listener]: '127.0.0.1:0',
     admin: '127.0.0.1:0',
     logLevel: 'silent',
     // The load generator on loopback stands where a load balancer would: trusted, like the
@@ -67,5 +73,5 @@ export async function startGateway(upstreamUrl) {
     logger: createLogger(config.logLevel),
   });
   await proxy.start();
-  return proxy.address('gateway').port;
+  return proxy.address(listener).port;
 }

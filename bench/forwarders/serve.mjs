@@ -16,6 +16,8 @@ function behindNodeHttp(createHandler) {
 
 /** The real proxy's row; every other forwarder is a minimal one. */
 export const PRODUCT = 'graylane-proxy (gateway)';
+/** The same process as an outbound sidecar, addressed by `Host: bench`. */
+export const PRODUCT_OUTBOUND = 'graylane-proxy (outbound)';
 
 /** Variant name -> lazy starter, so each child loads only what it benchmarks. */
 const FORWARDERS = {
@@ -24,6 +26,9 @@ const FORWARDERS = {
   ),
   'undici-request+pipe': behindNodeHttp(async (url) =>
     (await import('./undici-request.mjs')).createForwarder(url, { responseBody: 'pipe' }),
+  ),
+  'undici-dispatch': behindNodeHttp(async (url) =>
+    (await import('./undici-dispatch.mjs')).createForwarder(url),
   ),
   'undici-stream': behindNodeHttp(async (url) =>
     (await import('./undici-stream.mjs')).createForwarder(url),
@@ -36,14 +41,17 @@ const FORWARDERS = {
   ),
   // The product's full hot path, as opposed to the minimal forwarders above.
   [PRODUCT]: async (url) => (await import('./graylane-proxy.mjs')).startGateway(url),
+  [PRODUCT_OUTBOUND]: async (url) =>
+    (await import('./graylane-proxy.mjs')).startListener('outbound', url),
 };
 
-export const FORWARDER_NAMES = Object.keys(FORWARDERS);
+/** What bench/forwarding.mjs compares: every forwarder reached the same way (not by `Host`). */
+export const FORWARDER_NAMES = Object.keys(FORWARDERS).filter((name) => name !== PRODUCT_OUTBOUND);
 
 async function main([name, upstreamUrl]) {
   const start = FORWARDERS[name];
   if (start === undefined || upstreamUrl === undefined) {
-    throw new Error(`usage: serve.mjs <${FORWARDER_NAMES.join('|')}> <upstream-url>`);
+    throw new Error(`usage: serve.mjs <${Object.keys(FORWARDERS).join('|')}> <upstream-url>`);
   }
   const port = await start(upstreamUrl);
   if (process.send === undefined) {

@@ -1,6 +1,3 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { STABLE } from '@graylane/lane-core';
 import type { Logger } from 'pino';
 import { AnalysisRunner } from './analysis/runner.js';
@@ -9,9 +6,11 @@ import { checkReferences, dependents } from './documents/references.js';
 import { ControllerError } from './errors.js';
 import { observeCanaries } from './platform/calls.js';
 import { Effects } from './platform/effects.js';
-import { freePort, LocalPlatform } from './platform/local.js';
+import { LocalPlatform } from './platform/local.js';
+import { ManagedProxy, type ManagedProxyOptions } from './platform/managed-proxy.js';
 import type { Platform } from './platform/platform.js';
-import { act, advance, type ReleaseAction } from './release/machine.js';
+import { act, type ReleaseAction } from './release/actions.js';
+import { advance } from './release/machine.js';
 import { isActive, servesStable } from './release/phases.js';
 import { initialStatus, type Release, type ReleaseEvent } from './release/status.js';
 import { FileStateStore, loadOrCreateToken } from './state/file-store.js';
@@ -20,11 +19,6 @@ import { GraylaneProxyRouter } from './traffic/graylane-proxy.js';
 import { RouteTablePublisher } from './traffic/publisher.js';
 import { buildRouteTable, finishRouteTable } from './traffic/route-table.js';
 import type { TrafficRouter } from './traffic/router.js';
-
-export interface ManagedProxyOptions {
-  gateway?: string;
-  outbound?: string;
-}
 
 export interface ControllerOptions {
   stateDir: string;
@@ -36,14 +30,6 @@ export interface ControllerOptions {
   reconcileMs?: number;
   drainMs?: number;
   heartbeatMs?: number;
-}
-
-const MANAGED_PROXY = 'graylane-proxy.managed.0';
-const MANAGED_PROXY_ID = 'graylane-managed-proxy';
-
-function hostPort(address: string): { host: string; port: number } {
-  const at = address.lastIndexOf(':');
-  return { host: address.slice(0, at) || '127.0.0.1', port: Number(address.slice(at + 1)) };
 }
 
 /**
@@ -68,22 +54,22 @@ export class Controller {
   private scheduled: NodeJS.Immediate | undefined;
   private readonly effects: Effects;
   private readonly logger: Logger;
-  private proxyAdminPort = 0;
-  private proxyConfig = '';
+  private readonly proxy: ManagedProxy;
   private readonly analysis: AnalysisRunner;
 
   constructor(private readonly options: ControllerOptions) {
     this.logger = options.logger;
+    this.proxy = new ManagedProxy({
+      listeners: options.proxies,
+      stateDir: options.stateDir,
+      url: options.url,
+      ...(options.readToken ? { readToken: options.readToken } : {}),
+    });
     this.effects = new Effects({ logger: options.logger, onSettled: () => this.poke() });
     this.analysis = new AnalysisRunner({
       logger: options.logger,
       managedTargets: () => this.metricsTargets(),
-      gateway: () => {
-        const gateway = this.options.proxies.gateway;
-        if (!gateway) return undefined;
-        const { host, port } = hostPort(gateway);
-        return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
-      },
+      gateway: () => this.proxy.gatewayUrl(),
       onMeasured: () => this.poke(),
     });
     this.store = new FileStateStore(options.stateDir);
@@ -110,14 +96,14 @@ export class Controller {
       stateDir: this.options.stateDir,
       logger: this.logger,
       drainMs: this.options.drainMs ?? 1_000,
-      env: () => this.managedEnv(),
+      env: () => this.proxy.appEnv(),
       onChange: (records) => {
         this.state.processes = records;
         this.persist();
         this.poke();
       },
       declared: [...(this.state.declared ?? [])],
-      reservedPorts: () => this.reservedPorts(),
+      reservedPorts: () => this.proxy.reservedPorts(),
       onDeclared: (declared) => {
         this.state.declared = declared;
         this.persist();
@@ -131,7 +117,7 @@ export class Controller {
     this.router = new GraylaneProxyRouter(this.publisher, {
       previous: this.state.routeTable,
       revision: this.state.revision,
-      requiredProxies: () => (this.managesProxy() ? [MANAGED_PROXY_ID] : []),
+      requiredProxies: () => (this.proxy.wanted ? [ManagedProxy.proxyId] : []),
       reconnectGraceMs: (this.options.heartbeatMs ?? 5_000) * 2,
       commit: async (table) => {
         this.state.revision = table.revision;
@@ -144,90 +130,13 @@ export class Controller {
     this.started = true;
   }
 
-  /** The managed proxy's ports: an instance started before the proxy binds them must not take one. */
-  private reservedPorts(): ReadonlySet<number> {
-    const { gateway, outbound } = this.options.proxies;
-    return new Set(
-      [gateway, outbound]
-        .filter((a): a is string => a !== undefined)
-        .map((a) => hostPort(a).port)
-        .concat(this.proxyAdminPort),
-    );
-  }
-
-  private managesProxy(): boolean {
-    return Boolean(this.options.proxies.gateway || this.options.proxies.outbound);
-  }
-
-  private managedEnv(): Record<string, string> {
-    const outbound = this.options.proxies.outbound;
-    if (!outbound) return {};
-    const { port } = hostPort(outbound);
-    const proxy = `http://127.0.0.1:${port}`;
-    const noProxy = 'localhost,127.0.0.1,::1';
-    return { HTTP_PROXY: proxy, http_proxy: proxy, NO_PROXY: noProxy, no_proxy: noProxy };
-  }
-
-  /** The graylane-proxy process local mode runs for the user, fed by this controller's watch. */
-  private async ensureManagedProxy(): Promise<void> {
-    if (!this.managesProxy() || !(this.platform instanceof LocalPlatform)) return;
-    const supervisor = this.platform.supervisor;
-    const existing = supervisor.get(MANAGED_PROXY);
-    if (this.proxyAdminPort === 0) {
-      this.proxyAdminPort = existing?.spec.port ?? (await freePort(this.reservedPorts()));
-    }
-    const dir = join(this.options.stateDir, 'proxy');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const configFile = join(dir, 'config.json');
-    const config = {
-      routeTable: `${this.options.url()}/v1/routetable`,
-      proxyId: MANAGED_PROXY_ID,
-      admin: `127.0.0.1:${this.proxyAdminPort}`,
-      ...(this.options.proxies.gateway ? { gateway: this.options.proxies.gateway } : {}),
-      ...(this.options.proxies.outbound ? { outbound: this.options.proxies.outbound } : {}),
-    };
-    const text = `${JSON.stringify(config, null, 2)}\n`;
-    if (text !== this.proxyConfig) writeFileSync(configFile, text, { mode: 0o600 });
-    this.proxyConfig = text;
-    const bin = join(
-      dirname(createRequire(import.meta.url).resolve('@graylane/router-proxy')),
-      'main.js',
-    );
-    supervisor.ensure(MANAGED_PROXY, {
-      command: process.execPath,
-      args: [bin, '--config', configFile],
-      env: this.options.readToken ? { GRAYLANE_ROUTE_TABLE_TOKEN: this.options.readToken } : {},
-      port: this.proxyAdminPort,
-      readyPath: '/readyz',
-      readyTimeoutMs: 15_000,
-      logFile: join(this.options.stateDir, 'logs', `${MANAGED_PROXY}.log`),
-    });
-  }
-
   /**
-   * Waits until the graylane-proxy run for `--gateway`/`--outbound` answers ready. Returns why it did
-   * not when it exits or times out first (a port in use, most often): a controller whose gateway never
-   * bound would look healthy while the port answers someone else.
+   * Waits until the proxy run for `--gateway`/`--outbound` is ready; says why it is not when it
+   * exits or times out first.
    */
   async managedProxyProblem(): Promise<string | undefined> {
-    if (!this.managesProxy() || !(this.platform instanceof LocalPlatform)) return undefined;
-    const supervisor = this.platform.supervisor;
-    const restartsBefore = supervisor.get(MANAGED_PROXY)?.restarts ?? 0;
-    for (;;) {
-      const record = supervisor.get(MANAGED_PROXY);
-      if (record?.health === 'ready') return undefined;
-      // An exit counts once its message is written (the supervisor reads the log's tail first).
-      const exited =
-        record && record.restarts > restartsBefore && record.message?.includes(' exited');
-      if (record && (record.health === 'failed' || exited)) {
-        // The proxy's one-line reason ("graylane-proxy: cannot listen on gateway …") is among the
-        // last lines of its log, not always the last: its JSON log lines are flushed at exit.
-        const lines = (record.message ?? record.health).trim().split('\n');
-        const reason = lines.findLast((line) => line.startsWith('graylane-proxy:')) ?? lines[0];
-        return `${reason} (log: ${record.spec.logFile})`;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    if (!(this.platform instanceof LocalPlatform)) return undefined;
+    return this.proxy.problem(this.platform.supervisor);
   }
 
   get snapshot(): Readonly<ControllerState> {
@@ -295,7 +204,7 @@ export class Controller {
   }
 
   private async reconcile(): Promise<void> {
-    await this.ensureManagedProxy();
+    if (this.platform instanceof LocalPlatform) await this.proxy.ensure(this.platform.supervisor);
     // While a promotion moves a service's stable version, the platform's promote owns its instances.
     const promoting = new Set(
       Object.values(this.state.releases)
@@ -519,9 +428,7 @@ export class Controller {
 
   /** The admin `/metrics` of the proxy this controller runs, when it runs one. */
   metricsTargets(): string[] {
-    return this.managesProxy() && this.proxyAdminPort > 0
-      ? [`http://127.0.0.1:${this.proxyAdminPort}/metrics`]
-      : [];
+    return this.proxy.metricsTargets();
   }
 
   info() {

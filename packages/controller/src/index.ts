@@ -6,15 +6,9 @@ export * from './documents/schema.js';
 export { ControllerError, ControllerErrors } from './errors.js';
 export { LocalPlatform } from './platform/local.js';
 export type { Platform, WorkloadRef, WorkloadStatus } from './platform/platform.js';
-export {
-  act,
-  advance,
-  type CanaryObservation,
-  type Observations,
-  RELEASE_ACTIONS,
-  type ReleaseAction,
-  teardownOrder,
-} from './release/machine.js';
+export { act, RELEASE_ACTIONS, type ReleaseAction } from './release/actions.js';
+export { advance, teardownOrder } from './release/machine.js';
+export type { CanaryObservation, Observations } from './release/observations.js';
 export { deployOrder } from './release/order.js';
 export * from './release/phases.js';
 export type { Release, ReleaseEvent, ReleaseStatus, ServiceStatus } from './release/status.js';

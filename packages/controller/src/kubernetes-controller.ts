@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Problem, RouteTable } from '@graylane/lane-core';
 import {
   CoreV1Api,
@@ -15,6 +14,7 @@ import { parseDocument } from './documents/parse.js';
 import type { EntrypointDocument, ReleaseDocument, ServiceDocument } from './documents/schema.js';
 import { KeepWatching } from './kubernetes/keep-watching.js';
 import { LeaderElector } from './kubernetes/lease.js';
+import { ReleaseEvents } from './kubernetes/release-events.js';
 import { applyRequest, REQUEST_ANNOTATION } from './kubernetes/request.js';
 import { RouteTableMirror } from './kubernetes/route-table-mirror.js';
 import { observeCanaries } from './platform/calls.js';
@@ -75,7 +75,6 @@ export class KubernetesController {
   readonly publisher: RouteTablePublisher;
   readonly platform: KubernetesPlatform;
   private readonly custom: CustomObjectsApi;
-  private readonly core: CoreV1Api;
   private readonly releases: Cache<ReleaseObject>;
   private readonly watching: Array<KeepWatching<KubernetesObject>>;
   private readonly entrypoints: Cache<EntrypointObject>;
@@ -86,13 +85,7 @@ export class KubernetesController {
   private running: Promise<void> | undefined;
   private readonly effects: Effects;
   private readonly analysis: AnalysisRunner;
-  /** The core Events that existed when this replica started to lead, by name. */
-  private recorded = new Set<string>();
-  /** Releases (by uid) whose missed core Events this replica has recorded since it leads. */
-  private readonly caughtUp = new Set<string>();
-  /** The core Events being written, per release (uid), a few at a time in all. */
-  private readonly recording = new Map<string, Promise<void>>();
-  private readonly eventWrites = new Limiter(WRITES_IN_FLIGHT);
+  private readonly events: ReleaseEvents;
   private readonly logger: Logger;
 
   constructor(private readonly options: KubernetesControllerOptions) {
@@ -108,7 +101,12 @@ export class KubernetesController {
       onMeasured: () => this.poke(),
     });
     this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.core = kc.makeApiClient(CoreV1Api);
+    this.events = new ReleaseEvents(kc.makeApiClient(CoreV1Api), {
+      namespace,
+      apiVersion: `${GROUP}/${VERSION}`,
+      logger: this.logger,
+      writesInFlight: WRITES_IN_FLIGHT,
+    });
     this.publisher = new RouteTablePublisher({
       logger: options.logger,
       ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
@@ -209,10 +207,7 @@ export class KubernetesController {
       }, 1_000);
       return;
     }
-    const recorded = await this.recordedEventNames();
-    if (!this.elector.isLeader) return;
-    this.recorded = recorded;
-    this.caughtUp.clear();
+    if (!(await this.events.startLeading(() => this.elector.isLeader))) return;
     this.router = new GraylaneProxyRouter(this.publisher, {
       previous,
       revision: previous?.revision ?? 0,
@@ -361,7 +356,7 @@ export class KubernetesController {
         continue;
       }
       const stored = object.status?.phase ? (object.status as ReleaseStatus) : undefined;
-      if (stored) await this.catchUpEvents(object, stored.events, now);
+      if (stored) await this.events.catchUp(object, stored.events, now);
       const status =
         stored ??
         initialStatus(doc.spec, Date.parse(String(object.metadata?.creationTimestamp ?? now)));
@@ -471,9 +466,7 @@ export class KubernetesController {
       },
     };
     if (!(await this.replaceStatus(object, body))) return;
-    // This replica records every event of what it wrote: nothing of this release to catch up on.
-    this.caughtUp.add(object.metadata!.uid!);
-    this.record(object, events);
+    this.events.record(object, events);
   }
 
   /** PUT on the status subresource; false when another writer won (409): the next pass recomputes. */
@@ -509,93 +502,12 @@ export class KubernetesController {
     await this.replaceStatus(object, body);
   }
 
-  /**
-   * Core Events are written after the status that holds their release events; a replica that died
-   * in between left some unrecorded. A new leader records, once per release, the status events after
-   * the newest one that has its core Event (younger than the API server's default event TTL, so
-   * that it does not bring back expired ones).
-   */
-  private async catchUpEvents(
-    object: ReleaseObject,
-    events: readonly ReleaseEvent[],
-    now: number,
-  ): Promise<void> {
-    const uid = object.metadata!.uid!;
-    if (this.caughtUp.has(uid)) return;
-    this.caughtUp.add(uid);
-    const last = events.findLastIndex((e) => this.recorded.has(coreEventName(object, e)));
-    for (const event of events.slice(last + 1)) {
-      if (now - Date.parse(event.time) < EVENT_TTL_MS) await this.emit(object, event);
-    }
-  }
-
-  /**
-   * Writes the core Events of a written status in the background, in order for each release: a
-   * pass that waited for them held every other release's next status back (at 500 releases, a
-   * pass wrote ~500 statuses and ~1,000 Events). A replica killed before they are written leaves
-   * them to the next leader's catch-up.
-   */
-  private record(object: ReleaseObject, events: readonly ReleaseEvent[]): void {
-    if (events.length === 0) return;
-    const uid = object.metadata!.uid!;
-    const next = (this.recording.get(uid) ?? Promise.resolve()).then(async () => {
-      for (const event of events) await this.eventWrites.run(() => this.emit(object, event));
-    });
-    this.recording.set(uid, next);
-    void next.finally(() => {
-      if (this.recording.get(uid) === next) this.recording.delete(uid);
-    });
-  }
-
-  private async recordedEventNames(): Promise<Set<string>> {
-    try {
-      const list = await this.core.listNamespacedEvent({
-        namespace: this.options.namespace,
-        fieldSelector: 'involvedObject.kind=Release',
-      });
-      return new Set(list.items.map((e) => e.metadata?.name ?? ''));
-    } catch (error) {
-      this.logger.warn({ err: error }, 'events not listed; missed ones are not recorded');
-      return new Set();
-    }
-  }
-
-  /** A core Event per release event, visible with `kubectl describe release`; once (409: it exists). */
-  private async emit(object: ReleaseObject, event: ReleaseEvent): Promise<void> {
-    const name = coreEventName(object, event);
-    await this.core
-      .createNamespacedEvent({
-        namespace: this.options.namespace,
-        body: {
-          metadata: { name, namespace: this.options.namespace },
-          involvedObject: {
-            apiVersion: `${GROUP}/${VERSION}`,
-            kind: 'Release',
-            name: object.metadata!.name,
-            namespace: this.options.namespace,
-            uid: object.metadata!.uid,
-          },
-          reason: event.reason,
-          message: event.message,
-          type: event.type,
-          source: { component: 'graylane-controller' },
-          firstTimestamp: new Date(event.time),
-          lastTimestamp: new Date(event.time),
-          count: 1,
-        },
-      })
-      .catch((error: unknown) => {
-        if ((error as { code?: number }).code !== 409)
-          this.logger.warn({ err: error }, 'event not recorded');
-      });
-  }
-
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.analysis.close();
     await this.running;
     await this.effects.settled();
-    await Promise.allSettled(this.recording.values());
+    await this.events.settled();
     await this.elector.stop(true);
     await Promise.all([...this.watching.map((watching) => watching.stop()), this.mirror.stop()]);
     await this.platform.close();
@@ -636,26 +548,6 @@ interface PassView {
 /** Status writes in flight in a pass, and core Event writes in flight: each at most this many. */
 const WRITES_IN_FLIGHT = 8;
 
-/** At most `limit` calls of `run` at a time; the others wait their turn. */
-class Limiter {
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(private readonly limit: number) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.active >= this.limit)
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
-    try {
-      return await fn();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
-  }
-}
-
 /** Runs `fn` over `items`, at most `limit` at a time. */
 async function forEachLimit<T>(
   items: readonly T[],
@@ -667,18 +559,6 @@ async function forEachLimit<T>(
     while (next < items.length) await fn(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-/** The API server's default `--event-ttl`: core Events older than this are gone anyway. */
-const EVENT_TTL_MS = 60 * 60_000;
-
-/** The same release event has the same core Event name in every replica, so it is written once. */
-function coreEventName(object: ReleaseObject, event: ReleaseEvent): string {
-  const hash = createHash('sha256')
-    .update(`${object.metadata!.uid}\n${event.time}\n${event.reason}\n${event.message}`)
-    .digest('hex')
-    .slice(0, 12);
-  return `${object.metadata!.name}.${hash}`;
 }
 
 function condition(

@@ -1,13 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ReleaseDocument } from '../src/documents/schema.js';
-import {
-  act,
-  advance,
-  type CanaryHealth,
-  type ReleaseAction,
-  teardownOrder,
-} from '../src/release/machine.js';
+import { act, type ReleaseAction } from '../src/release/actions.js';
+import { advance, teardownOrder } from '../src/release/machine.js';
+import type { CanaryHealth } from '../src/release/observations.js';
 import { deployOrder } from '../src/release/order.js';
 import { isTerminal, laneRouted, type Phase, TRANSITIONS } from '../src/release/phases.js';
 import { initialStatus, type Release } from '../src/release/status.js';

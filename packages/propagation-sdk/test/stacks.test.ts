@@ -295,6 +295,19 @@ describe('DataLoader required from CommonJS (-r)', () => {
   });
 });
 
+describe('p-queue 6 required from CommonJS (-r)', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startApp({}, ['-r', '@graylane/sdk/register', 'test/fixtures/queue-cjs/app.cjs']);
+  });
+  afterAll(() => app.stop());
+
+  it('a job awaited before answering runs in its own request, not in a live neighbour', async () => {
+    const calls = await concurrentRun(app, '/', 'queue-cjs');
+    expect(calls.filter(({ lane, sent }) => sent !== lane)).toEqual([]);
+  });
+});
+
 describe('worker_threads', () => {
   let app: App;
   beforeAll(async () => {

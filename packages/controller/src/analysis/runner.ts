@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Provider } from '../documents/analysis.js';
 import { parseDuration } from '../documents/duration.js';
-import type { GateOutcome, MeasuredInterval } from '../release/machine.js';
+import type { GateOutcome, MeasuredInterval } from '../release/observations.js';
 import type { CheckResult, Release } from '../release/status.js';
 import { runChecks } from './checks.js';
 import { DirectProvider } from './direct.js';

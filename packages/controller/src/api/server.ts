@@ -5,7 +5,7 @@ import type { Controller } from '../controller.js';
 import { parseDocument, parseDocumentsText } from '../documents/parse.js';
 import type { Kind } from '../documents/schema.js';
 import { ControllerError, ControllerErrors } from '../errors.js';
-import { RELEASE_ACTIONS, type ReleaseAction } from '../release/machine.js';
+import { RELEASE_ACTIONS, type ReleaseAction } from '../release/actions.js';
 import type { Release } from '../release/status.js';
 import type { RouteTablePublisher } from '../traffic/publisher.js';
 import { registerStatusPage } from './status-page.js';

@@ -3,7 +3,7 @@ import { parseDocument } from '../documents/parse.js';
 import { ControllerErrors } from '../errors.js';
 import { kubernetesTarget } from '../kubernetes/kubeconfig.js';
 import { REQUEST_ANNOTATION, type RequestStatus, requestValue } from '../kubernetes/request.js';
-import type { ReleaseAction } from '../release/machine.js';
+import type { ReleaseAction } from '../release/actions.js';
 import type { Phase } from '../release/phases.js';
 import { initialStatus, type Release } from '../release/status.js';
 import { ApiCallError } from './client.js';

@@ -8,7 +8,7 @@ import { parseDuration } from '../documents/duration.js';
 import { ControllerErrors } from '../errors.js';
 import { GRAYLANE_IMAGE, injectManifest } from '../kubernetes/inject.js';
 import { REQUEST_ANNOTATION } from '../kubernetes/request.js';
-import { RELEASE_ACTIONS } from '../release/machine.js';
+import { RELEASE_ACTIONS } from '../release/actions.js';
 import type { Release } from '../release/status.js';
 import { readToken } from '../state/file-store.js';
 import {

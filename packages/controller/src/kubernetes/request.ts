@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { act, RELEASE_ACTIONS, type ReleaseAction } from '../release/machine.js';
+import { act, RELEASE_ACTIONS, type ReleaseAction } from '../release/actions.js';
 import type { Release, ReleaseEvent, ReleaseStatus } from '../release/status.js';
 
 /**

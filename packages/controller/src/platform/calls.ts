@@ -1,5 +1,5 @@
 import type { Workload } from '../documents/schema.js';
-import type { CanaryObservation } from '../release/machine.js';
+import type { CanaryObservation } from '../release/observations.js';
 import type { Release } from '../release/status.js';
 import type { Platform, WorkloadRef } from './platform.js';
 

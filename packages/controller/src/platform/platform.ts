@@ -1,5 +1,5 @@
 import type { Workload } from '../documents/schema.js';
-import type { CanaryObservation } from '../release/machine.js';
+import type { CanaryObservation } from '../release/observations.js';
 
 /** One service's workload in one lane (`stable` for the stable version). */
 export interface WorkloadRef {

@@ -1,119 +1,10 @@
 import { parseDuration } from '../documents/duration.js';
-import { ControllerError } from '../errors.js';
+import { Draft, type Outcome } from './draft.js';
+import { analysing, confirmPromotion, postRollout, preRollout } from './gates.js';
+import type { Observations } from './observations.js';
 import { deployOrder } from './order.js';
-import { type Phase, TRANSITIONS } from './phases.js';
-import {
-  type AnalysisStatus,
-  type CheckResult,
-  type GateType,
-  MAX_EVENTS,
-  MAX_INTERVALS,
-  type Release,
-  type ReleaseEvent,
-  type ReleaseStatus,
-} from './status.js';
+import type { Release } from './status.js';
 import { releaseSteps } from './steps.js';
-
-/** What the platform says of one canary workload. */
-export type CanaryHealth = 'absent' | 'starting' | 'ready' | 'unready' | 'failed';
-
-export interface CanaryObservation {
-  health: CanaryHealth;
-  message?: string;
-}
-
-/** Everything `advance` may look at besides the release itself: no I/O behind it. */
-export interface Observations {
-  now: number;
-  canaries: Readonly<Record<string, CanaryObservation>>;
-  /** Whether every watching proxy has applied this route-table revision. */
-  applied(revision: number): boolean;
-  /** The latest analysis interval the driver measured for this release, if any. */
-  analysis?: MeasuredInterval;
-  /** The latest answer of the webhooks of the gate the release waits on (`status.analysis.gate`). */
-  gate?: GateOutcome;
-}
-
-export interface GateOutcome {
-  type: GateType;
-  /** When the answer came (epoch milliseconds). */
-  at: number;
-  ok: boolean;
-  reason?: string;
-}
-
-/** What the driver measured over one window (epoch milliseconds). */
-export interface MeasuredInterval {
-  from: number;
-  to: number;
-  checks: CheckResult[];
-  /** A rollback webhook answered 2xx: its name. */
-  rollback?: string;
-}
-
-export interface Outcome {
-  status: ReleaseStatus;
-  events: ReleaseEvent[];
-}
-
-export type ReleaseAction = 'approve' | 'pause' | 'resume' | 'promote' | 'rollback';
-export const RELEASE_ACTIONS: readonly ReleaseAction[] = [
-  'approve',
-  'pause',
-  'resume',
-  'promote',
-  'rollback',
-];
-
-/** A copy of a release's status being changed, with the events the change makes. */
-class Draft {
-  readonly status: ReleaseStatus;
-  readonly events: ReleaseEvent[] = [];
-
-  constructor(
-    readonly release: Release,
-    readonly now: number,
-    readonly actor: string,
-  ) {
-    this.status = structuredClone(release.status);
-  }
-
-  event(type: ReleaseEvent['type'], reason: string, message: string): void {
-    this.events.push({
-      time: new Date(this.now).toISOString(),
-      type,
-      reason,
-      message,
-      actor: this.actor,
-      phase: this.status.phase,
-    });
-  }
-
-  phase(next: Phase, reason: string, message: string, type: ReleaseEvent['type'] = 'Normal'): void {
-    const from = this.status.phase;
-    if (from === next) return;
-    if (!TRANSITIONS[from].includes(next)) throw new Error(`no transition ${from} -> ${next}`);
-    this.status.phase = next;
-    this.event(type, reason, `${from} -> ${next}: ${message}`);
-  }
-
-  /** The routing changed: what depends on it waits until every proxy applied the next revision. */
-  routingChanged(): void {
-    this.status.awaitRevision = -1;
-  }
-
-  settled(observations: Observations): boolean {
-    return this.status.awaitRevision >= 0 && observations.applied(this.status.awaitRevision);
-  }
-
-  finish(): Outcome {
-    if (this.events.length > 0) {
-      this.status.updatedAt = new Date(this.now).toISOString();
-      this.status.events = [...this.status.events, ...this.events].slice(-MAX_EVENTS);
-    }
-    return { status: this.status, events: this.events };
-  }
-}
 
 /**
  * Top-down: callers before callees, and the entry service first when nothing in the release calls
@@ -176,8 +67,7 @@ function deploying(draft: Draft, observations: Observations): boolean {
     if (service.canary === 'deploying') {
       const seen = observations.canaries[name] ?? { health: 'absent' as const };
       if (seen.health === 'failed') {
-        startRollback(
-          draft,
+        draft.startRollback(
           `canary ${name} failed to deploy: ${seen.message ?? 'no reason given'}`,
         );
         return true;
@@ -206,144 +96,6 @@ function deploying(draft: Draft, observations: Observations): boolean {
   return true;
 }
 
-function nextStep(draft: Draft): void {
-  draft.status.step += 1;
-  draft.status.stepStartedAt = new Date(draft.now).toISOString();
-  if (draft.status.analysis) delete draft.status.analysis.since;
-}
-
-const describeFailures = (checks: readonly CheckResult[]) =>
-  checks
-    .filter((c) => c.verdict === 'fail')
-    .map((c) => `${c.service} ${c.check}: ${c.reason ?? 'failed'}`)
-    .join('; ');
-
-/**
- * A weight step with analysis: its intervals start once every proxy applied the weight; one that
- * passes moves to the next step, one that fails counts, and `threshold` failures roll back.
- */
-function analysing(draft: Draft, observations: Observations): boolean {
-  const { status } = draft;
-  const analysis = analysisStatus(draft);
-  if (analysis.since === undefined) {
-    analysis.since = new Date(draft.now).toISOString();
-    return true;
-  }
-  const measured = observations.analysis;
-  const last = analysis.intervals.at(-1);
-  if (
-    measured === undefined ||
-    measured.from < Date.parse(analysis.since) ||
-    (last !== undefined && measured.to <= Date.parse(last.to))
-  ) {
-    return false;
-  }
-  if (measured.rollback !== undefined) {
-    startRollback(draft, `rollback webhook ${measured.rollback} answered 2xx`);
-    return true;
-  }
-  const passed = measured.checks.every((c) => c.verdict === 'pass');
-  const verdict: 'pass' | 'fail' = passed ? 'pass' : 'fail';
-  analysis.intervals = [
-    ...analysis.intervals,
-    {
-      from: new Date(measured.from).toISOString(),
-      to: new Date(measured.to).toISOString(),
-      step: status.step,
-      weight: status.weight,
-      verdict,
-      checks: measured.checks,
-    },
-  ].slice(-MAX_INTERVALS);
-  const where = `step ${status.step + 1} (weight ${status.weight}%)`;
-  if (passed) {
-    draft.event('Normal', 'AnalysisPassed', `${where}: every check passed`);
-    nextStep(draft);
-    return true;
-  }
-  failInterval(draft, where, describeFailures(measured.checks));
-  return true;
-}
-
-/** One more failed interval; at the threshold, the rollback. */
-function failInterval(draft: Draft, where: string, failures: string): void {
-  const analysis = analysisStatus(draft);
-  const threshold = draft.release.spec.analysis!.threshold;
-  analysis.failed += 1;
-  draft.event(
-    'Warning',
-    'AnalysisFailed',
-    `${where}: failed interval ${analysis.failed}/${threshold}: ${failures}`,
-  );
-  if (analysis.failed >= threshold) {
-    startRollback(draft, `analysis failed ${analysis.failed} times; last: ${failures}`);
-  }
-}
-
-function analysisStatus(draft: Draft): AnalysisStatus {
-  draft.status.analysis ??= { failed: 0, intervals: [] };
-  return draft.status.analysis;
-}
-
-const hasWebhook = (release: Release, type: GateType) =>
-  (release.spec.analysis?.webhooks ?? []).some((hook) => hook.type === type);
-
-/**
- * Waits on the webhooks of a gate, which the driver calls while `status.analysis.gate` names it.
- * Returns their answer once one came after the wait began (then the gate is open again).
- */
-function awaitGate(
-  draft: Draft,
-  observations: Observations,
-  type: GateType,
-): GateOutcome | undefined {
-  const analysis = analysisStatus(draft);
-  if (analysis.gate?.type !== type) {
-    analysis.gate = { type, since: new Date(draft.now).toISOString() };
-    draft.event('Normal', 'Webhook', `calling the ${type} webhooks`);
-    return undefined;
-  }
-  const outcome = observations.gate;
-  if (outcome?.type !== type || outcome.at < Date.parse(analysis.gate.since)) return undefined;
-  delete analysis.gate;
-  return outcome;
-}
-
-/** Pre-rollout webhooks before the first weight: a failure counts as a failed interval. */
-function preRollout(draft: Draft, observations: Observations): 'open' | 'waiting' | 'moved' {
-  const { release, status } = draft;
-  if (!hasWebhook(release, 'pre-rollout') || status.analysis?.preRolloutPassed) return 'open';
-  const waited = status.analysis?.gate?.type === 'pre-rollout';
-  const outcome = awaitGate(draft, observations, 'pre-rollout');
-  if (outcome === undefined) return waited ? 'waiting' : 'moved';
-  if (outcome.ok) {
-    analysisStatus(draft).preRolloutPassed = true;
-    draft.event('Normal', 'WebhookPassed', 'the pre-rollout webhooks passed');
-  } else failInterval(draft, 'pre-rollout', `webhook ${outcome.reason}`);
-  return 'moved';
-}
-
-/** Confirm-promotion webhooks after the last step: the release waits until they answer 2xx. */
-function confirmPromotion(draft: Draft, observations: Observations): 'open' | 'waiting' | 'moved' {
-  if (!hasWebhook(draft.release, 'confirm-promotion')) return 'open';
-  const waited = draft.status.analysis?.gate?.type === 'confirm-promotion';
-  const outcome = awaitGate(draft, observations, 'confirm-promotion');
-  if (outcome === undefined) return waited ? 'waiting' : 'moved';
-  if (outcome.ok) return 'open';
-  draft.event('Warning', 'PromotionNotConfirmed', `webhook ${outcome.reason}; asking again`);
-  return 'moved';
-}
-
-/** Post-rollout webhooks before the release ends, either way; their answer is only reported. */
-function postRollout(draft: Draft, observations: Observations): boolean {
-  if (!hasWebhook(draft.release, 'post-rollout')) return true;
-  const outcome = awaitGate(draft, observations, 'post-rollout');
-  if (outcome === undefined) return false;
-  if (outcome.ok) draft.event('Normal', 'WebhookPassed', 'the post-rollout webhooks passed');
-  else draft.event('Warning', 'WebhookFailed', `post-rollout webhook ${outcome.reason}`);
-  return true;
-}
-
 function progressing(draft: Draft, observations: Observations): boolean {
   const { status, release } = draft;
   // With analysis, an unhealthy canary is judged by its metrics: fallbacks away from it fail checks.
@@ -367,7 +119,7 @@ function progressing(draft: Draft, observations: Observations): boolean {
     const confirmed = confirmPromotion(draft, observations);
     if (confirmed !== 'open') return confirmed === 'moved';
     draft.phase('Promoting', 'StepsDone', 'every step is done');
-    promote(draft);
+    draft.promote();
     return true;
   }
   if ('weight' in step) {
@@ -385,7 +137,7 @@ function progressing(draft: Draft, observations: Observations): boolean {
     }
     if (!draft.settled(observations)) return false;
     if (release.spec.analysis !== undefined) return analysing(draft, observations);
-    nextStep(draft);
+    draft.nextStep();
     return true;
   }
   const duration = stepDuration(release, status.step);
@@ -396,21 +148,8 @@ function progressing(draft: Draft, observations: Observations): boolean {
   }
   const started = Date.parse(status.stepStartedAt ?? new Date(draft.now).toISOString());
   if (draft.now < started + duration) return false;
-  nextStep(draft);
+  draft.nextStep();
   return true;
-}
-
-/** Every service switches to its canary in one routing change; the entry split goes away with it. */
-function promote(draft: Draft): void {
-  for (const service of Object.values(draft.status.services)) {
-    if (service.canary === 'routed') service.canary = 'promoted';
-  }
-  // The split is over: every request of the entry now reaches the new versions as stable.
-  draft.status.entryRouted = false;
-  draft.status.weight = 0;
-  draft.status.awaitingApproval = false;
-  delete draft.status.pausedFor;
-  draft.routingChanged();
 }
 
 function promoting(draft: Draft, observations: Observations): boolean {
@@ -453,22 +192,6 @@ function finalising(
     'the release is promoted and the previous versions are stopped',
   );
   return true;
-}
-
-function startRollback(draft: Draft, failure?: string): void {
-  const { status } = draft;
-  if (failure !== undefined) status.failure = failure;
-  for (const service of Object.values(status.services)) {
-    if (service.canary === 'promoted') service.canary = 'routed';
-  }
-  status.awaitingApproval = false;
-  delete status.pausedFor;
-  draft.phase(
-    'RollingBack',
-    failure ? 'Failed' : 'RollbackRequested',
-    failure ?? 'rollback requested',
-    failure ? 'Warning' : 'Normal',
-  );
 }
 
 function rollingBack(
@@ -593,71 +316,6 @@ export function advance(
         break;
     }
     if (!moved) break;
-  }
-  return draft.finish();
-}
-
-function refuse(release: Release, action: ReleaseAction, why: string): never {
-  throw new ControllerError(
-    'invalidAction',
-    `cannot ${action} release ${release.metadata.name} (${release.status.phase}): ${why}`,
-  );
-}
-
-/**
- * A user's action on a release. Idempotent where repeating makes sense (rollback, promote, pause);
- * refused with GRAYLANE_ERR_INVALID_ACTION where the phase does not allow it.
- */
-export function act(release: Release, action: ReleaseAction, now: number, actor = 'user'): Outcome {
-  const draft = new Draft(release, now, actor);
-  const { status } = draft;
-  const phase = status.phase;
-  switch (action) {
-    case 'approve':
-      if (!status.awaitingApproval) refuse(release, action, 'it is not waiting for approval');
-      status.awaitingApproval = false;
-      draft.event('Normal', 'Approved', `step ${status.step + 1} approved`);
-      nextStep(draft);
-      if (status.pausedFor === undefined) draft.phase('Progressing', 'Approved', 'approved');
-      break;
-    case 'pause':
-      if (phase === 'Paused') break;
-      if (phase !== 'Progressing') refuse(release, action, 'only a progressing release can pause');
-      status.pausedFor = 'paused by user';
-      draft.phase('Paused', 'PausedByUser', 'paused');
-      break;
-    case 'resume':
-      if (phase !== 'Paused') refuse(release, action, 'it is not paused');
-      if (status.pausedFor === undefined)
-        refuse(release, action, 'it waits for approval (graylane approve)');
-      delete status.pausedFor;
-      if (status.awaitingApproval)
-        draft.event('Normal', 'Resumed', 'resumed; still waiting for approval');
-      else draft.phase('Progressing', 'Resumed', 'resumed');
-      break;
-    case 'promote':
-      if (['Promoting', 'Finalising', 'Succeeded'].includes(phase)) break;
-      if (phase !== 'Progressing' && phase !== 'Paused') {
-        refuse(release, action, 'only a progressing or paused release can promote');
-      }
-      draft.phase(
-        'Promoting',
-        'PromoteRequested',
-        'promotion requested; skipping the remaining steps',
-      );
-      promote(draft);
-      break;
-    case 'rollback':
-      if (['RollingBack', 'RolledBack', 'Failed'].includes(phase)) break;
-      if (phase === 'Finalising' || phase === 'Succeeded') {
-        refuse(
-          release,
-          action,
-          'it is promoted; release the previous version as a new release instead',
-        );
-      }
-      startRollback(draft);
-      break;
   }
   return draft.finish();
 }

@@ -5,7 +5,8 @@ import { parseExposition } from '../../src/analysis/exposition.js';
 import { promql } from '../../src/analysis/prometheus.js';
 import { AnalysisSchema } from '../../src/documents/analysis.js';
 import { ReleaseSpecSchema } from '../../src/documents/schema.js';
-import { advance, type MeasuredInterval, type Observations } from '../../src/release/machine.js';
+import { advance } from '../../src/release/machine.js';
+import type { MeasuredInterval, Observations } from '../../src/release/observations.js';
 import { type CheckResult, initialStatus, type Release } from '../../src/release/status.js';
 import { releaseSteps } from '../../src/release/steps.js';
 

@@ -3,10 +3,11 @@ import { STABLE } from '@graylane/lane-core';
 import { type Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { headersToRecord, objectCarrier } from '../carriers.js';
 import { getConfig } from '../config.js';
-import { currentContext, isEnded } from '../context.js';
+import { currentContext, currentRelay, isEnded } from '../context.js';
 import { LaneLeakError } from '../errors.js';
 import { callSiteBelow } from '../leak.js';
 import { internalError, warnOnce } from '../log.js';
+import { type Relay, rawHeaderValue, recordServed } from '../provenance.js';
 import { shared } from '../state.js';
 import { tagOutbound } from './tag.js';
 import { laneInterceptor } from './undici.js';
@@ -19,7 +20,8 @@ import { laneInterceptor } from './undici.js';
  * looks at it when undici creates a request the interceptor did not see (the outbound path, where it
  * matters; an inbound request pays nothing), composes itself onto whatever the app set, and tags
  * that one request on undici's request object, as OTel's undici instrumentation does. Later calls go
- * through the interceptor. That first call relays no provenance.
+ * through the interceptor. That first call's `x-lane-served` hops are relayed from undici's
+ * `undici:request:headers` channel.
  *
  * A request the interceptor did not see while the global dispatcher is its own came through a
  * dispatcher the app made (an `Agent`, `Pool` or `Client` without `laneInterceptor()`): it goes out
@@ -114,13 +116,47 @@ interface RequestCreate {
   request?: CreatedRequest;
 }
 
+/** The relays of requests tagged after creation, until their response head arrives. */
+const createdRelays = new WeakMap<object, Relay>();
+let headersSubscribed = false;
+
+/** Relays the hops of a request the interceptor did not see, as the interceptor does for its own. */
+function relayCreatedRequest(request: CreatedRequest): void {
+  const relay = currentRelay();
+  if (relay === undefined) return;
+  createdRelays.set(request, relay);
+  if (headersSubscribed) return;
+  headersSubscribed = true;
+  diagnosticsChannel.subscribe('undici:request:headers', onRequestHeaders);
+}
+
+interface RequestHeaders {
+  request?: object;
+  response?: { statusCode?: number; headers?: unknown };
+}
+
+function onRequestHeaders(message: unknown): void {
+  const { request, response } = message as RequestHeaders;
+  const relay = request === undefined ? undefined : createdRelays.get(request);
+  if (relay === undefined || request === undefined) return;
+  createdRelays.delete(request);
+  try {
+    recordServed(relay, rawHeaderValue(response?.headers, getConfig().servedHeader));
+  } catch (err) {
+    internalError('provenance:undici', err);
+  }
+}
+
 function onRequestCreate(message: unknown): void {
   // Created inside the interceptor's dispatch: seen and tagged.
   if (shared.dispatching > 0 || shared.keepGlobalDispatcher === undefined) return;
   try {
     const request = (message as RequestCreate).request;
     if (keepComposed()) {
-      if (request !== undefined) tagCreatedRequest(request);
+      if (request !== undefined) {
+        relayCreatedRequest(request);
+        tagCreatedRequest(request);
+      }
       return;
     }
     const ctx = currentContext();

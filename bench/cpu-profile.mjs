@@ -29,7 +29,8 @@ function groupOf({ url, functionName }) {
 export function summarize(profile) {
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map();
-  for (let i = 0; i < profile.samples.length; i++) {
+  // The first delta is the time from the profiler's start to its first sample, no frame's.
+  for (let i = 1; i < profile.samples.length; i++) {
     const id = profile.samples[i];
     self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
   }

@@ -4,8 +4,10 @@
 // alone to core 0 (taskset); the load generators and the upstream share core 1. Per peer, in
 // interleaved rounds with rotating order: a closed-loop maximum (wrk, keep-alive, 32 connections:
 // req/s, p50/p99, CPU cores per 1000 req/s from /proc, peak RSS), and an open-loop fixed rate
-// (vegeta, 1000 req/s: p50/p99/p99.9, added latency vs direct, RSS after). Then graylane's extra
-// rows: bodies, a 100-service table, idle keep-alive connections.
+// (vegeta, 1000 req/s: p50/p99/p99.9, added latency vs direct, RSS after). Then: each peer open
+// loop at half its own maximum, a CPU profile of the gateway at its maximum, and graylane's extra
+// rows: response and request bodies, a 100-service table, node:cluster workers, idle keep-alive
+// connections.
 //
 //   pnpm bench            3 rounds, 5 s per run, writes bench/results/peers.md and peers.json
 //   pnpm bench --quick    1 round × 1 s into a temp dir: checks every peer answers, never a number
@@ -13,12 +15,13 @@
 //
 // Needs wrk, nginx and haproxy (Debian's; installed here with apt-get when missing, as root) and
 // vegeta (built with the machine's Go into ~/.cache/graylane-bench).
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { summarize as summarizeProfile } from './cpu-profile.mjs';
 import {
   cpuSeconds,
   ensureTools,
@@ -35,6 +38,7 @@ import {
   pinned,
   rssMb,
   settled,
+  stop,
   stopAll,
   waitForPort,
 } from './peers/harness.mjs';
@@ -45,6 +49,19 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BODY = `${'ok '.repeat(33)}\n`; // 100 bytes
 const KIB_BODY = `${'x'.repeat(1023)}\n`;
 const LARGE_TABLE = { services: 100, lanes: 10 };
+/** The body rows: larger answers (GET), and request bodies (POST, the small answer back). */
+const BODIES = [
+  { name: '1 KiB response body', path: '/1k', bytes: 1024 },
+  { name: '1 MiB response body', path: '/1m', bytes: 1024 * 1024 },
+  { name: 'POST 1 KiB request body', path: '/upload', method: 'POST', request: true, bytes: 1024 },
+  {
+    name: 'POST 1 MiB request body',
+    path: '/upload',
+    method: 'POST',
+    request: true,
+    bytes: 1024 * 1024,
+  },
+];
 const LOOPBACKS = Array.from({ length: LARGE_TABLE.lanes + 1 }, (_, i) => i + 1);
 
 const { values } = parseArgs({
@@ -102,10 +119,17 @@ async function startUpstream() {
     WORK,
     LOAD_CORE,
     'upstream',
-    // 127.0.0.2 and up stand for other endpoints: a lane's, each of the large table's lanes.
-    `  server { ${LOOPBACKS.map((n) => `listen 127.0.0.${n}:${port};`).join(' ')}\n` +
+    // The request-body rows: nginx reads the whole body, then answers the small body (from itself,
+    // without the body). Answered before it is read (`return` drops it as it comes), wrk would send
+    // its next request while the last body is still going out, and connections stall.
+    `  upstream self { server 127.0.0.1:${port}; keepalive 16; }\n` +
+      // 127.0.0.2 and up stand for other endpoints: a lane's, each of the large table's lanes.
+      `  server { ${LOOPBACKS.map((n) => `listen 127.0.0.${n}:${port};`).join(' ')}\n` +
       `    location = /1k { default_type text/plain; return 200 "${KIB_BODY.replace('\n', '\\n')}"; }\n` +
       `    location = /1m { default_type application/octet-stream; alias ${large}; }\n` +
+      '    location = /upload { client_max_body_size 2m; client_body_buffer_size 2m; proxy_pass http://self/;' +
+      ' proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_http_version 1.1;' +
+      ' proxy_set_header Connection ""; }\n' +
       `    location / { default_type text/plain; return 200 "${BODY.replace('\n', '\\n')}"; } }`,
   );
   await waitForPort(port);
@@ -235,15 +259,37 @@ async function startPeers(upstreamPort) {
     fixed: true,
   });
 
-  // Bodies: the same peers, a larger answer.
-  for (const [size, bodyPath] of [
-    ['1 KiB', '/1k'],
-    ['1 MiB', '/1m'],
-  ]) {
+  // Bodies: the same peers, a larger answer, then a request body (POST) and the small answer.
+  for (const body of BODIES) {
     for (const base of [NAMES.direct, NAMES.floor, NAMES.gateway]) {
       const peer = peers.find((p) => p.name === base);
-      peers.push({ ...peer, name: `${base}, ${size} body`, path: bodyPath, fixed: false });
+      peers.push({
+        ...peer,
+        name: `${base}, ${body.name}`,
+        path: body.path,
+        method: body.method,
+        requestBytes: body.request ? body.bytes : undefined,
+        body,
+        fixed: false,
+      });
     }
+  }
+
+  // What node:cluster workers would lift (graylane-proxy has none): the gateway as 1 and as 2
+  // workers behind one port, primary and workers all on the proxy core.
+  for (const workers of [1, 2]) {
+    const wrapped = await nodePeer(path.join(HERE, 'peers', 'graylane-cluster.mjs'), [
+      String(workers),
+      JSON.stringify({ stable: upstream, gray }),
+    ]);
+    peers.push({
+      name: `${NAMES.gateway}, node:cluster ${workers} worker${workers > 1 ? 's' : ''} on core ${PROXY_CORE}`,
+      port: wrapped.ports.gateway,
+      child: wrapped.child,
+      served: 'bench=stable',
+      cluster: workers,
+      fixed: false,
+    });
   }
   for (const peer of peers) await waitForPort(peer.port);
   return peers;
@@ -256,7 +302,7 @@ async function check(peer) {
     ? { host: '127.0.0.1', port: peer.port, path: peer.absolute, headers: { host: 'bench' } }
     : { host: '127.0.0.1', port: peer.port, path: peer.path ?? '/', headers };
   const res = await new Promise((resolve, reject) => {
-    const req = http.get({ ...target, agent: false });
+    const req = http.request({ ...target, method: peer.method ?? 'GET', agent: false });
     req.on('error', reject);
     req.on('response', (r) => {
       let length = 0;
@@ -267,8 +313,9 @@ async function check(peer) {
       });
       r.on('end', () => resolve({ status: r.statusCode, headers: r.headers, body, length }));
     });
+    req.end(peer.requestBytes ? Buffer.alloc(peer.requestBytes, 'x') : undefined);
   });
-  const expected = { '/1k': 1024, '/1m': 1024 * 1024 }[peer.path] ?? BODY.length;
+  const expected = peer.body?.request ? BODY.length : (peer.body?.bytes ?? BODY.length);
   if (res.status !== 200 || res.length !== expected || (expected === 100 && res.body !== BODY)) {
     throw new Error(`${peer.name} answered ${res.status} with a ${res.length}-byte body`);
   }
@@ -338,7 +385,68 @@ async function idleRows(upstream, nginxPeer) {
   return rows;
 }
 
-function summarize(peers, runs, fixedRuns) {
+/**
+ * Open-loop runs at half of each peer's own maximum (the median of its closed-loop runs), in
+ * interleaved rounds: each peer at the same share of what it can do, where the fixed rate is an
+ * easy load for some and a heavy one for others.
+ */
+async function atHalfMax(vegeta, peers, runs, proxyPids) {
+  const fixed = peers.filter((p) => p.fixed);
+  const halfRuns = new Map(fixed.map((p) => [p.name, []]));
+  for (let round = 0; round < settings.rounds; round++) {
+    const shift = round % fixed.length;
+    for (const peer of [...fixed.slice(shift), ...fixed.slice(0, shift)]) {
+      const rate = Math.max(1, Math.round(median(runs.get(peer.name).map((r) => r.rps)) / 2));
+      await settled(proxyPids);
+      const result = await fixedRate(vegeta, WORK, peer, { ...settings, rate });
+      halfRuns.get(peer.name).push({ ...result, rate });
+      process.stderr.write(
+        `half max, round ${round + 1}: ${peer.name} at ${rate} req/s, p99 ${result.p99.toFixed(2)} ms\n`,
+      );
+    }
+  }
+  return halfRuns;
+}
+
+/**
+ * A CPU profile of the gateway (untagged) at its one-core maximum: a fresh graylane process, warmed
+ * up, then profiled while wrk loads it as in the rounds.
+ */
+async function profileGateway(upstream) {
+  const file = path.join(WORK, 'gateway.cpuprofile');
+  const gateway = await nodePeer(path.join(HERE, 'peers', 'graylane.mjs'), [
+    JSON.stringify({
+      stable: upstream,
+      gray: upstream.replace('127.0.0.1', '127.0.0.2'),
+      profile: file,
+    }),
+  ]);
+  const peer = { name: 'profiled gateway', port: gateway.ports.gateway };
+  await waitForPort(peer.port);
+  await wrk(WORK, peer, { ...settings, seconds: Math.max(1, settings.seconds / 2) });
+  gateway.child.kill('SIGUSR2');
+  const result = await wrk(WORK, peer, settings);
+  await stop(gateway.child);
+  process.stderr.write(`profile: gateway at ${Math.round(result.rps)} req/s\n`);
+  return { rps: result.rps, ...summarizeProfile(JSON.parse(readFileSync(file, 'utf8'))) };
+}
+
+const medians = (fs) =>
+  fs.length
+    ? {
+        rate: median(fs.map((f) => f.rate)),
+        sentPerS: median(fs.map((f) => f.sentPerS)),
+        p50: median(fs.map((f) => f.p50)),
+        p99: median(fs.map((f) => f.p99)),
+        p999: median(fs.map((f) => f.p999)),
+        rssMb: median(fs.map((f) => f.rssMb)),
+        p99Min: Math.min(...fs.map((f) => f.p99)),
+        p99Max: Math.max(...fs.map((f) => f.p99)),
+        failedShare: Math.max(...fs.map((f) => f.failedShare)),
+      }
+    : undefined;
+
+function summarize(peers, runs, fixedRuns, halfRuns) {
   return peers.map((peer) => {
     const rs = runs.get(peer.name);
     const fs = fixedRuns.get(peer.name) ?? [];
@@ -355,17 +463,10 @@ function summarize(peers, runs, fixedRuns) {
       // pinned core is not the proxy's alone, so this ranks peers where req/s cannot.
       perCore: 1000 / median(rs.map((r) => r.coresPer1000)),
       peakRssMb: peer.child ? rssMb(pidsOf(peer.child)) : Number.NaN,
-      fixed: fs.length
-        ? {
-            p50: median(fs.map((f) => f.p50)),
-            p99: median(fs.map((f) => f.p99)),
-            p999: median(fs.map((f) => f.p999)),
-            rssMb: median(fs.map((f) => f.rssMb)),
-            p99Min: Math.min(...fs.map((f) => f.p99)),
-            p99Max: Math.max(...fs.map((f) => f.p99)),
-            failedShare: Math.max(...fs.map((f) => f.failedShare)),
-          }
-        : undefined,
+      fixed: medians(fs),
+      half: medians(halfRuns.get(peer.name) ?? []),
+      body: peer.body,
+      cluster: peer.cluster,
     };
   });
 }
@@ -397,19 +498,21 @@ async function main() {
       process.stderr.write(`${line}\n`);
     }
   }
+  const halfRuns = await atHalfMax(vegeta, peers, runs, proxyPids);
   loads.push(os.loadavg()[0]);
+  const profile = await profileGateway(`http://127.0.0.1:${upstreamPort}`);
   const idle = await idleRows(
     `http://127.0.0.1:${upstreamPort}`,
     peers.find((p) => p.name === NAMES.nginx),
   );
   if (failures.length > 0) throw new Error(failures.join('\n'));
-  const rows = summarize(peers, runs, fixedRuns);
-  const text = report({ rows, idle, loads, settings, machine: machine(), names: NAMES });
+  const rows = summarize(peers, runs, fixedRuns, halfRuns);
+  const text = report({ rows, idle, profile, loads, settings, machine: machine(), names: NAMES });
   mkdirSync(path.dirname(OUT), { recursive: true });
   writeFileSync(OUT, text);
   writeFileSync(
     OUT.replace(/\.md$/, '.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), settings, loads, rows, idle, runs: Object.fromEntries(runs), fixedRuns: Object.fromEntries(fixedRuns) }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), settings, loads, rows, idle, profile: { ...profile, frames: profile.frames.slice(0, 100) }, runs: Object.fromEntries(runs), fixedRuns: Object.fromEntries(fixedRuns), halfRuns: Object.fromEntries(halfRuns) }, null, 2)}\n`,
   );
   process.stdout.write(`${text}\nwritten to ${OUT}\n`);
 }

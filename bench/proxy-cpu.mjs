@@ -8,12 +8,14 @@
 //   node bench/proxy-cpu.mjs                       graylane gateway vs the floor (undici Pool.dispatch)
 //   options: --requests N --connections N --rounds N --lane LANE --only NAME --out FILE
 //            --listener outbound (the sidecar, reached with `Host: bench`, instead of the gateway;
-//            gateway,outbound: both, interleaved; every forwarder is then sent `Host: bench`)
+//            gateway,outbound: both, interleaved)
 //            --cpu-prof DIR (profile the graylane child; open the .cpuprofile in Chrome DevTools)
 //            --baseline DIR (also the (first) listener from another build of packages/router-proxy/dist, e.g.
 //            a copy taken before a change, at packages/router-proxy/dist-baseline)
 //            --node-flags "FLAGS" (node flags for the graylane child only, e.g. V8 heap settings;
 //            with --baseline packages/router-proxy/dist, the same build without them)
+//            --upstream-host NAME (graylane's endpoint written with a host name, e.g. localhost;
+//            with --baseline packages/router-proxy/dist, the same build with the IP)
 import { fork } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -40,6 +42,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     baseline: { type: 'string' },
     'node-flags': { type: 'string' },
+    'upstream-host': { type: 'string' },
   },
 });
 
@@ -76,15 +79,15 @@ const GRAYLANES = values.listener.split(',').map((l) => LISTENERS[l]);
 if (GRAYLANES.includes(undefined)) throw new Error(`--listener: gateway, outbound or both`);
 const GRAYLANE = GRAYLANES[0];
 
-async function send(port, amount) {
+async function send({ port, sidecar }, amount) {
   const result = await autocannon({
     url: `http://127.0.0.1:${port}/small`,
     connections: Number(values.connections),
     amount,
     headers: {
       ...(values.lane ? { 'x-lane': values.lane } : {}),
-      // The sidecar routes by Host; the other forwarders ignore it (as the upstream does).
-      ...(GRAYLANES.includes(PRODUCT_OUTBOUND) ? { host: 'bench' } : {}),
+      // The sidecar routes by Host; the others are sent the Host a client of theirs would use.
+      ...(sidecar ? { host: 'bench' } : {}),
     },
   });
   if (result.non2xx > 0 || result.errors > 0) {
@@ -95,9 +98,9 @@ async function send(port, amount) {
 
 async function measure(target) {
   const requests = Number(values.requests);
-  await send(target.port, Math.min(5000, requests)); // warm-up: JIT, pools
+  await send(target, Math.min(5000, requests)); // warm-up: JIT, pools
   const before = cpuSeconds(target.child.pid);
-  const result = await send(target.port, requests);
+  const result = await send(target, requests);
   const cpu = cpuSeconds(target.child.pid) - before;
   return {
     usPerRequest: (cpu / result.requests.total) * 1e6,
@@ -120,14 +123,20 @@ async function main() {
         : [];
     if (GRAYLANES.includes(name) && values['node-flags'])
       prof.push(...values['node-flags'].split(' '));
-    targets.push({ name, ...(await startChild('serve.mjs', [name, upstreamUrl], prof)) });
+    // The endpoint as graylane's table writes it: by default the upstream's IP, or a host name.
+    const endpoint =
+      GRAYLANES.includes(name) && values['upstream-host']
+        ? upstreamUrl.replace('127.0.0.1', values['upstream-host'])
+        : upstreamUrl;
+    const child = await startChild('serve.mjs', [name, endpoint], prof);
+    targets.push({ name, sidecar: name === PRODUCT_OUTBOUND, ...child });
   }
   if (values.baseline) {
     // The same gateway from another build (a copy of dist/ from before a change), interleaved
     // with this one: a before/after from one run.
     const env = { ...process.env, GRAYLANE_PROXY_DIST: values.baseline };
     const child = await startChild('serve.mjs', [GRAYLANE, upstreamUrl], [], env);
-    targets.push({ name: BASELINE, ...child });
+    targets.push({ name: BASELINE, sidecar: GRAYLANE === PRODUCT_OUTBOUND, ...child });
     names.push(BASELINE);
   }
   const runs = new Map(names.map((n) => [n, []]));

@@ -9,6 +9,10 @@
 //   services, lanes       instead: `services` services of `lanes` lanes each (lane l on
 //                         127.0.0.(l + 2)), the entrypoint to one in the middle (`svc-<services/2>`)
 //   server                the listeners' `server` settings (the idle-connection process)
+//   profile               a file: SIGUSR2 starts V8's CPU profiler (after the caller's warm-up, so
+//                         start-up and JIT are not in it), SIGTERM writes the .cpuprofile there
+//   gatewayPort           the gateway's port (node:cluster workers share it), with no outbound or
+//                         inbound listener
 //
 // Prints {gateway, outbound, inbound} ports as one JSON line; SIGTERM stops it.
 import { importBuilt } from '../forwarders/graylane-proxy.mjs';
@@ -16,11 +20,12 @@ import { importBuilt } from '../forwarders/graylane-proxy.mjs';
 const spec = JSON.parse(process.argv[2]);
 const { createLogger, GraylaneProxy, ProxyConfigSchema, parseRouteTable, proxyOptionsFrom } =
   await importBuilt();
+const sidecar = spec.gatewayPort
+  ? {}
+  : { outbound: '127.0.0.1:0', inbound: '127.0.0.1:0', inboundTarget: spec.stable };
 const config = ProxyConfigSchema.parse({
-  gateway: '127.0.0.1:0',
-  outbound: '127.0.0.1:0',
-  inbound: '127.0.0.1:0',
-  inboundTarget: spec.stable,
+  gateway: `127.0.0.1:${spec.gatewayPort ?? 0}`,
+  ...sidecar,
   service: 'bench',
   admin: '127.0.0.1:0',
   logLevel: 'silent',
@@ -68,10 +73,22 @@ const proxy = new GraylaneProxy({
   logger: createLogger(config.logLevel),
 });
 await proxy.start();
-const outbound = proxy.address('outbound').port;
+const outbound = proxy.address('outbound')?.port;
 // The second hop is this process's own outbound listener, known once it listens.
-if (!spec.services) proxy.tables.set(table(2, benchTable(outbound)), 'bench');
+if (!spec.services && outbound) proxy.tables.set(table(2, benchTable(outbound)), 'bench');
 process.stdout.write(
-  `${JSON.stringify({ gateway: proxy.address('gateway').port, outbound, inbound: proxy.address('inbound').port })}\n`,
+  `${JSON.stringify({ gateway: proxy.address('gateway').port, outbound, inbound: proxy.address('inbound')?.port })}\n`,
 );
-process.on('SIGTERM', () => process.exit(0));
+if (spec.profile) {
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  process.on('SIGUSR2', () => session.post('Profiler.start'));
+  process.on('SIGTERM', async () => {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(spec.profile, JSON.stringify(profile));
+    process.exit(0);
+  });
+} else process.on('SIGTERM', () => process.exit(0));

@@ -108,9 +108,19 @@ export function pinned(core, command, args) {
   });
   processes.push(child);
   child.once('exit', (code, signal) => {
-    if (!stopping) failures.push(`${command} ${args.join(' ')} exited (${code ?? signal})`);
+    if (!stopping && !child.stopped) {
+      failures.push(`${command} ${args.join(' ')} exited (${code ?? signal})`);
+    }
   });
   return child;
+}
+
+/** Stops one peer before the others (not a crash); resolves once it exited. */
+export async function stop(child) {
+  child.stopped = true;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
 }
 
 /** A Node peer prints its ports as one JSON line when it listens. */

@@ -8,13 +8,24 @@ import path from 'node:path';
 import { LOAD_CORE } from './harness.mjs';
 
 /**
- * The request line a peer is sent: its path, and for the outbound sidecar as `HTTP_PROXY` the
- * absolute form (`GET http://bench/ HTTP/1.1`), which wrk writes from a Lua script.
+ * What wrk sends a peer beyond its path: for the outbound sidecar as `HTTP_PROXY` the absolute form
+ * (`GET http://bench/ HTTP/1.1`), for the request-body rows a POST of `requestBytes`; both from a
+ * Lua script.
  */
 function wrkScript(work, peer) {
-  if (!peer.absolute) return [];
-  const file = path.join(work, `absolute-${peer.port}.lua`);
-  writeFileSync(file, `wrk.path = "${peer.absolute}"\n`);
+  const lines = [];
+  if (peer.absolute) lines.push(`wrk.path = "${peer.absolute}"`);
+  if (peer.method) lines.push(`wrk.method = "${peer.method}"`);
+  if (peer.requestBytes) {
+    lines.push(`wrk.body = string.rep("x", ${peer.requestBytes})`);
+    lines.push('wrk.headers["Content-Type"] = "application/octet-stream"');
+  }
+  if (lines.length === 0) return [];
+  const file = path.join(
+    work,
+    `wrk-${peer.port}-${peer.method ?? 'GET'}-${peer.requestBytes ?? 0}.lua`,
+  );
+  writeFileSync(file, `${lines.join('\n')}\n`);
   return ['-s', file];
 }
 
@@ -97,6 +108,7 @@ export async function fixedRate(vegeta, work, peer, { rate, seconds }) {
   // to fail is in the latencies), not a broken peer, which the checks before the runs catch.
   latencies.sort((a, b) => a - b);
   return {
+    sentPerS: latencies.length / seconds,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     p999: percentile(latencies, 99.9),

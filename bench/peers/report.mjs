@@ -1,4 +1,5 @@
 // bench/peers.mjs's report: the tables, the ratios spelled out, and issue 21's targets as met or not.
+import { profileTables } from '../cpu-profile.mjs';
 import { fmt, LOAD_CORE, PROXY_CORE, ratio } from './harness.mjs';
 
 const met = (ok) => (ok ? 'met' : '**not met**');
@@ -12,10 +13,12 @@ function throughputTable(rows, at) {
   return [
     '| peer | max req/s (median) | min–max | vs direct | vs nginx | vs undici floor (Pool.dispatch) | vs @fastify/http-proxy | p50 ms | p99 ms | CPU cores per 1000 req/s | req/s per core (CPU time) | per core vs nginx | per core vs undici floor (Pool.dispatch) | per core vs @fastify/http-proxy | peak RSS MB |',
     '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
-    ...rows.map(
-      (r) =>
-        `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.rpsMin)}–${fmt(r.rpsMax)} | ${ratio(r.rps, direct.rps)} | ${ratio(r.rps, nginx.rps)} | ${ratio(r.rps, floor.rps)} | ${ratio(r.rps, fastify.rps)} | ${ms(r.p50)} | ${ms(r.p99)} | ${fmt(r.coresPer1000, 3)} | ${fmt(r.perCore)} | ${ratio(r.perCore, nginx.perCore)} | ${ratio(r.perCore, floor.perCore)} | ${ratio(r.perCore, fastify.perCore)} | ${fmt(r.peakRssMb)} |`,
-    ),
+    ...rows
+      .filter((r) => !r.body && !r.cluster)
+      .map(
+        (r) =>
+          `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.rpsMin)}–${fmt(r.rpsMax)} | ${ratio(r.rps, direct.rps)} | ${ratio(r.rps, nginx.rps)} | ${ratio(r.rps, floor.rps)} | ${ratio(r.rps, fastify.rps)} | ${ms(r.p50)} | ${ms(r.p99)} | ${fmt(r.coresPer1000, 3)} | ${fmt(r.perCore)} | ${ratio(r.perCore, nginx.perCore)} | ${ratio(r.perCore, floor.perCore)} | ${ratio(r.perCore, fastify.perCore)} | ${fmt(r.peakRssMb)} |`,
+      ),
   ];
 }
 
@@ -35,20 +38,59 @@ function fixedRateTable(rows, at, rate) {
   ];
 }
 
-function bodyTable(rows) {
-  const sized = rows.filter((r) => / body$/.test(r.name));
-  const base = (r) => r.name.replace(/, \d \w+ body$/, '');
+function bodyTable(rows, at) {
+  const sized = rows.filter((r) => r.body);
   const floorOf = (r) =>
-    sized.find(
-      (s) => s.name.startsWith('minimal') && s.name.endsWith(r.name.slice(base(r).length)),
-    );
+    sized.find((s) => s.body === r.body && s.name.startsWith(at('floor').name));
   return [
-    '| peer, body | max req/s | vs undici floor (Pool.dispatch) (same body) | MB/s | CPU cores per 1000 req/s |',
-    '|---|--:|--:|--:|--:|',
+    '| peer, body | max req/s | vs undici floor (Pool.dispatch), same body | MB/s of body | CPU cores per 1000 req/s | per core vs the floor, same body |',
+    '|---|--:|--:|--:|--:|--:|',
     ...sized.map((r) => {
-      const mb = r.name.endsWith('1 MiB body') ? 1 : 1 / 1024;
-      return `| ${r.name} | ${fmt(r.rps)} | ${ratio(r.rps, floorOf(r)?.rps)} | ${fmt(r.rps * mb)} | ${fmt(r.coresPer1000, 3)} |`;
+      const mb = r.body.bytes / (1024 * 1024);
+      return `| ${r.name} | ${fmt(r.rps)} | ${ratio(r.rps, floorOf(r)?.rps)} | ${fmt(r.rps * mb, 1)} | ${fmt(r.coresPer1000, 3)} | ${ratio(r.perCore, floorOf(r)?.perCore)} |`;
     }),
+    '',
+    'Closed loop (wrk, as above). Response bodies: a GET answered with 1 KiB or 1 MiB. Request bodies: a POST of 1 KiB or 1 MiB (`Content-Length`), which the upstream (nginx) reads whole before answering the small body; graylane streams a POST upstream (it buffers only bodies it may send twice).',
+  ];
+}
+
+function halfMaxTable(rows, at) {
+  const direct = at('direct').half;
+  return [
+    '| peer | rate req/s (half its max) | sent req/s | p50 ms | p99 ms | p99 min–max | p99.9 ms | added p50 ms vs direct | added p99 ms vs direct | not 200 (worst round) |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    ...rows
+      .filter((r) => r.half)
+      .map(
+        (r) =>
+          `| ${r.name} | ${fmt(r.half.rate)} | ${fmt(r.half.sentPerS)} | ${ms(r.half.p50)} | ${ms(r.half.p99)} | ${ms(r.half.p99Min)}–${ms(r.half.p99Max)} | ${ms(r.half.p999)} | ${ms(r.half.p50 - direct.p50)} | ${ms(r.half.p99 - direct.p99)} | ${(r.half.failedShare * 100).toFixed(1)} % |`,
+      ),
+    '',
+    `Open loop (vegeta) at half of each peer's own median maximum from the closed-loop rounds above, in ${'interleaved'} rounds after them. Each peer runs at its own rate, so "added vs direct" compares direct at half of direct's maximum (a higher rate) with the peer at half of its own: read it as what the proxy adds when both are half busy. vegeta and the upstream share core ${LOAD_CORE}: at the highest rates (direct, nginx, HAProxy) the generator itself takes part of that core, "sent" says what it managed.`,
+  ];
+}
+
+function clusterTable(rows, at) {
+  const single = at('gateway');
+  const clustered = rows.filter((r) => r.cluster);
+  return [
+    '| gateway | max req/s | vs one process | CPU cores per 1000 req/s | per core vs one process | peak RSS MB (all processes) |',
+    '|---|--:|--:|--:|--:|--:|',
+    `| one process (the gateway row above) | ${fmt(single.rps)} | 1.00× | ${fmt(single.coresPer1000, 3)} | 1.00× | ${fmt(single.peakRssMb)} (shared with the other listeners' rows) |`,
+    ...clustered.map(
+      (r) =>
+        `| ${r.name} | ${fmt(r.rps)} | ${ratio(r.rps, single.rps)} | ${fmt(r.coresPer1000, 3)} | ${ratio(r.perCore, single.perCore)} | ${fmt(r.peakRssMb)} |`,
+    ),
+    '',
+    `graylane-proxy has no worker mode; \`bench/peers/graylane-cluster.mjs\` wraps N gateway processes as node:cluster workers behind one port (the primary hands each new connection to a worker in turn; Node 20 has no \`reusePort\` listen option). Every process of it is on core ${PROXY_CORE}: core ${LOAD_CORE} holds the load generator and the upstream, and this machine has no third. So these rows show only what workers cost: a per-core figure at about 1.00× means a worker handles a request for the same CPU as the plain process (the primary is idle once keep-alive connections are placed), so on a host with free cores N workers could serve up to about N times one core's maximum. That scaling itself, the primary's cost at a high connection rate, and memory bandwidth or cache effects between workers on separate cores cannot be measured here. Memory grows with each worker (a whole Node process each).`,
+  ];
+}
+
+function profileSection(profile) {
+  return [
+    `A fresh graylane process (the gateway, untagged), warmed up, then profiled by V8's sampling profiler (\`node:inspector\`, as \`--cpu-prof\` does) while wrk loads it at its one-core maximum (${fmt(profile.rps)} req/s while profiled; the profiler itself costs some). Self time, as shares of the CPU the process was busy (idle left out); "native" is C++ and syscalls (\`writev\`, \`writeLatin1String\`: the socket writes), "node internals" Node's own JavaScript (http, streams, timers, events).`,
+    '',
+    ...profileTables(profile, 25),
   ];
 }
 
@@ -74,7 +116,7 @@ function targets(rows, at, names, rate) {
     const f = r.fixed;
     const addedP50 = f.p50 - direct.p50;
     const addedP99 = f.p99 - direct.p99;
-    return `- ${name}: per core (CPU time) ${ratio(r.perCore, floor.perCore)} the Pool.dispatch floor (target ≥ 0.90×: ${met(r.perCore >= 0.9 * floor.perCore)}) and ${ratio(r.perCore, fastify.perCore)} @fastify/http-proxy (target ≥ 2.50×: ${met(r.perCore >= 2.5 * fastify.perCore)}); measured req/s ${ratio(r.rps, floor.rps)} and ${ratio(r.rps, fastify.rps)}; ${fmt(r.coresPer1000, 3)} cores per 1000 req/s (target ≤ 0.10: ${met(r.coresPer1000 <= 0.1)}); added latency at ${rate} req/s +${ms(addedP50)} ms p50 (target ≤ 0.2: ${met(addedP50 <= 0.2)}), +${ms(addedP99)} ms p99 (target ≤ 1: ${met(addedP99 <= 1)}); RSS after ${rate} req/s ${fmt(f.rssMb)} MB (target ≤ 64 MB: ${met(f.rssMb <= 64)}), peak ${fmt(r.peakRssMb)} MB after every row`;
+    return `- ${name}: per core (CPU time) ${ratio(r.perCore, floor.perCore)} the Pool.dispatch floor (target ≥ 0.90×: ${met(r.perCore >= 0.9 * floor.perCore)}) and ${ratio(r.perCore, fastify.perCore)} @fastify/http-proxy (target ≥ 2.50×: ${met(r.perCore >= 2.5 * fastify.perCore)}); measured req/s ${ratio(r.rps, floor.rps)} and ${ratio(r.rps, fastify.rps)}; ${fmt(r.coresPer1000, 3)} cores per 1000 req/s (target ≤ 0.10: ${met(r.coresPer1000 <= 0.1)}); added latency at ${rate} req/s +${ms(addedP50)} ms p50 (target ≤ 0.2: ${met(addedP50 <= 0.2)}), +${ms(addedP99)} ms p99 (target ≤ 1: ${met(addedP99 <= 1)}); RSS after ${rate} req/s ${fmt(f.rssMb)} MB (target ≤ 64 MB: ${met(f.rssMb <= 64)}), peak ${fmt(r.peakRssMb)} MB after every row; at half its maximum (${fmt(r.half.rate)} req/s) p50 ${ms(r.half.p50)} / p99 ${ms(r.half.p99)} ms, +${ms(r.half.p50 - at('direct').half.p50)} / +${ms(r.half.p99 - at('direct').half.p99)} ms vs direct at half of direct's`;
   });
   const tagged = at('tagged');
   const untagged = at('gateway');
@@ -96,7 +138,7 @@ function targets(rows, at, names, rate) {
 
 const GATEWAYS = ['gateway', 'outbound'];
 
-export function report({ rows, idle, loads, settings, machine, names }) {
+export function report({ rows, idle, profile, loads, settings, machine, names }) {
   const at = (key) => rows.find((r) => r.name === (names[key] ?? key));
   const { rounds, seconds, rate, connections, quick } = settings;
   return [
@@ -119,9 +161,21 @@ export function report({ rows, idle, loads, settings, machine, names }) {
     '',
     ...fixedRateTable(rows, at, rate),
     '',
+    "## Latency at 50 % of each peer's maximum",
+    '',
+    ...halfMaxTable(rows, at),
+    '',
     '## Bodies',
     '',
-    ...bodyTable(rows),
+    ...bodyTable(rows, at),
+    '',
+    '## Workers: node:cluster',
+    '',
+    ...clusterTable(rows, at),
+    '',
+    "## Where the gateway's CPU goes",
+    '',
+    ...profileSection(profile),
     '',
     '## Idle keep-alive connections',
     '',
@@ -130,7 +184,6 @@ export function report({ rows, idle, loads, settings, machine, names }) {
     '## Targets (issue 21)',
     '',
     ...targets(rows, at, names, rate),
-    "- Not measured: latency at 50 % of each peer's maximum.",
     '',
   ].join('\n');
 }

@@ -154,4 +154,15 @@ describe('outbound (sidecar) listener', () => {
     expect(sent.status).toBe(400);
     expect(sent.text).toMatch(/is this proxy/);
   });
+
+  it('answers 400 to calls addressed to its admin listener, however often asked', async () => {
+    const admin = proxy.address('admin')!;
+    for (let i = 0; i < 3; i++) {
+      const sent = await send(`${proxy.url('outbound')}/metrics`, {
+        headers: { host: `127.0.0.1:${admin.port}` },
+      });
+      expect(sent.status).toBe(400);
+      expect(sent.text).toMatch(/is this proxy/);
+    }
+  });
 });

@@ -67,10 +67,13 @@ export async function instructionsFor({
   const answers = [];
   let answered;
   lines.on('line', (line) => {
-    if (line.startsWith('{')) {
-      answers.push(JSON.parse(line));
+    // V8 prints its traces through C stdio, so a line of the server's may land inside one.
+    const json = /\{"\w+":[^{}]*\}/.exec(line);
+    if (json) {
+      answers.push(JSON.parse(json[0]));
       answered?.();
-    } else if (/^\[(marking|compiling|completed|bailout|optimizing)/.test(line)) jitEvents++;
+    }
+    if (/\[(marking|compiling|completed|bailout|optimizing)/.test(line)) jitEvents++;
   });
   const answer = async () => {
     while (answers.length === 0) await new Promise((resolve) => (answered = resolve));

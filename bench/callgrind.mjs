@@ -3,6 +3,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -16,6 +17,9 @@ export function requireValgrind() {
   }
 }
 
+/** Warm-up runs on fresh connections before V8 is taken to be still compiling. */
+const MAX_SETTLE_RUNS = 12;
+
 /**
  * Starts `node script ...args` under callgrind (it prints `{"port": N}` on its first stdout line),
  * sends `requests` to `path` over `connections` connections (8) with `headers`, stops it with SIGTERM and returns
@@ -27,6 +31,8 @@ export function requireValgrind() {
  * With `collectGarbage` too, the server (run with `--expose-gc`) is sent SIGUSR2 after the warm-up
  * and counting starts once it answers `{"gc":true}`: a full collection of the warm-up's garbage, so
  * that a major GC left over from it does not land in one variant's window and not another's.
+ * Then warm-up goes on, on fresh connections, until a run of 2000 requests passes with no V8
+ * (de)optimization, so that no recompilation lands in the count.
  */
 export async function instructionsFor({
   out,
@@ -49,13 +55,31 @@ export async function instructionsFor({
       `--callgrind-out-file=${out}`,
       process.execPath,
       ...(collectGarbage ? ['--expose-gc'] : []),
+      // V8 says when it optimizes or deoptimizes: warm-up goes on until it stops (below).
+      ...(warmup > 0 ? ['--trace-opt', '--trace-deopt'] : []),
       script,
       ...args,
     ],
     { cwd: root, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, ...env } },
   );
-  const [chunk] = await once(server.stdout, 'data');
-  const { port } = JSON.parse(chunk.toString());
+  const lines = createInterface({ input: server.stdout });
+  let jitEvents = 0;
+  const answers = [];
+  let answered;
+  lines.on('line', (line) => {
+    // V8 prints its traces through C stdio, so a line of the server's may land inside one.
+    const json = /\{"\w+":[^{}]*\}/.exec(line);
+    if (json) {
+      answers.push(JSON.parse(json[0]));
+      answered?.();
+    }
+    if (/\[(marking|compiling|completed|bailout|optimizing)/.test(line)) jitEvents++;
+  });
+  const answer = async () => {
+    while (answers.length === 0) await new Promise((resolve) => (answered = resolve));
+    return answers.shift();
+  };
+  const { port } = await answer();
   const send = async (count) => {
     const load = spawn(
       `${root}node_modules/.bin/autocannon`,
@@ -74,9 +98,22 @@ export async function instructionsFor({
   if (warmup > 0) {
     await send(warmup);
     if (collectGarbage) {
-      const collected = once(server.stdout, 'data');
       server.kill('SIGUSR2');
-      await collected;
+      await answer();
+    }
+    // The counted run comes on connections of its own. The first requests of a new connection
+    // deoptimize Node's socket and stream code ("wrong map") and have it recompiled, and so does a
+    // full GC: without more warm-up the count held whole TurboFan recompilations (two to four times
+    // a node:http request's own instructions). Warm-up runs on fresh connections until one passes
+    // with no optimization or deoptimization at all.
+    for (let run = 1; ; run++) {
+      const before = jitEvents;
+      await send(Math.min(warmup, 2000));
+      if (jitEvents === before) break;
+      if (run === MAX_SETTLE_RUNS) {
+        process.stderr.write(`callgrind: V8 still (de)optimizing after ${run} warm-up runs\n`);
+        break;
+      }
     }
     execFileSync('callgrind_control', ['-i', 'on', String(server.pid)], { stdio: 'ignore' });
   }

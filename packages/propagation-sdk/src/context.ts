@@ -121,10 +121,28 @@ export function getLane(): string {
 
 /** Runs `fn` in `store`, mirrored into OTel baggage when OTel manages context. */
 export function runInContext<T>(store: Store, fn: () => T): T {
-  // Already inside it (a global server hook and a middleware both entered the request): no new frame.
-  if (storage.getStore() === store) return fn();
-  if (!otelContextActive()) return storage.run(store, fn);
-  return storage.run(store, runWithOtelLane, store.lane, getConfig().baggageKey, fn);
+  return applyInContext(store, fn, undefined, NO_ARGS);
+}
+
+const NO_ARGS: readonly unknown[] = Object.freeze([]);
+
+/**
+ * `fn.apply(thisArg, args)` in `store`: what the hooks that wrap `emit` call, so that no closure
+ * (and no context for one, which V8 makes on every call of a function that has one) is made per event.
+ */
+export function applyInContext<T>(
+  store: Store,
+  fn: (...args: never[]) => T,
+  thisArg: unknown,
+  args: ArrayLike<unknown>,
+): T {
+  // Already inside it (a global server hook and a middleware both entered the request), `run` makes no
+  // new frame: it checks that itself, so it is not asked twice here.
+  if (!otelContextActive()) return storage.run(store, Reflect.apply, fn, thisArg, args) as T;
+  if (storage.getStore() === store) return Reflect.apply(fn, thisArg, args);
+  return storage.run(store, runWithOtelLane, store.lane, getConfig().baggageKey, () =>
+    Reflect.apply(fn, thisArg, args),
+  );
 }
 
 /**
@@ -158,8 +176,8 @@ export function bindLane<A extends unknown[], R>(fn: (...args: A) => R): (...arg
   return (...args: A) => runInContext(bound, () => fn(...args));
 }
 
-const boundStore = Symbol.for('graylane.sdk.boundStore');
-type BindableEmitter = Pick<EventEmitter, 'emit'> & { [boundStore]?: LaneContext };
+const boundContexts = shared.bound;
+type BindableEmitter = Pick<EventEmitter, 'emit'>;
 
 /**
  * Makes every listener of `emitter` run in the current context, whoever emits. Node emits request
@@ -174,8 +192,8 @@ export function bindEmitter<E extends Pick<EventEmitter, 'emit'>>(emitter: E): E
 
 export function bindEmitterTo(emitter: Pick<EventEmitter, 'emit'>, store: LaneContext): void {
   const target = emitter as BindableEmitter;
-  const alreadyBound = Object.hasOwn(target, 'emit') && target[boundStore] !== undefined;
-  target[boundStore] = store;
+  const alreadyBound = Object.hasOwn(target, 'emit') && boundContexts.has(target);
+  boundContexts.set(target, store);
   if (alreadyBound || patchedPrototypes.has(Object.getPrototypeOf(target))) return;
   target.emit = boundEmitOf(target.emit);
 }
@@ -190,26 +208,35 @@ function boundEmitOf(emit: Emit): Emit {
   return function boundEmit(this: BindableEmitter, event: string | symbol) {
     // biome-ignore lint/complexity/noArguments: forwarded as is, without copying
     const args = arguments as unknown as Parameters<Emit>;
-    const bound = this[boundStore];
+    const bound = boundContexts.get(this);
     // An event nobody listens to runs no code in any context: no context switch for it (a request's
-    // `resume`, `end` and `close` mostly).
-    if (bound === undefined || storage.getStore() === bound || noListeners(this, event)) {
-      return emit.apply(this, args);
-    }
-    return storage.run(bound, () => emit.apply(this, args));
+    // `resume`, `end` and `close` mostly). Asked before the current context, which costs more to read;
+    // `run` itself makes no new frame when `bound` is already current.
+    if (bound === undefined || noAppListeners(this, event)) return emit.apply(this, args);
+    return storage.run(bound, Reflect.apply, emit, this, args);
   } as Emit;
 }
 
-function noListeners(emitter: BindableEmitter, event: string | symbol): boolean {
+/**
+ * Whether no code of the app listens to `event`. Node's server adds its own `clearIncoming` to a
+ * request's `end` once the response is finished; it needs no context, and switching to the request's
+ * for it was one context switch per request.
+ */
+function noAppListeners(emitter: BindableEmitter, event: string | symbol): boolean {
   const count = (emitter as Partial<Pick<EventEmitter, 'listenerCount'>>).listenerCount;
-  return typeof count === 'function' && count.call(emitter, event) === 0;
+  if (typeof count !== 'function') return false;
+  const listeners = count.call(emitter, event);
+  if (listeners === 0) return true;
+  if (listeners !== 1 || event !== 'end') return false;
+  const only = (emitter as { _events?: Record<string, unknown> })._events?.end;
+  return typeof only === 'function' && only.name === 'clearIncoming';
 }
 
 const patchedPrototypes = shared.patched;
 
 /**
  * Binds the events of every instance of a class at once, by wrapping `emit` on its prototype: an
- * instance then needs only the mark `bindEmitterTo` sets. For `IncomingMessage` this replaces a
+ * instance then needs only an entry in the shared WeakMap. For `IncomingMessage` this replaces a
  * closure and an own `emit` per request, which a CPU profile showed as the SDK's largest cost.
  */
 export function bindPrototypeEvents(proto: Pick<EventEmitter, 'emit'>): void {
@@ -218,12 +245,12 @@ export function bindPrototypeEvents(proto: Pick<EventEmitter, 'emit'>): void {
   proto.emit = boundEmitOf(proto.emit);
 }
 
-/** Marks an instance of a class whose prototype `bindPrototypeEvents` bound: one property, no closure. */
+/** Binds an instance of a class whose prototype `bindPrototypeEvents` bound: no closure, no property. */
 export function markBound(emitter: object, store: LaneContext): void {
-  (emitter as BindableEmitter)[boundStore] = store;
+  boundContexts.set(emitter, store);
 }
 
 /** The context an emitter was bound to, if any: how a request entered twice finds its own. */
 export function boundContextOf(emitter: object): LaneContext | undefined {
-  return (emitter as BindableEmitter)[boundStore];
+  return boundContexts.get(emitter);
 }

@@ -52,3 +52,58 @@ describe('an app that sets its own undici global dispatcher', () => {
     expect(String(warning?.callSite)).toContain('test/fixtures/dispatcher-app.mjs:');
   });
 });
+
+describe('a global dispatcher that queues: one connection, calls from many requests at once', () => {
+  let held: http.Server;
+  let queued: ChildApp;
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let seenAtOnce = 0;
+  let open = 0;
+
+  beforeAll(async () => {
+    // The first call is held until every request has reached the app, so the others queue in
+    // undici's pool behind it and are created later, each in whatever context is then current.
+    held = http.createServer(async (req, res) => {
+      open++;
+      seenAtOnce = Math.max(seenAtOnce, open);
+      await gate;
+      open--;
+      echo(req, res);
+    });
+    const heldUrl = await listen(held);
+    queued = await startChildApp(
+      ['--import', '@graylane/sdk/register', 'test/fixtures/dispatcher-app.mjs'],
+      { UPSTREAM: heldUrl, CONNECTIONS: '1' },
+    );
+  });
+  afterAll(async () => {
+    release();
+    await queued?.stop();
+    await close(held);
+  });
+
+  it('every queued call goes out in the lane of the request that made it, and none is warned about', async () => {
+    const lanes = ['gray', 'blue', 'green', 'stable'];
+    const count = 100;
+    const answers = Array.from({ length: count }, (_, i) => {
+      const lane = lanes[i % lanes.length]!;
+      const client = i % 2 === 0 ? 'undici' : 'fetch';
+      const headers: Record<string, string> = lane === 'stable' ? {} : { 'x-lane': lane };
+      return getJson<{ lane: string | null }>(`${queued.url}/?client=${client}`, headers).then(
+        (seen) => ({ lane, client, seen: seen.lane }),
+      );
+    });
+    while ((await getJson<{ inFlight: number }>(`${queued.url}/in-flight`)).inFlight < count) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    release();
+    const seen = await Promise.all(answers);
+    expect(seenAtOnce).toBe(1);
+    const wrong = seen.filter((s) => s.seen !== (s.lane === 'stable' ? null : s.lane));
+    expect(wrong).toEqual([]);
+    expect(queued.warnings()).toEqual([]);
+  });
+});

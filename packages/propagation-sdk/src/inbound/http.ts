@@ -1,7 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import http from 'node:http';
 import https from 'node:https';
-import { runWithIncoming } from './incoming.js';
+import { applyWithIncoming, runWithIncoming } from './incoming.js';
 
 /** Wraps a `node:http` request listener: `http.createServer(laneHandler((req, res) => …))`. */
 export function laneHandler<
@@ -27,7 +27,7 @@ function wrapEmit(emit: Emit): Emit {
     if (event !== 'request') return emit.apply(this, args);
     const req = args[1] as IncomingMessage;
     const res = args[2] as ServerResponse;
-    return runWithIncoming(req, () => emit.apply(this, args), res);
+    return applyWithIncoming(req, res, emit, this, args);
   } as Emit;
 }
 

@@ -3,25 +3,25 @@ import { IncomingMessage } from 'node:http';
 import {
   BAGGAGE_HEADER,
   joinHeaderValues,
+  type LaneTag,
   readLaneTag,
   STABLE,
   setBaggageValue,
 } from '@graylane/lane-core';
-import { getConfig } from '../config.js';
+import { getConfig, type SdkOptions } from '../config.js';
 import {
+  applyInContext,
   bindEmitterTo,
   bindPrototypeEvents,
   boundContextOf,
   type LaneContext,
   markBound,
   requestStore,
-  runInContext,
 } from '../context.js';
 import { trackTaggedRequest, trackTaggedResult } from '../leak.js';
 import { internalError } from '../log.js';
 import { countInvalidLane } from '../metrics.js';
 import { otelContextActive } from '../otel/bridge.js';
-import { shared } from '../state.js';
 
 /** The part of a `node:http` `IncomingMessage` the SDK reads (also Fastify's `request.raw`, Koa's `ctx.req`). */
 export interface IncomingLike {
@@ -56,33 +56,50 @@ function enteredContext(req: Marked): LaneContext | undefined {
  * middleware) reuses the first context.
  */
 export function runWithIncoming<T>(req: IncomingLike, fn: () => T, res?: OutgoingLike): T {
+  return applyWithIncoming(req, res, fn, undefined, NO_ARGS);
+}
+
+const NO_ARGS: readonly unknown[] = Object.freeze([]);
+
+/** `runWithIncoming` for `fn.apply(thisArg, args)`: the server hook's form, with no closure per request. */
+export function applyWithIncoming<T>(
+  req: IncomingLike,
+  res: OutgoingLike | undefined,
+  fn: (...args: never[]) => T,
+  thisArg: unknown,
+  args: ArrayLike<unknown>,
+): T {
   const marked = req as Marked;
   const existing = enteredContext(marked);
-  if (existing !== undefined) return runInContext(existing, fn);
+  if (existing !== undefined) return applyInContext(existing, fn, thisArg, args);
   let store: LaneContext;
   try {
     store = enterRequest(marked, res);
   } catch (err) {
     internalError('inbound', err);
-    return fn();
+    return Reflect.apply(fn, thisArg, args);
   }
-  const result = runInContext(store, fn);
+  const result = applyInContext(store, fn, thisArg, args);
   if (store.lane !== STABLE && res === undefined) trackTaggedResult(result, store);
   return result;
 }
 
+/** Whether this copy bound `IncomingMessage`'s prototype yet: a boolean, not a WeakSet look-up per request. */
+let incomingBound = false;
+
 function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
-  // An app that set its own undici global dispatcher at start-up gets the lane interceptor back on it.
-  shared.keepGlobalDispatcher?.();
   const options = getConfig();
-  const tag = readLaneTag(req.headers[options.laneHeader], req.headers[BAGGAGE_HEADER], options);
+  const tag = readTag(req.headers, options);
   if (tag.invalid) countInvalidLane('inbound');
   if (tag.source === 'header' || tag.invalid) agreeOtelBaggage(req, tag.lane, options.baggageKey);
   // Only a Node response can relay provenance; without one nothing is collected.
   const store = requestStore(tag.lane, tag.source, typeof res === 'object' ? res : undefined);
   // Body events are emitted from the connection's context; bind them to the request's.
   if (req instanceof IncomingMessage) {
-    bindPrototypeEvents(IncomingMessage.prototype);
+    if (!incomingBound) {
+      bindPrototypeEvents(IncomingMessage.prototype);
+      incomingBound = true;
+    }
     markBound(req, store);
   } else {
     req[entered] = store;
@@ -92,6 +109,34 @@ function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
     trackTaggedRequest(res, store);
   }
   return store;
+}
+
+/** The tag of a request with neither a lane header nor baggage: most requests of a service. */
+const UNTAGGED: LaneTag = Object.freeze({ lane: STABLE, source: 'none', invalid: false });
+/** Tags read from a lane header alone, by its value: a service sees a handful of lanes. */
+const tagsByHeader = new Map<string, LaneTag>();
+/** Bounds the cache whatever values clients send; a full cache starts over. */
+const MAX_CACHED_TAGS = 256;
+
+/**
+ * The request's tag, one frozen object per header value: reading and validating it again for every
+ * request of a lane was a regular expression per request. With baggage, which varies per request, the
+ * tag is read each time.
+ */
+function readTag(headers: IncomingLike['headers'], options: SdkOptions): LaneTag {
+  const header = headers[options.laneHeader];
+  const baggage = headers[BAGGAGE_HEADER];
+  if (baggage !== undefined || (header !== undefined && typeof header !== 'string')) {
+    return readLaneTag(header, baggage, options);
+  }
+  if (header === undefined) return UNTAGGED;
+  let tag = tagsByHeader.get(header);
+  if (tag === undefined) {
+    tag = Object.freeze(readLaneTag(header, undefined, options));
+    if (tagsByHeader.size >= MAX_CACHED_TAGS) tagsByHeader.clear();
+    tagsByHeader.set(header, tag);
+  }
+  return tag;
 }
 
 /**

@@ -1,11 +1,15 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { STABLE } from '@graylane/lane-core';
 import { type Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
+import { headersToRecord, objectCarrier } from '../carriers.js';
 import { getConfig } from '../config.js';
-import { currentContext, isEnded } from '../context.js';
+import { currentContext, currentRelay, isEnded } from '../context.js';
+import { LaneLeakError } from '../errors.js';
 import { callSiteBelow } from '../leak.js';
 import { internalError, warnOnce } from '../log.js';
+import { type Relay, rawHeaderValue, recordServed } from '../provenance.js';
 import { shared } from '../state.js';
+import { tagOutbound } from './tag.js';
 import { laneInterceptor } from './undici.js';
 
 /**
@@ -13,8 +17,11 @@ import { laneInterceptor } from './undici.js';
  * The SDK composes its interceptor onto it; an app that sets its own (`setGlobalDispatcher(new
  * Agent({ connections: 50 }))`, at start-up as a rule) would silently drop it. undici stores the
  * dispatcher in a non-configurable global, so the setting cannot be intercepted: instead the SDK
- * looks at it on every inbound request and whenever undici creates a request the interceptor did not
- * see, and composes itself onto whatever the app set.
+ * looks at it when undici creates a request the interceptor did not see (the outbound path, where it
+ * matters; an inbound request pays nothing), composes itself onto whatever the app set, and tags
+ * that one request on undici's request object, as OTel's undici instrumentation does. Later calls go
+ * through the interceptor. That first call's `x-lane-served` hops are relayed from undici's
+ * `undici:request:headers` channel.
  *
  * A request the interceptor did not see while the global dispatcher is its own came through a
  * dispatcher the app made (an `Agent`, `Pool` or `Client` without `laneInterceptor()`): it goes out
@@ -33,15 +40,19 @@ function compose(dispatcher: Dispatcher): Marked {
   return composed;
 }
 
-/** Composes the interceptor onto the global dispatcher if the app replaced it. One read when not. */
-function keepComposed(): void {
+/**
+ * Composes the interceptor onto the global dispatcher if the app replaced it. Returns true when it
+ * did: the request being created then came through the app's dispatcher, unseen.
+ */
+function keepComposed(): boolean {
   const current = (globalThis as { [GLOBAL_DISPATCHER]?: Marked })[GLOBAL_DISPATCHER];
-  if (current === undefined || current[composedMark]) return;
+  if (current === undefined || current[composedMark]) return false;
   try {
     setGlobalDispatcher(compose(current));
   } catch (err) {
     internalError('undici:global-dispatcher', err);
   }
+  return true;
 }
 
 /** Whether undici's request (v7: `[name, value, …]`; v6: `name: value\r\n` text) has header `name`. */
@@ -56,19 +67,102 @@ function requestHasHeader(headers: unknown, name: string): boolean {
   return `\r\n${headers.toLowerCase()}`.includes(`\r\n${name}:`);
 }
 
+/** undici's request as its `undici:request:create` channel gives it (v7: a list; v6: text). */
+interface CreatedRequest {
+  headers?: unknown;
+}
+
+/** The request's headers as a flat `[name, value, …]` list, whichever undici made it. */
+function headerList(headers: unknown): unknown[] {
+  if (Array.isArray(headers)) return headers;
+  if (typeof headers !== 'string') return [];
+  const list: string[] = [];
+  for (const line of headers.split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) list.push(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return list;
+}
+
+/**
+ * Tags a request undici has already created, in place (the lane header and baggage are plain
+ * headers to undici: nothing else it derived from the headers changes). Strict mode's error cannot
+ * reach the caller from a channel subscriber, where a throw would crash the process: the call goes
+ * out untagged and counted, as every leak does.
+ */
+function tagCreatedRequest(request: CreatedRequest): void {
+  const record = headersToRecord(headerList(request.headers));
+  let outcome: ReturnType<typeof tagOutbound>;
+  try {
+    outcome = tagOutbound(() => objectCarrier(record), 'undici', onRequestCreate);
+  } catch (err) {
+    if (err instanceof LaneLeakError) return;
+    throw err;
+  }
+  if (outcome !== 'tagged') return;
+  const pairs: string[] = [];
+  for (const [name, value] of Object.entries(record)) {
+    for (const v of Array.isArray(value) ? value : [value]) pairs.push(name, String(v));
+  }
+  if (Array.isArray(request.headers)) request.headers.splice(0, request.headers.length, ...pairs);
+  else {
+    let text = '';
+    for (let i = 0; i < pairs.length; i += 2) text += `${pairs[i]}: ${pairs[i + 1]}\r\n`;
+    request.headers = text;
+  }
+}
+
 interface RequestCreate {
-  request?: { headers?: unknown };
+  request?: CreatedRequest;
+}
+
+/** The relays of requests tagged after creation, until their response head arrives. */
+const createdRelays = new WeakMap<object, Relay>();
+let headersSubscribed = false;
+
+/** Relays the hops of a request the interceptor did not see, as the interceptor does for its own. */
+function relayCreatedRequest(request: CreatedRequest): void {
+  const relay = currentRelay();
+  if (relay === undefined) return;
+  createdRelays.set(request, relay);
+  if (headersSubscribed) return;
+  headersSubscribed = true;
+  diagnosticsChannel.subscribe('undici:request:headers', onRequestHeaders);
+}
+
+interface RequestHeaders {
+  request?: object;
+  response?: { statusCode?: number; headers?: unknown };
+}
+
+function onRequestHeaders(message: unknown): void {
+  const { request, response } = message as RequestHeaders;
+  const relay = request === undefined ? undefined : createdRelays.get(request);
+  if (relay === undefined || request === undefined) return;
+  createdRelays.delete(request);
+  try {
+    recordServed(relay, rawHeaderValue(response?.headers, getConfig().servedHeader));
+  } catch (err) {
+    internalError('provenance:undici', err);
+  }
 }
 
 function onRequestCreate(message: unknown): void {
   // Created inside the interceptor's dispatch: seen and tagged.
   if (shared.dispatching > 0 || shared.keepGlobalDispatcher === undefined) return;
   try {
-    keepComposed();
+    const request = (message as RequestCreate).request;
+    if (keepComposed()) {
+      if (request !== undefined) {
+        relayCreatedRequest(request);
+        tagCreatedRequest(request);
+      }
+      return;
+    }
     const ctx = currentContext();
     if (ctx === undefined || ctx.lane === STABLE || isEnded(ctx)) return;
     const { laneHeader } = getConfig();
-    if (requestHasHeader((message as RequestCreate).request?.headers, laneHeader)) return;
+    if (requestHasHeader(request?.headers, laneHeader)) return;
     const callSite = callSiteBelow(onRequestCreate);
     warnOnce(
       `unseen-dispatcher:${callSite}`,

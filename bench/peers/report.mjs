@@ -140,13 +140,13 @@ const GATEWAYS = ['gateway', 'outbound'];
 
 export function report({ rows, idle, profile, loads, settings, machine, names }) {
   const at = (key) => rows.find((r) => r.name === (names[key] ?? key));
-  const { rounds, seconds, rate, connections, quick } = settings;
+  const { rounds, seconds, rate, connections } = settings;
   return [
     '# graylane-proxy side by side with its peers',
     '',
     `- Date: ${new Date().toISOString()}`,
     `- Machine: ${machine}`,
-    `- Command: \`node bench/peers.mjs${quick ? ' --quick' : ''}\`; ${rounds} round(s), each peer ${seconds} s closed loop then ${seconds} s at ${rate} req/s, peers interleaved with rotating order; medians over rounds.`,
+    `- Command: \`${['node bench/peers.mjs', ...process.argv.slice(2)].join(' ')}\`; ${rounds} round(s), each peer ${seconds} s closed loop then ${seconds} s at ${rate} req/s, peers interleaved with rotating order; medians over rounds.`,
     `- Placement: the proxy under test alone on core ${PROXY_CORE} (taskset); wrk (1 thread, ${connections} keep-alive connections, closed loop), vegeta (open loop) and the upstream (nginx, 1 worker, a fixed ${settings.bodyBytes}-byte body unless a row says otherwise) on core ${LOAD_CORE}.`,
     `- Load average (1 min) at the start of each round and at the end: ${loads.map((l) => l.toFixed(1)).join(', ')}. Other engineers' test suites share this 2-core machine, so req/s and latencies are noisy: read the per-core ratios, which CPU time makes fairer.`,
     "- graylane rows are graylane-proxy processes with the CLI defaults (metrics, head guards, body deadlines on; log level silent): one process serves the gateway, outbound and inbound rows (its peak RSS is after all of them), the 100-service table has its own. The two-hop row passes the gateway and then the same process's outbound listener.",

@@ -136,10 +136,9 @@ export function applyInContext<T>(
   thisArg: unknown,
   args: ArrayLike<unknown>,
 ): T {
-  // Already inside it (a global server hook and a middleware both entered the request), `run` makes no
-  // new frame: it checks that itself, so it is not asked twice here.
-  if (!otelContextActive()) return storage.run(store, Reflect.apply, fn, thisArg, args) as T;
+  // Already inside it (a global server hook and a middleware both entered the request): no new frame.
   if (storage.getStore() === store) return Reflect.apply(fn, thisArg, args);
+  if (!otelContextActive()) return storage.run(store, Reflect.apply, fn, thisArg, args) as T;
   return storage.run(store, runWithOtelLane, store.lane, getConfig().baggageKey, () =>
     Reflect.apply(fn, thisArg, args),
   );
@@ -176,8 +175,8 @@ export function bindLane<A extends unknown[], R>(fn: (...args: A) => R): (...arg
   return (...args: A) => runInContext(bound, () => fn(...args));
 }
 
-const boundContexts = shared.bound;
-type BindableEmitter = Pick<EventEmitter, 'emit'>;
+const boundStore = Symbol.for('graylane.sdk.boundStore');
+type BindableEmitter = Pick<EventEmitter, 'emit'> & { [boundStore]?: LaneContext };
 
 /**
  * Makes every listener of `emitter` run in the current context, whoever emits. Node emits request
@@ -192,8 +191,8 @@ export function bindEmitter<E extends Pick<EventEmitter, 'emit'>>(emitter: E): E
 
 export function bindEmitterTo(emitter: Pick<EventEmitter, 'emit'>, store: LaneContext): void {
   const target = emitter as BindableEmitter;
-  const alreadyBound = Object.hasOwn(target, 'emit') && boundContexts.has(target);
-  boundContexts.set(target, store);
+  const alreadyBound = Object.hasOwn(target, 'emit') && target[boundStore] !== undefined;
+  target[boundStore] = store;
   if (alreadyBound || patchedPrototypes.has(Object.getPrototypeOf(target))) return;
   target.emit = boundEmitOf(target.emit);
 }
@@ -208,11 +207,12 @@ function boundEmitOf(emit: Emit): Emit {
   return function boundEmit(this: BindableEmitter, event: string | symbol) {
     // biome-ignore lint/complexity/noArguments: forwarded as is, without copying
     const args = arguments as unknown as Parameters<Emit>;
-    const bound = boundContexts.get(this);
+    const bound = this[boundStore];
     // An event nobody listens to runs no code in any context: no context switch for it (a request's
-    // `resume`, `end` and `close` mostly). Asked before the current context, which costs more to read;
-    // `run` itself makes no new frame when `bound` is already current.
-    if (bound === undefined || noAppListeners(this, event)) return emit.apply(this, args);
+    // `resume`, `end` and `close` mostly).
+    if (bound === undefined || storage.getStore() === bound || noAppListeners(this, event)) {
+      return emit.apply(this, args);
+    }
     return storage.run(bound, Reflect.apply, emit, this, args);
   } as Emit;
 }
@@ -236,7 +236,7 @@ const patchedPrototypes = shared.patched;
 
 /**
  * Binds the events of every instance of a class at once, by wrapping `emit` on its prototype: an
- * instance then needs only an entry in the shared WeakMap. For `IncomingMessage` this replaces a
+ * instance then needs only the mark `bindEmitterTo` sets. For `IncomingMessage` this replaces a
  * closure and an own `emit` per request, which a CPU profile showed as the SDK's largest cost.
  */
 export function bindPrototypeEvents(proto: Pick<EventEmitter, 'emit'>): void {
@@ -245,12 +245,12 @@ export function bindPrototypeEvents(proto: Pick<EventEmitter, 'emit'>): void {
   proto.emit = boundEmitOf(proto.emit);
 }
 
-/** Binds an instance of a class whose prototype `bindPrototypeEvents` bound: no closure, no property. */
+/** Marks an instance of a class whose prototype `bindPrototypeEvents` bound: one property, no closure. */
 export function markBound(emitter: object, store: LaneContext): void {
-  boundContexts.set(emitter, store);
+  (emitter as BindableEmitter)[boundStore] = store;
 }
 
 /** The context an emitter was bound to, if any: how a request entered twice finds its own. */
 export function boundContextOf(emitter: object): LaneContext | undefined {
-  return boundContexts.get(emitter);
+  return (emitter as BindableEmitter)[boundStore];
 }

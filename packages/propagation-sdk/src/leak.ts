@@ -1,6 +1,5 @@
-import { ServerResponse } from 'node:http';
 import { getConfig } from './config.js';
-import { isEnded, type LaneContext, markEnded } from './context.js';
+import { type LaneContext, markEnded } from './context.js';
 import { LaneLeakError, type LeakKind } from './errors.js';
 import { warnOnce } from './log.js';
 import { countStaleOutbound, countUntaggedOutbound, type OutboundClient } from './metrics.js';
@@ -43,19 +42,6 @@ function endTracked(this: Tracked): void {
   const store = this[trackedKey];
   if (store === undefined) return;
   this[trackedKey] = undefined;
-  end(store);
-}
-
-/**
- * The same for a Node response, which finds its request's context through `res.req`: no property is
- * added to the response (see `bound` in state.ts for what one costs).
- */
-function endServed(this: ServerResponse): void {
-  const store = shared.bound.get(this.req);
-  if (store !== undefined && !isEnded(store)) end(store);
-}
-
-function end(store: LaneContext): void {
   shared.taggedInFlight--;
   markEnded(store);
 }
@@ -63,10 +49,6 @@ function end(store: LaneContext): void {
 /** Counts a tagged request as in flight until `res` closes; its context then ends. */
 export function trackTaggedRequest(res: Closable, store: LaneContext): void {
   shared.taggedInFlight++;
-  if (res instanceof ServerResponse && shared.bound.get(res.req) === store) {
-    res.on('close', endServed);
-    return;
-  }
   (res as Tracked)[trackedKey] = store;
   // `on`, not `once`: `once` wraps the listener in a closure per call; endTracked runs only once.
   if (typeof res.on === 'function') res.on('close', endTracked);
@@ -76,9 +58,12 @@ export function trackTaggedRequest(res: Closable, store: LaneContext): void {
 /** For a framework without a response object: in flight until `result` settles. */
 export function trackTaggedResult(result: unknown, store: LaneContext): void {
   shared.taggedInFlight++;
-  const settled = () => end(store);
-  if (result instanceof Promise) result.then(settled, settled);
-  else settled();
+  const end = () => {
+    shared.taggedInFlight--;
+    markEnded(store);
+  };
+  if (result instanceof Promise) result.then(end, end);
+  else end();
 }
 
 export function leakDetectionActive(): boolean {

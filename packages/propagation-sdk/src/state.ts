@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { SdkOptions } from './config.js';
-import type { LaneContext, Store } from './context.js';
+import type { Store } from './context.js';
 import type { SdkLogger } from './log.js';
 import type { SdkMetrics } from './metrics.js';
 
@@ -21,13 +21,6 @@ export interface SharedState {
   taggedInFlight: number;
   /** Prototypes whose `emit` one of the copies bound to the instance's context. */
   readonly patched: WeakSet<object>;
-  /**
-   * The context each bound emitter (an inbound request) runs its events in. A WeakMap rather than a
-   * property on the request: a property added to Node's own objects after they are made gives them a
-   * second shape, and Node's http code then runs slower for every request (tens of thousands of
-   * instructions per request in bench/sdk-overhead-instructions.mjs).
-   */
-  readonly bound: WeakMap<object, LaneContext>;
   metrics: SdkMetrics | undefined;
   /**
    * Above zero while the SDK's undici interceptor dispatches a call it has tagged: OTel's propagators
@@ -52,7 +45,6 @@ function createState(): SharedState {
     warned: new Set(),
     taggedInFlight: 0,
     patched: new WeakSet(),
-    bound: new WeakMap(),
     metrics: undefined,
     dispatching: 0,
     keepGlobalDispatcher: undefined,
@@ -62,5 +54,3 @@ function createState(): SharedState {
 
 // biome-ignore lint/suspicious/noAssignInExpressions: create once, whichever copy comes first
 export const shared: SharedState = ((globalThis as Holder)[STATE_KEY] ??= createState());
-// A field added since the key's version: a state an older copy made gets it from the first newer one.
-(shared as { bound?: WeakMap<object, LaneContext> }).bound ??= new WeakMap();

@@ -84,9 +84,6 @@ export function applyWithIncoming<T>(
   return result;
 }
 
-/** Whether this copy bound `IncomingMessage`'s prototype yet: a boolean, not a WeakSet look-up per request. */
-let incomingBound = false;
-
 function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
   const options = getConfig();
   const tag = readTag(req.headers, options);
@@ -96,10 +93,7 @@ function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
   const store = requestStore(tag.lane, tag.source, typeof res === 'object' ? res : undefined);
   // Body events are emitted from the connection's context; bind them to the request's.
   if (req instanceof IncomingMessage) {
-    if (!incomingBound) {
-      bindPrototypeEvents(IncomingMessage.prototype);
-      incomingBound = true;
-    }
+    bindPrototypeEvents(IncomingMessage.prototype);
     markBound(req, store);
   } else {
     req[entered] = store;

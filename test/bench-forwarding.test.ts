@@ -14,6 +14,7 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const FORWARDERS = [
   'undici-request+pipeline',
   'undici-request+pipe',
+  'undici-dispatch',
   'undici-stream',
   'http-proxy',
   'node-http',

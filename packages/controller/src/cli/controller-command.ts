@@ -6,6 +6,7 @@ import { Controller } from '../controller.js';
 import { ControllerError } from '../errors.js';
 import { type KubernetesTarget, kubernetesTarget } from '../kubernetes/kubeconfig.js';
 import { KubernetesController } from '../kubernetes-controller.js';
+import { parseListen } from '../listen-address.js';
 
 export interface ControllerCommandOptions {
   listen: string;
@@ -20,15 +21,6 @@ export interface ControllerCommandOptions {
   kubeconfig?: string;
   namespace?: string;
   leaseDuration?: number;
-}
-
-export function parseListen(value: string): { host: string; port: number } {
-  const at = value.lastIndexOf(':');
-  const host = at <= 0 ? '127.0.0.1' : value.slice(0, at).replace(/^\[|\]$/g, '');
-  const port = Number(at === -1 ? value : value.slice(at + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new Error(`not HOST:PORT: ${value}`);
-  return { host, port };
 }
 
 /** `graylane controller`: the control plane in the foreground until SIGTERM or SIGINT. */

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { parseListen } from '../listen-address.js';
 import { freePort } from './local.js';
 import type { ProcessSupervisor } from './processes.js';
 
@@ -11,11 +12,6 @@ export interface ManagedProxyOptions {
 }
 
 const PROCESS_ID = 'graylane-proxy.managed.0';
-
-function hostPort(address: string): { host: string; port: number } {
-  const at = address.lastIndexOf(':');
-  return { host: address.slice(0, at) || '127.0.0.1', port: Number(address.slice(at + 1)) };
-}
 
 /**
  * The one graylane-proxy process local mode runs when asked for a gateway or an outbound listener,
@@ -47,7 +43,7 @@ export class ManagedProxy {
     return new Set(
       [gateway, outbound]
         .filter((a): a is string => a !== undefined)
-        .map((a) => hostPort(a).port)
+        .map((a) => parseListen(a).port)
         .concat(this.adminPort),
     );
   }
@@ -56,7 +52,7 @@ export class ManagedProxy {
   appEnv(): Record<string, string> {
     const outbound = this.options.listeners.outbound;
     if (!outbound) return {};
-    const proxy = `http://127.0.0.1:${hostPort(outbound).port}`;
+    const proxy = `http://127.0.0.1:${parseListen(outbound).port}`;
     const noProxy = 'localhost,127.0.0.1,::1';
     return { HTTP_PROXY: proxy, http_proxy: proxy, NO_PROXY: noProxy, no_proxy: noProxy };
   }
@@ -65,8 +61,9 @@ export class ManagedProxy {
   gatewayUrl(): string | undefined {
     const gateway = this.options.listeners.gateway;
     if (!gateway) return undefined;
-    const { host, port } = hostPort(gateway);
-    return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    const { host, port } = parseListen(gateway);
+    if (host === '0.0.0.0') return `http://127.0.0.1:${port}`;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   }
 
   /** Its admin `/metrics`, once it runs. */

@@ -55,16 +55,13 @@ function keepComposed(): boolean {
   return true;
 }
 
-/** Whether undici's request (v7: `[name, value, …]`; v6: `name: value\r\n` text) has header `name`. */
+/** Whether undici's request has header `name`. */
 function requestHasHeader(headers: unknown, name: string): boolean {
-  if (Array.isArray(headers)) {
-    for (let i = 0; i < headers.length; i += 2) {
-      if (String(headers[i]).toLowerCase() === name) return true;
-    }
-    return false;
+  const list = headerList(headers);
+  for (let i = 0; i < list.length; i += 2) {
+    if (String(list[i]).toLowerCase() === name) return true;
   }
-  if (typeof headers !== 'string') return false;
-  return `\r\n${headers.toLowerCase()}`.includes(`\r\n${name}:`);
+  return false;
 }
 
 /** undici's request as its `undici:request:create` channel gives it (v7: a list; v6: text). */

@@ -61,43 +61,27 @@ function buildBefore(ref) {
 
 const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
 const beforeDist = BEFORE ? buildBefore(BEFORE) : undefined;
+/** The SDK's rows over one server: built from BEFORE (when given), then as it is now. */
+const sdkRows = (name, server, setup) => [
+  ...(BEFORE
+    ? [
+        [
+          `${name} before`,
+          server,
+          `${setup}, SDK built from ${BEFORE}`,
+          { BENCH_SDK_MIDDLEWARE: '0', BENCH_SDK_DIST: beforeDist },
+        ],
+      ]
+    : []),
+  [name, server, `${setup}, SDK at ${head}`, { BENCH_SDK_MIDDLEWARE: '0' }],
+];
 const VARIANTS = [
   ['bare', 'hello', 'Express 5, no context propagation'],
   ['ALS only', 'hello-als', 'a middleware doing asyncLocalStorage.run(store, next): the floor'],
-  ...(BEFORE
-    ? [
-        [
-          'SDK before',
-          'hello-sdk',
-          `the register hook's setup (install()), SDK built from ${BEFORE}`,
-          { BENCH_SDK_MIDDLEWARE: '0', BENCH_SDK_DIST: beforeDist },
-        ],
-      ]
-    : []),
-  [
-    'SDK',
-    'hello-sdk',
-    `the register hook's setup (install()), SDK at ${head}`,
-    { BENCH_SDK_MIDDLEWARE: '0' },
-  ],
+  ...sdkRows('SDK', 'hello-sdk', "the register hook's setup (install())"),
   ['node:http bare', 'node-hello', 'node:http alone, no Express, no context propagation'],
   ['node:http ALS only', 'node-hello-als', 'node:http, the handler inside asyncLocalStorage.run'],
-  ...(BEFORE
-    ? [
-        [
-          'node:http SDK before',
-          'node-hello-sdk',
-          `node:http, the register hook's setup (install()), SDK built from ${BEFORE}`,
-          { BENCH_SDK_MIDDLEWARE: '0', BENCH_SDK_DIST: beforeDist },
-        ],
-      ]
-    : []),
-  [
-    'node:http SDK',
-    'node-hello-sdk',
-    `node:http, the register hook's setup (install()), SDK at ${head}`,
-    { BENCH_SDK_MIDDLEWARE: '0' },
-  ],
+  ...sdkRows('node:http SDK', 'node-hello-sdk', "node:http, the register hook's setup (install())"),
   // Not run unless named in ONLY: for finding where a cost comes from.
   ['SDK + middleware', 'hello-sdk', `install() and laneMiddleware(), SDK at ${head}`, {}, true],
   [

@@ -74,12 +74,16 @@ export async function runController(
       fail(`cannot listen on ${options.listen}: ${code}`);
     throw error;
   }
+  const shutDown = async (stopWorkloads: boolean) => {
+    // Watch streams never end by themselves; the API closes once they are gone.
+    controller.publisher.close();
+    await api.close();
+    await controller.close({ stopWorkloads });
+  };
   const proxyProblem = await controller.managedProxyProblem();
   if (proxyProblem !== undefined) {
-    controller.publisher.close();
-    await api.close().catch(() => {});
     // Left running, as with --leave-running: the next controller adopts the apps, nothing is lost.
-    await controller.close({ stopWorkloads: false });
+    await shutDown(false).catch(() => {});
     const listeners = [
       options.gateway && `--gateway ${options.gateway}`,
       options.outbound && `--outbound ${options.outbound}`,
@@ -97,13 +101,7 @@ export async function runController(
     if (stopping) process.exit(1);
     stopping = true;
     logger.info({ signal }, 'stopping');
-    void (async () => {
-      // Watch streams never end by themselves; the API closes once they are gone.
-      controller.publisher.close();
-      await api.close();
-      await controller.close({ stopWorkloads: !options.leaveRunning });
-      process.exit(0);
-    })();
+    void shutDown(!options.leaveRunning).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

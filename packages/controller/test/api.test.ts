@@ -262,18 +262,24 @@ describe('the API: tokens, errors with paths, nothing half-applied', () => {
   });
 });
 
+/** `graylane controller` on a free API port over `dir`, run to its end. */
+async function runControllerCli(dir: string, ...args: string[]) {
+  return runCli([
+    '--state-dir',
+    dir,
+    'controller',
+    '--listen',
+    `127.0.0.1:${await freePort()}`,
+    ...args,
+  ]);
+}
+
 describe('the state directory', () => {
   it('refuses a second controller on the same directory with one line and exit 2', async () => {
     const dir = tempDir();
     const first = await startController({ stateDir: dir });
     try {
-      const second = await runCli([
-        '--state-dir',
-        dir,
-        'controller',
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-      ]);
+      const second = await runControllerCli(dir);
       expect(second.code).toBe(2);
       expect(second.stderr.trim()).toBe(
         `graylane: another controller (pid ${first.child.pid}) uses the state directory ${dir}; stop it first or pick another --state-dir`,
@@ -294,13 +300,7 @@ describe('the state directory', () => {
       const first = await startController({ stateDir: dir });
       await first.stop();
       writeFileSync(join(dir, 'state.json'), text);
-      const res = await runCli([
-        '--state-dir',
-        dir,
-        'controller',
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-      ]);
+      const res = await runControllerCli(dir);
       expect(res.code).toBe(2);
       expect(res.stderr).toContain(join(dir, 'state.json'));
       expect(res.stderr).toContain('will not start over it');
@@ -316,15 +316,7 @@ describe('the state directory', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const gateway = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
     try {
-      const res = await runCli([
-        '--state-dir',
-        dir,
-        'controller',
-        '--listen',
-        `127.0.0.1:${await freePort()}`,
-        '--gateway',
-        gateway,
-      ]);
+      const res = await runControllerCli(dir, '--gateway', gateway);
       expect(res.code, res.stderr).toBe(2);
       expect(res.stderr).toContain(
         `the proxy for --gateway ${gateway} did not start: graylane-proxy: cannot listen on gateway ${gateway}: EADDRINUSE`,

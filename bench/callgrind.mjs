@@ -124,3 +124,33 @@ export async function instructionsFor({
   if (!summary) throw new Error(`no callgrind summary in ${out}`);
   return Number(summary[1]);
 }
+
+/** Where a function's instructions go, by its name in callgrind's annotation. First match wins. */
+export const BUCKETS = [
+  [
+    'GC',
+    /Heap|Scaveng|Marking|Sweep|Evacuat|MarkCompact|heap::|Visitor|IteratePointers|MemoryChunk|SizeFromMap|SlotSet/,
+  ],
+  ['JIT compiler', /compiler::|turboshaft|[Mm]aglev|Compil|Pipeline|Deoptimiz/],
+  [
+    'lookups (IC misses, map changes)',
+    /IC\b|IC_|IC::|LookupIterator|MigrateToMap|DescriptorArray|Map::|FieldIndex|StubCache|Feedback|Runtime_/,
+  ],
+  ['JS code (JIT-compiled)', /^\?\?\?:0x/],
+  ['other (interpreter, builtins, Node, libc)', /./],
+];
+
+/** Instructions per request in each bucket, from a callgrind output file of `requests` requests. */
+export function breakdown(file, requests) {
+  const text = execFileSync('callgrind_annotate', ['--threshold=100', file], {
+    maxBuffer: 256 * 1024 * 1024,
+  }).toString();
+  const sums = Object.fromEntries(BUCKETS.map(([name]) => [name, 0]));
+  for (const line of text.split('\n')) {
+    const m = /^\s*([\d,]+) \([^)]*\)\s+(.*)$/.exec(line);
+    if (!m || m[2].includes('PROGRAM TOTALS')) continue;
+    const bucket = BUCKETS.find(([, re]) => re.test(m[2]))?.[0];
+    sums[bucket] += Number(m[1].replaceAll(',', '')) / requests;
+  }
+  return sums;
+}

@@ -19,7 +19,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { instructionsFor, requireValgrind } from './callgrind.mjs';
+import { BUCKETS, breakdown, instructionsFor, requireValgrind } from './callgrind.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const WARMUP = Number(process.env.WARMUP ?? 20000);
@@ -97,36 +97,6 @@ const VARIANTS = [
 
 requireValgrind();
 
-/** Where a function's instructions go, by its name in callgrind's annotation. First match wins. */
-const BUCKETS = [
-  [
-    'GC',
-    /Heap|Scaveng|Marking|Sweep|Evacuat|MarkCompact|heap::|Visitor|IteratePointers|MemoryChunk|SizeFromMap|SlotSet/,
-  ],
-  ['JIT compiler', /compiler::|turboshaft|[Mm]aglev|Compil|Pipeline|Deoptimiz/],
-  [
-    'lookups (IC misses, map changes)',
-    /IC\b|IC_|IC::|LookupIterator|MigrateToMap|DescriptorArray|Map::|FieldIndex|StubCache|Feedback|Runtime_/,
-  ],
-  ['JS code (JIT-compiled)', /^\?\?\?:0x/],
-  ['other (interpreter, builtins, Node, libc)', /./],
-];
-
-/** Instructions per request in each bucket, from the callgrind output file. */
-function breakdown(file) {
-  const text = execFileSync('callgrind_annotate', ['--threshold=100', file], {
-    maxBuffer: 256 * 1024 * 1024,
-  }).toString();
-  const sums = Object.fromEntries(BUCKETS.map(([name]) => [name, 0]));
-  for (const line of text.split('\n')) {
-    const m = /^\s*([\d,]+) \([^)]*\)\s+(.*)$/.exec(line);
-    if (!m || m[2].includes('PROGRAM TOTALS')) continue;
-    const bucket = BUCKETS.find(([, re]) => re.test(m[2]))?.[0];
-    sums[bucket] += Number(m[1].replaceAll(',', '')) / REQUESTS;
-  }
-  return sums;
-}
-
 function instructions([variant, env], dir, run) {
   return instructionsFor({
     out: join(dir, `${variant}-${run}.cg`),
@@ -161,7 +131,7 @@ async function main() {
         const [name, variant, , env = {}] = VARIANTS[i];
         const total = await instructions([variant, env], dir, run);
         perRequest[i].push(total / REQUESTS);
-        buckets[i].push(breakdown(join(dir, `${variant}-${run}.cg`)));
+        buckets[i].push(breakdown(join(dir, `${variant}-${run}.cg`), REQUESTS));
         rmSync(join(dir, `${variant}-${run}.cg`), { force: true });
         process.stderr.write(`run ${run + 1}/${RUNS} ${name}: ${(total / REQUESTS).toFixed(0)}\n`);
       }

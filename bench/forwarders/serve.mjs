@@ -58,6 +58,11 @@ async function main([name, upstreamUrl]) {
     // Started without IPC (under valgrind, say): the port goes to stdout, SIGTERM stops it.
     process.stdout.write(`${JSON.stringify({ port })}\n`);
     process.on('SIGTERM', () => process.exit(0));
+    // bench/callgrind.mjs collects the warm-up's garbage before counting (node --expose-gc).
+    process.on('SIGUSR2', () => {
+      globalThis.gc?.();
+      process.stdout.write('{"gc":true}\n');
+    });
     return;
   }
   process.send({ port });

@@ -1,5 +1,19 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { type HistogramSeries, SeriesHistogram, Tally } from './hot-metrics.js';
+import {
+  type HistogramSeries,
+  LabelIndex,
+  SeriesHistogram,
+  Tally,
+  type TallySeries,
+} from './hot-metrics.js';
+
+type RequestLabel = 'listener' | 'service' | 'lane' | 'version' | 'code';
+
+/** What one listener × service × lane × version keeps: counts by status, and its duration series. */
+interface RequestSeries {
+  readonly byCode: Map<number, TallySeries>;
+  readonly duration: HistogramSeries;
+}
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -14,7 +28,7 @@ export class ProxyMetrics {
     registers: [this.registry],
     collect: (): void => this.answered.drainInto(this.requests),
   });
-  private readonly answered = new Tally<'listener' | 'service' | 'lane' | 'version' | 'code'>();
+  private readonly answered = new Tally<RequestLabel>();
 
   readonly duration = new SeriesHistogram(
     'graylane_request_duration_seconds',
@@ -32,9 +46,7 @@ export class ProxyMetrics {
       registers: [this.registry],
       collect: (): void => this.answeredSynthetic.drainInto(this.syntheticRequests),
     });
-  private readonly answeredSynthetic = new Tally<
-    'listener' | 'service' | 'lane' | 'version' | 'code'
-  >();
+  private readonly answeredSynthetic = new Tally<RequestLabel>();
 
   readonly syntheticDuration = new SeriesHistogram(
     'graylane_synthetic_request_duration_seconds',
@@ -59,10 +71,20 @@ export class ProxyMetrics {
   });
   private readonly assigned = new Tally<'entrypoint' | 'lane' | 'reason'>();
 
+  private readonly assignments = new LabelIndex<TallySeries>();
+
   /** A lane given at the gateway. */
   recordAssignment(entrypoint: string, lane: string, reason: string): void {
-    const key = `${entrypoint}\u0000${lane}\u0000${reason}`;
-    if (!this.assigned.bump(key)) this.assigned.open(key, { entrypoint, lane, reason });
+    const series =
+      this.assignments.get(entrypoint, lane, reason, '') ??
+      this.assignments.set(
+        entrypoint,
+        lane,
+        reason,
+        '',
+        this.assigned.series({ entrypoint, lane, reason }),
+      );
+    series.count++;
   }
 
   readonly invalidLane = new Counter({
@@ -129,24 +151,32 @@ export class ProxyMetrics {
     startedNs: bigint,
     synthetic = false,
   ): void {
-    const key = `${synthetic ? 's' : 'b'}\u0000${labels.listener}\u0000${labels.service}\u0000${labels.lane}\u0000${labels.version}`;
-    const tally = synthetic ? this.answeredSynthetic : this.answered;
-    const series = `${key}\u0000${code}`;
-    if (!tally.bump(series)) tally.open(series, { ...labels, code });
-    const histogram = synthetic ? this.syntheticDuration : this.duration;
-    let duration = this.durations.get(key);
-    if (!duration) {
-      duration = histogram.series(key, { ...labels });
-      this.durations.set(key, duration);
+    const index = synthetic ? this.syntheticSeries : this.requestSeries;
+    const { listener, service, lane, version } = labels;
+    const series =
+      index.get(listener, service, lane, version) ??
+      index.set(listener, service, lane, version, {
+        byCode: new Map(),
+        duration: (synthetic ? this.syntheticDuration : this.duration).series(
+          [listener, service, lane, version].join('\u0000'),
+          { ...labels },
+        ),
+      });
+    let counts = series.byCode.get(code);
+    if (!counts) {
+      counts = (synthetic ? this.answeredSynthetic : this.answered).series({ ...labels, code });
+      series.byCode.set(code, counts);
     }
-    histogram.observe(duration, Number(process.hrtime.bigint() - startedNs) / 1e9);
+    counts.count++;
+    const histogram = synthetic ? this.syntheticDuration : this.duration;
+    histogram.observe(series.duration, Number(process.hrtime.bigint() - startedNs) / 1e9);
   }
 
   /**
-   * Histogram children per series. Series are few (listener × service × lane × version), and a
-   * table change adds, never churns.
+   * Series are few (listener × service × lane × version), and a table change adds, never churns.
    */
-  private readonly durations = new Map<string, HistogramSeries>();
+  private readonly requestSeries = new LabelIndex<RequestSeries>();
+  private readonly syntheticSeries = new LabelIndex<RequestSeries>();
 
   constructor() {
     this.routeTableRevision.set(-1);

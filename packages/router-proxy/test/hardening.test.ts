@@ -248,6 +248,35 @@ describe('hardening: request heads', () => {
       )?.status,
     ).toBe(431);
   });
+
+  it('counts the head in bytes as sent, and knows the framing headers in any case', () => {
+    const ok = { method: 'GET', url: '/', httpVersion: '1.1', rawHeaders: ['Host', 'a'] };
+    // "GET / HTTP/1.1\r\n" (16) + "Host: a\r\n" (9) + "\r\n" (2)
+    const size = 27;
+    const limits = (maxHeaderBytes: number) => ({ maxHeaderBytes, maxHeaderCount: 10 });
+    expect(checkRequestHead(ok, limits(size))).toBeUndefined();
+    expect(checkRequestHead(ok, limits(size - 1))?.status).toBe(431);
+    const framed = (...rawHeaders: string[]) =>
+      checkRequestHead({ ...ok, method: 'POST', rawHeaders: ['hOsT', 'a', ...rawHeaders] });
+    expect(framed('CONTENT-LENGTH', '1', 'Transfer-encoding', 'chunked')?.reason).toBe(
+      'Content-Length and Transfer-Encoding together',
+    );
+    expect(framed('content-length', '1', 'Content-Length', '2')?.reason).toBe(
+      'differing Content-Length values',
+    );
+    expect(framed('TRANSFER-ENCODING', 'gzip')?.reason).toBe(
+      'Transfer-Encoding does not end with chunked',
+    );
+    expect(framed('x-host', 'not an authority')).toBeUndefined();
+    expect(framed('HOST', 'b')?.reason).toBe('Host repeated');
+    expect(checkRequestHead({ ...ok, rawHeaders: ['HoSt', 'a b'] })?.reason).toBe('invalid Host');
+    expect(checkRequestHead({ ...ok, rawHeaders: ['Host', 'a', 'bad name', 'x'] })?.reason).toBe(
+      'invalid header name',
+    );
+    expect(checkRequestHead({ ...ok, rawHeaders: ['Host', 'a', 'nämlich', 'x'] })?.reason).toBe(
+      'invalid header name',
+    );
+  });
 });
 
 describe('hardening: connections', () => {

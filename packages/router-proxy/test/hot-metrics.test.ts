@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { SeriesHistogram, Tally } from '../src/hot-metrics.js';
+import { LabelIndex, SeriesHistogram, Tally } from '../src/hot-metrics.js';
 
 const BUCKETS = [0.001, 0.01, 0.1, 1];
 const LABELS = [
@@ -61,12 +61,29 @@ describe('Tally', () => {
       registers: [registry],
       collect: () => tally.drainInto(counter),
     });
-    for (let i = 0; i < 3; i++) if (!tally.bump('200')) tally.open('200', { code: 200 });
-    if (!tally.bump('503')) tally.open('503', { code: 503 });
+    const ok = tally.series({ code: 200 });
+    for (let i = 0; i < 3; i++) ok.count++;
+    tally.series({ code: 503 }).count++;
     expect(await registry.metrics()).toContain('c{code="200"} 3');
-    if (!tally.bump('200')) tally.open('200', { code: 200 });
+    ok.count++;
     const text = await registry.metrics();
     expect(text).toContain('c{code="200"} 4');
     expect(text).toContain('c{code="503"} 1');
+  });
+});
+
+describe('LabelIndex', () => {
+  it('finds a value by all four label values, and only by them', () => {
+    const index = new LabelIndex<number>();
+    index.set('gateway', 'web', 'gray', 'v2', 1);
+    index.set('gateway', 'web', 'gray', '', 2);
+    index.set('gateway', 'web', 'stable', 'v2', 3);
+    expect(index.get('gateway', 'web', 'gray', 'v2')).toBe(1);
+    expect(index.get('gateway', 'web', 'gray', '')).toBe(2);
+    expect(index.get('gateway', 'web', 'stable', 'v2')).toBe(3);
+    expect(index.get('outbound', 'web', 'gray', 'v2')).toBeUndefined();
+    // Values that would collide if joined into one key do not.
+    index.set('a\u0000b', 'c', 'd', 'e', 4);
+    expect(index.get('a', 'b\u0000c', 'd', 'e')).toBeUndefined();
   });
 });

@@ -6,7 +6,7 @@ import type {
   RouteTable,
   StringMatch,
 } from '@graylane/lane-core';
-import { STABLE } from '@graylane/lane-core';
+import { formatHop, STABLE } from '@graylane/lane-core';
 
 /**
  * A route table prepared for the hot path: regexes compiled, entrypoints ordered, endpoint sets keyed
@@ -20,6 +20,10 @@ export interface EndpointSetView {
   endpoints: readonly string[];
   /** `stable`, another lane, or `none`; the stable set's own fallback is always `none`. */
   fallback: string;
+  /** `service/lane`: names the set's own state (the round-robin cursor). */
+  key: string;
+  /** `service=lane`, the `x-lane-served` hop of a request this set serves in its own lane. */
+  hop: string;
 }
 
 export interface ServiceView {
@@ -138,6 +142,8 @@ export function compileTable(table: RouteTable): CompiledTable {
       version: service.stable.version,
       endpoints: normalise(service.stable.endpoints),
       fallback: 'none',
+      key: `${name}/${STABLE}`,
+      hop: formatHop(name, STABLE),
     });
     for (const [lane, set] of Object.entries(service.lanes)) {
       knownLanes.add(lane);
@@ -146,6 +152,8 @@ export function compileTable(table: RouteTable): CompiledTable {
         version: set.version,
         endpoints: normalise(set.endpoints),
         fallback: set.fallback,
+        key: `${name}/${lane}`,
+        hop: formatHop(name, lane),
       });
     }
     for (const set of sets.values()) for (const origin of set.endpoints) origins.add(origin);

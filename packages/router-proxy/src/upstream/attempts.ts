@@ -81,9 +81,9 @@ export async function attemptEndpoints<O>(
       break;
     }
     const { set, endpoints, fallbacks } = resolution;
-    const key = `${service.name}/${set.lane}`;
-    const endpoint = runtime.balancer.pick(endpoints, service.loadBalancing, key)!;
-    const target = { endpoint, set, fallbacks, hop: provenance(service.name, set.lane, fallbacks) };
+    const endpoint = runtime.balancer.pick(endpoints, service.loadBalancing, set.key)!;
+    const hop = fallbacks.length === 0 ? set.hop : provenance(service.name, set.lane, fallbacks);
+    const target = { endpoint, set, fallbacks, hop };
     const outcome = await kind.send(target, runtime.balancer.begin(endpoint));
     last = { target, outcome };
     const verdict = kind.judge(outcome);

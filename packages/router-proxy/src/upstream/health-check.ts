@@ -2,6 +2,7 @@ import type { HealthCheck } from '@graylane/lane-core';
 import { Agent, request } from 'undici';
 import type { Logger } from '../logger.js';
 import type { CompiledTable } from '../routing/compiled-table.js';
+import { EndpointMap } from './endpoint-map.js';
 
 export interface HealthEvent {
   service: string;
@@ -62,7 +63,7 @@ interface Prober {
  * once; each next one `intervalMs` after the previous one ended, so checks never overlap.
  */
 export class ActiveHealthChecker {
-  private readonly probers = new Map<string, Prober>();
+  private readonly probers = new EndpointMap<Prober>();
   private readonly agent: Agent;
   private readonly probe: HealthProbe;
   private readonly scheduler: CheckScheduler;
@@ -78,42 +79,36 @@ export class ActiveHealthChecker {
     this.scheduler = options.scheduler ?? processTimers;
   }
 
-  private key(service: string, endpoint: string): string {
-    return `${service}\u0000${endpoint}`;
-  }
-
   isUnhealthy(service: string, endpoint: string): boolean {
-    return this.probers.get(this.key(service, endpoint))?.healthy === false;
+    return this.probers.get(service, endpoint)?.healthy === false;
   }
 
   /** Starts probers for every checked endpoint of `table` and stops those it no longer has. */
   reconcile(table: CompiledTable): void {
-    const wanted = new Set<string>();
+    const wanted = new EndpointMap<true>();
     for (const service of table.services.values()) {
       const check = service.healthCheck;
       if (!check) continue;
       for (const set of service.sets.values()) {
         for (const endpoint of set.endpoints) {
-          const key = this.key(service.name, endpoint);
-          wanted.add(key);
+          wanted.set(service.name, endpoint, true);
           const config = JSON.stringify(check);
-          const existing = this.probers.get(key);
+          const existing = this.probers.get(service.name, endpoint);
           if (existing?.config === config) continue;
           if (existing) this.stopProber(existing);
-          this.startProber(key, config, check, { service: service.name, lane: set.lane, endpoint });
+          this.startProber(config, check, { service: service.name, lane: set.lane, endpoint });
         }
       }
     }
-    for (const [key, prober] of this.probers) {
-      if (!wanted.has(key)) {
+    for (const [service, endpoint, prober] of this.probers.entries()) {
+      if (!wanted.get(service, endpoint)) {
         this.stopProber(prober);
-        this.probers.delete(key);
+        this.probers.delete(service, endpoint);
       }
     }
   }
 
   private startProber(
-    key: string,
     config: string,
     check: HealthCheck,
     target: { service: string; lane: string; endpoint: string },
@@ -126,7 +121,7 @@ export class ActiveHealthChecker {
       failures: 0,
       stopped: false,
     };
-    this.probers.set(key, prober);
+    this.probers.set(target.service, target.endpoint, prober);
     const run = async () => {
       const passed = await this.probe(target.endpoint, check).catch(() => false);
       if (prober.stopped) return;

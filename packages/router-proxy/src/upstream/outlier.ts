@@ -1,4 +1,5 @@
 import { STABLE } from '@graylane/lane-core';
+import { EndpointMap } from './endpoint-map.js';
 
 /**
  * Passive outlier detection (Envoy's consecutive-5xx / Linkerd's failure accrual): an endpoint with
@@ -30,7 +31,7 @@ export interface EjectionEvent {
 }
 
 export class OutlierDetector {
-  private readonly states = new Map<string, EndpointState>();
+  private readonly states = new EndpointMap<EndpointState>();
 
   constructor(
     private readonly options: OutlierOptions,
@@ -38,22 +39,17 @@ export class OutlierDetector {
     private readonly now: () => number = Date.now,
   ) {}
 
-  private key(service: string, endpoint: string): string {
-    return `${service}\u0000${endpoint}`;
-  }
-
   private state(service: string, endpoint: string): EndpointState {
-    const key = this.key(service, endpoint);
-    let state = this.states.get(key);
+    let state = this.states.get(service, endpoint);
     if (!state) {
       state = { lane: STABLE, failures: 0, ejectedUntil: 0, timesEjected: 0, lastEjectedAt: 0 };
-      this.states.set(key, state);
+      this.states.set(service, endpoint, state);
     }
     return state;
   }
 
   isEjected(service: string, lane: string, endpoint: string): boolean {
-    const state = this.states.get(this.key(service, endpoint));
+    const state = this.states.get(service, endpoint);
     if (!state || state.ejectedUntil === 0) return false;
     if (this.now() < state.ejectedUntil) return true;
     // The ejection ran out: the endpoint takes traffic again and must fail afresh to go.
@@ -64,7 +60,7 @@ export class OutlierDetector {
   }
 
   recordSuccess(service: string, endpoint: string): void {
-    const state = this.states.get(this.key(service, endpoint));
+    const state = this.states.get(service, endpoint);
     if (!state) return;
     state.failures = 0;
     // A long healthy spell forgives earlier ejections, so the next one starts short again.
@@ -110,7 +106,7 @@ export class OutlierDetector {
    * timer (Envoy's `successful_active_health_check_uneject_host`).
    */
   reinstate(service: string, lane: string, endpoint: string): void {
-    const state = this.states.get(this.key(service, endpoint));
+    const state = this.states.get(service, endpoint);
     if (!state) return;
     state.failures = 0;
     if (state.ejectedUntil === 0) return;
@@ -123,10 +119,9 @@ export class OutlierDetector {
    * gauge does not keep saying 1 for an endpoint that is gone, or comes back later healthy.
    */
   retain(keep: (service: string, endpoint: string) => boolean): void {
-    for (const [key, state] of this.states) {
-      const [service, endpoint] = key.split('\u0000') as [string, string];
+    for (const [service, endpoint, state] of this.states.entries()) {
       if (keep(service, endpoint)) continue;
-      this.states.delete(key);
+      this.states.delete(service, endpoint);
       if (state.ejectedUntil !== 0) {
         this.onChange({ service, lane: state.lane, endpoint, ejected: false });
       }

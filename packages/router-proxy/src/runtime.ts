@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Agent } from 'undici';
+import { Deadlines } from './deadline-queue.js';
 import { AddressRanges } from './http/addresses.js';
 import { type BodyLimits, BodyWatcher, DEFAULT_BODY_LIMITS } from './http/body-watch.js';
 import type { Logger } from './logger.js';
@@ -72,6 +73,8 @@ export const defaultRuntimeOptions = (): RuntimeOptions => {
 export class ProxyRuntime {
   readonly dispatcher: Agent;
   readonly balancer = new Balancer();
+  /** Every request's deadlines, one timer per length (the request's, the response head's). */
+  readonly deadlines = new Deadlines();
   readonly viaToken: string;
   readonly budget: RetryBudget;
   readonly outliers: OutlierDetector;

@@ -40,13 +40,13 @@ export function watchRequest(runtime: ProxyRuntime, req: IncomingMessage, res: S
   const unwatch = requestHasBody(req)
     ? runtime.bodies.watch(req, (reason) => signal.stop(reason))
     : undefined;
-  const deadline = setTimeout(() => {
+  const deadline = runtime.deadlines.after(runtime.options.upstream.requestTimeoutMs, () => {
     if (!res.headersSent) signal.stop('deadline');
-  }, runtime.options.upstream.requestTimeoutMs);
+  });
   return {
     signal,
     dispose() {
-      clearTimeout(deadline);
+      deadline.clear();
       unwatch?.();
       res.off('close', onClose);
     },

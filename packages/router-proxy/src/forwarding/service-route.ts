@@ -144,7 +144,7 @@ function forwardAttempts(
       if (body === undefined) streamed = new RequestBody(req);
       try {
         return await forwardOnce(
-          runtime.dispatcher,
+          runtime,
           req,
           res,
           {
@@ -159,7 +159,6 @@ function forwardAttempts(
             prependHop(headers, hop);
           },
           signal,
-          runtime.options.upstream.headersTimeoutMs,
         );
       } finally {
         release();

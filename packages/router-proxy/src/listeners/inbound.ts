@@ -56,13 +56,12 @@ export function createInboundListener(
       const { lane, headers, hop } = toApp(runtime, app, req, via);
       const { signal, dispose } = watchRequest(runtime, req, res);
       const outcome = await forwardOnce(
-        runtime.dispatcher,
+        runtime,
         req,
         res,
         { origin, path: req.url ?? '/', method: req.method ?? 'GET', headers },
         (response) => prependHop(response, hop),
         signal,
-        runtime.options.upstream.headersTimeoutMs,
       );
       dispose();
       const code = settleForward(runtime, res, signal, outcome, {

@@ -153,7 +153,7 @@ async function passThrough(
 ): Promise<void> {
   const { signal, dispose } = watchRequest(runtime, req, res);
   const outcome = await forwardOnce(
-    runtime.dispatcher,
+    runtime,
     req,
     res,
     {
@@ -164,7 +164,6 @@ async function passThrough(
     },
     () => {},
     signal,
-    runtime.options.upstream.headersTimeoutMs,
   );
   dispose();
   settleForward(runtime, res, signal, outcome, {

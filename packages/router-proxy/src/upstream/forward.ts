@@ -1,7 +1,9 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { type Dispatcher, errors } from 'undici';
+import type { Deadline, Deadlines } from '../deadline-queue.js';
 import { responseHeaders } from '../http/headers.js';
+import type { ProxyRuntime } from '../runtime.js';
 import type { AbortSwitch } from './abort.js';
 import { classifyUpstreamError, type UpstreamFailure } from './errors.js';
 
@@ -53,8 +55,8 @@ type Settle = (outcome: ForwardOutcome) => void;
  * instead of `dispatcher.stream()`: no stream wrapper around the client response (`finished`), no
  * AsyncResource or promise of undici's per request.
  *
- * It also keeps the attempt's response-headers deadline, on a plain timer: undici runs its own on a
- * coarse timer (a 499 ms tick; a 300 ms timeout answered after 1024-1038 ms), which stays set as a
+ * It also keeps the attempt's response-headers deadline, on the runtime's deadline queue (exact to
+ * the millisecond, without a Node timer per request): undici runs its own on a coarse timer (a 499 ms tick; a 300 ms timeout answered after 1024-1038 ms), which stays set as a
  * backstop. The time counts from when the request is sent: at once for a request whose body is
  * none or in memory (a new connection's connect time included, which the connect timeout bounds),
  * and from the end of a streamed body, as undici counts from the last body byte written.
@@ -64,7 +66,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   /** The response head did not come in time. */
   expired = false;
   private controller: Dispatcher.DispatchController | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private deadline: Deadline | undefined;
   private headed = false;
   private settled = false;
   private readonly abort = () => {
@@ -73,12 +75,17 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     }
   };
   private readonly resume = () => this.controller?.resume();
+  private readonly expire = () => {
+    this.expired = true;
+    this.abort();
+  };
 
   constructor(
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly decorate: (headers: OutgoingHttpHeaders, status: number) => void,
     private readonly request: AbortSwitch,
+    private readonly deadlines: Deadlines,
     private readonly timeoutMs: number,
     body: Buffer | Readable | null,
     private readonly settle: Settle,
@@ -91,10 +98,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   private startDeadline(): void {
     if (this.headed || this.settled) return;
-    this.timer = setTimeout(() => {
-      this.expired = true;
-      this.abort();
-    }, this.timeoutMs);
+    this.deadline = this.deadlines.after(this.timeoutMs, this.expire);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -110,7 +114,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     // Informational answers (100 Continue, 103 Early Hints) are not relayed, as stream() did not.
     if (statusCode < 200) return;
     this.headed = true;
-    clearTimeout(this.timer);
+    this.deadline?.clear();
     this.status = statusCode;
     const outgoing = responseHeaders(headers);
     this.decorate(outgoing, statusCode);
@@ -149,7 +153,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   private done(outcome: ForwardOutcome): void {
     if (this.settled) return;
     this.settled = true;
-    clearTimeout(this.timer);
+    this.deadline?.clear();
     this.request.off('abort', this.abort);
     this.res.off('drain', this.resume);
     this.settle(outcome);
@@ -162,18 +166,26 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
  * within `headersTimeoutMs` of the request being sent fails the attempt as a `timeout`.
  */
 export function forwardOnce(
-  dispatcher: Dispatcher,
+  runtime: ProxyRuntime,
   req: IncomingMessage,
   res: ServerResponse,
   target: ForwardTarget,
   decorate: (headers: OutgoingHttpHeaders, status: number) => void,
   signal: AbortSwitch,
-  headersTimeoutMs: number,
 ): Promise<ForwardOutcome> {
   const body = target.body !== undefined ? target.body : requestHasBody(req) ? req : null;
   return new Promise((settle) => {
-    const relay = new ResponseRelay(req, res, decorate, signal, headersTimeoutMs, body, settle);
-    dispatcher.dispatch(
+    const relay = new ResponseRelay(
+      req,
+      res,
+      decorate,
+      signal,
+      runtime.deadlines,
+      runtime.options.upstream.headersTimeoutMs,
+      body,
+      settle,
+    );
+    runtime.dispatcher.dispatch(
       {
         origin: target.origin,
         path: target.path,

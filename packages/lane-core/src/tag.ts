@@ -106,7 +106,8 @@ export function recordCarrier(
       headers[name] = value;
     },
     delete: (name) => {
-      delete headers[name];
+      // Deleting an absent name still costs a runtime call (issue 21); most requests carry no tag.
+      if (headers[name] !== undefined) delete headers[name];
     },
   };
 }

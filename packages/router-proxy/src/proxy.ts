@@ -71,6 +71,11 @@ export class GraylaneProxy {
   readonly logger: Logger;
   private readonly servers = new Map<ListenerKind, Server>();
   private readonly active = new Set<ServerResponse>();
+  /** Every response's `close` listener, called with the response as `this`: no closure per request. */
+  private readonly forgetOnClose = ((active: Set<ServerResponse>) =>
+    function forget(this: ServerResponse) {
+      active.delete(this);
+    })(this.active);
   private readonly tunnels: Tunnels;
   private source: RouteTableSource | undefined;
   private draining = false;
@@ -144,7 +149,7 @@ export class GraylaneProxy {
     const server = createServer(serverOptions(limits), (req, res) => {
       if (kind !== 'admin') {
         this.active.add(res);
-        res.once('close', () => this.active.delete(res));
+        res.on('close', this.forgetOnClose);
       }
       if (this.draining) res.shouldKeepAlive = false;
       if (guardRequest(req, res, limits, onRefused)) handlers.request(req, res);

@@ -76,6 +76,8 @@ export class ProxyRuntime {
   /** Every request's deadlines, one timer per length (the request's, the response head's). */
   readonly deadlines = new Deadlines();
   readonly viaToken: string;
+  /** This proxy's own `Via` entry. */
+  readonly viaEntry: string;
   readonly budget: RetryBudget;
   readonly outliers: OutlierDetector;
   readonly healthChecks: ActiveHealthChecker;
@@ -95,6 +97,7 @@ export class ProxyRuntime {
     this.bodies = new BodyWatcher(bodyLimits);
     this.trustedProxies = new AddressRanges(options.trustedProxies);
     this.viaToken = `graylane-${options.proxyId}`;
+    this.viaEntry = `1.1 ${this.viaToken}`;
     const { upstream } = options;
     this.hosts = new HostResolver(upstream.dnsTtlMs, options.resolveHost);
     const { lookup } = this.hosts;

@@ -14,8 +14,7 @@ export type ListenerName = 'gateway' | 'outbound' | 'inbound';
 
 /** The table's lane header and baggage key; the defaults while no table is loaded. */
 export function tagOptionsOf(table: CompiledTable | undefined): TagOptions {
-  if (!table) return defaultTagOptions;
-  return { laneHeader: table.table.laneHeader, baggageKey: table.table.baggageKey };
+  return table ? table.tagOptions : defaultTagOptions;
 }
 
 /** Reads the lane tag of a request and counts an invalid one, which is then dropped. */

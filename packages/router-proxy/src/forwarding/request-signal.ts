@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Deadline } from '../deadline-queue.js';
 import type { BodyExpiry } from '../http/body-watch.js';
 import { ProxyErrorCodes, respondError, upstreamRefusal } from '../http/respond.js';
 import type { ProxyRuntime } from '../runtime.js';
@@ -18,39 +19,52 @@ export const CLIENT_CLOSED_REQUEST = 499;
  */
 export class RequestSignal extends AbortSwitch {
   cause: StopCause | undefined;
+  deadline: Deadline | undefined;
+  unwatchBody: (() => void) | undefined;
 
   stop(cause: StopCause): void {
     if (this.aborted) return;
     this.cause = cause;
     this.abort();
   }
+
+  /** The request is over: its deadlines no longer apply. */
+  dispose(): void {
+    this.deadline?.clear();
+    this.unwatchBody?.();
+  }
+}
+
+const watching = Symbol('graylane.requestSignal');
+type WatchedResponse = ServerResponse & { [watching]?: RequestSignal };
+
+/** One listener for every response, not a closure each: the response carries its signal. */
+function onResponseClose(this: WatchedResponse): void {
+  const signal = this[watching];
+  if (signal && !this.writableFinished) signal.stop('client_gone');
 }
 
 /**
- * Arms the signal for one request: the client closing, the body deadlines (for a request with a
+ * Arms a signal for one request: the client closing, the body deadlines (for a request with a
  * body) and `upstream.requestTimeoutMs`, which stops applying once the response head is sent, so a
- * long stream (SSE) is cut only by the idle timeouts. `dispose` when the request is over.
+ * long stream (SSE) is cut only by the idle timeouts. `dispose` it when the request is over.
  */
-export function watchRequest(runtime: ProxyRuntime, req: IncomingMessage, res: ServerResponse) {
+export function watchRequest(
+  runtime: ProxyRuntime,
+  req: IncomingMessage,
+  res: ServerResponse,
+): RequestSignal {
   const signal = new RequestSignal();
-  const onClose = () => {
-    if (!res.writableFinished) signal.stop('client_gone');
-  };
-  res.once('close', onClose);
-  const unwatch = requestHasBody(req)
-    ? runtime.bodies.watch(req, (reason) => signal.stop(reason))
-    : undefined;
-  const deadline = runtime.deadlines.after(runtime.options.upstream.requestTimeoutMs, () => {
+  (res as WatchedResponse)[watching] = signal;
+  // A response closes once; `on` spares the wrapper `once` makes.
+  res.on('close', onResponseClose);
+  if (requestHasBody(req)) {
+    signal.unwatchBody = runtime.bodies.watch(req, (reason) => signal.stop(reason));
+  }
+  signal.deadline = runtime.deadlines.after(runtime.options.upstream.requestTimeoutMs, () => {
     if (!res.headersSent) signal.stop('deadline');
   });
-  return {
-    signal,
-    dispose() {
-      deadline.clear();
-      unwatch?.();
-      res.off('close', onClose);
-    },
-  };
+  return signal;
 }
 
 const BODY_EXPIRY_MESSAGE: Record<BodyExpiry, string> = {

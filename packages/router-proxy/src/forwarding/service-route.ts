@@ -107,7 +107,7 @@ function replayableBody(
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
-      signal.off('abort', onStop);
+      signal.offAbort(onStop);
       if (result === STOPPED) req.pause();
       chunks = [];
       resolve(result);
@@ -119,7 +119,7 @@ function replayableBody(
     req.on('data', onData);
     req.once('end', onEnd);
     req.once('error', onError);
-    signal.once('abort', onStop);
+    signal.onAbort(onStop);
   });
 }
 
@@ -140,29 +140,26 @@ function forwardAttempts(
   const method = req.method ?? 'GET';
   let streamed: RequestBody | undefined;
   return {
-    async send({ endpoint, hop }, release) {
+    send({ endpoint, hop }, release) {
       if (body === undefined) streamed = new RequestBody(req);
-      try {
-        return await forwardOnce(
-          runtime,
-          req,
-          res,
-          {
-            origin: endpoint,
-            path: request.path,
-            method,
-            headers: request.headers,
-            body: streamed ?? body,
-          },
-          (headers) => {
-            mergeHeaders(headers, request.responseHeaders);
-            prependHop(headers, hop);
-          },
-          signal,
-        );
-      } finally {
-        release();
-      }
+      return forwardOnce(
+        runtime,
+        req,
+        res,
+        {
+          origin: endpoint,
+          path: request.path,
+          method,
+          headers: request.headers,
+          body: streamed ?? body,
+        },
+        (headers) => {
+          mergeHeaders(headers, request.responseHeaders);
+          prependHop(headers, hop);
+        },
+        signal,
+        release,
+      );
     },
     judge(outcome) {
       if (outcome.ok) return { answered: outcome.status };
@@ -191,7 +188,7 @@ export async function forwardToService(
 ): Promise<void> {
   const { service, lane, listener } = request;
   const started = process.hrtime.bigint();
-  const { signal, dispose } = watchRequest(runtime, req, res);
+  const signal = watchRequest(runtime, req, res);
   tagForwarded(request);
   const asked = {
     listener,
@@ -201,7 +198,10 @@ export async function forwardToService(
   };
   try {
     const maySendTwice = IDEMPOTENT.has(req.method ?? 'GET') || service.retryNonIdempotent;
-    const body = await replayableBody(req, maySendTwice, runtime.options.retry.bufferBytes, signal);
+    // A request without a body (most) does not wait a turn for one.
+    const body = requestHasBody(req)
+      ? await replayableBody(req, maySendTwice, runtime.options.retry.bufferBytes, signal)
+      : null;
     if (body === STOPPED) {
       const cause = signal.cause;
       const code =
@@ -237,6 +237,6 @@ export async function forwardToService(
       isSynthetic(req.headers),
     );
   } finally {
-    dispose();
+    signal.dispose();
   }
 }

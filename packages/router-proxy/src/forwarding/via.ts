@@ -14,11 +14,13 @@ function viaEntries(req: IncomingMessage): string[] {
  * value to forward.
  */
 export function nextVia(runtime: ProxyRuntime, req: IncomingMessage): string | Refusal {
+  // Most requests come with no Via: this hop's entry alone, made once.
+  if (!req.headers.via) return runtime.viaEntry;
   const entries = viaEntries(req);
   const token = runtime.viaToken;
   const passes = entries.filter((entry) => entry.endsWith(` ${token}`)).length;
   if (passes >= runtime.options.loopLimit) {
     return refusal(508, ProxyErrorCodes.loop, `request passed this proxy ${passes} times`);
   }
-  return [...entries, `1.1 ${token}`].join(', ');
+  return [...entries, runtime.viaEntry].join(', ');
 }

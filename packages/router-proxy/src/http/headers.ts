@@ -98,14 +98,44 @@ export function setForwarded(
   req: IncomingMessage,
   keep: boolean,
 ): void {
-  const client = req.socket.remoteAddress ?? 'unknown';
-  const node = client.includes(':') ? `[${client}]` : client;
-  const proto = 'encrypted' in req.socket ? 'https' : 'http';
-  let element = `for=${forwardedValue(node)};proto=${proto}`;
-  if (req.headers.host) element += `;host=${forwardedValue(req.headers.host)}`;
+  const element = forwardedElement(req);
   const previous = keep ? headers.forwarded : undefined;
   const prior = Array.isArray(previous) ? previous.join(', ') : previous;
   headers.forwarded = prior ? `${prior}, ${element}` : element;
+}
+
+const forwardedMemo = Symbol('graylane.forwarded');
+
+/** This hop's `Forwarded` element as last made on a connection: its client and scheme do not change. */
+interface ForwardedMemo {
+  /** `for=…;proto=…` */
+  client: string;
+  host: string | undefined;
+  element: string;
+}
+
+/**
+ * `for=…;proto=…[;host=…]` for a request. Made once per connection, and again only when the Host
+ * differs from the last request's on it: quoting and joining per request showed in the profile
+ * (issue 21).
+ */
+function forwardedElement(req: IncomingMessage): string {
+  const socket = req.socket as IncomingMessage['socket'] & { [forwardedMemo]?: ForwardedMemo };
+  let memo = socket[forwardedMemo];
+  if (!memo) {
+    const client = socket.remoteAddress ?? 'unknown';
+    const node = client.includes(':') ? `[${client}]` : client;
+    const proto = 'encrypted' in socket ? 'https' : 'http';
+    memo = { client: `for=${forwardedValue(node)};proto=${proto}`, host: undefined, element: '' };
+    memo.element = memo.client;
+    socket[forwardedMemo] = memo;
+  }
+  const { host } = req.headers;
+  if (host !== memo.host) {
+    memo.host = host;
+    memo.element = host ? `${memo.client};host=${forwardedValue(host)}` : memo.client;
+  }
+  return memo.element;
 }
 
 export function singleHeader(value: string | string[] | undefined): string | undefined {

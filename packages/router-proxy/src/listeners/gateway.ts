@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import { readRequestLane, tagOptionsOf } from '../forwarding/lane-tag.js';
-import { forwardToService } from '../forwarding/service-route.js';
+import { forwardToService, type ServiceRequest } from '../forwarding/service-route.js';
 import type { Tunnels } from '../forwarding/tunnel.js';
 import { upgradeToService } from '../forwarding/upgrade.js';
 import { nextVia } from '../forwarding/via.js';
@@ -152,11 +152,11 @@ export function createGatewayListener(runtime: ProxyRuntime, tunnels: Tunnels): 
   });
   return driveListener(runtime, 'gateway', tunnels, {
     route,
-    request: (req, res, r) =>
-      forwardToService(runtime, req, res, {
-        ...toService(r),
-        ...(r.setCookie ? { responseHeaders: { 'set-cookie': r.setCookie } } : {}),
-      }),
+    request: (req, res, r) => {
+      const request: ServiceRequest = toService(r);
+      if (r.setCookie) request.responseHeaders = { 'set-cookie': r.setCookie };
+      return forwardToService(runtime, req, res, request);
+    },
     upgrade: (req, client, head, r) =>
       upgradeToService(runtime, req, client, head, { ...toService(r), setCookie: r.setCookie }),
   });

@@ -54,7 +54,7 @@ export function createInboundListener(
     async request(req, res, { via }) {
       const started = process.hrtime.bigint();
       const { lane, headers, hop } = toApp(runtime, app, req, via);
-      const { signal, dispose } = watchRequest(runtime, req, res);
+      const signal = watchRequest(runtime, req, res);
       const outcome = await forwardOnce(
         runtime,
         req,
@@ -63,7 +63,7 @@ export function createInboundListener(
         (response) => prependHop(response, hop),
         signal,
       );
-      dispose();
+      signal.dispose();
       const code = settleForward(runtime, res, signal, outcome, {
         listener: 'inbound',
         what: `service ${app.service} at ${origin}`,

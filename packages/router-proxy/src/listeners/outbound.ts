@@ -151,7 +151,7 @@ async function passThrough(
   target: OutboundTarget,
   headers: Record<string, string | string[]>,
 ): Promise<void> {
-  const { signal, dispose } = watchRequest(runtime, req, res);
+  const signal = watchRequest(runtime, req, res);
   const outcome = await forwardOnce(
     runtime,
     req,
@@ -165,7 +165,7 @@ async function passThrough(
     () => {},
     signal,
   );
-  dispose();
+  signal.dispose();
   settleForward(runtime, res, signal, outcome, {
     listener: 'outbound',
     what: target.host,

@@ -5,6 +5,7 @@ import type {
   LoadBalancing,
   RouteTable,
   StringMatch,
+  TagOptions,
 } from '@graylane/lane-core';
 import { formatHop, STABLE } from '@graylane/lane-core';
 
@@ -58,6 +59,8 @@ export interface CompiledEntrypoint {
 
 export interface CompiledTable {
   table: RouteTable;
+  /** The table's lane header and baggage key. */
+  tagOptions: TagOptions;
   revision: number;
   services: ReadonlyMap<string, ServiceView>;
   /** Lanes that at least one service defines: what `clientLanes: known` accepts. */
@@ -173,6 +176,7 @@ export function compileTable(table: RouteTable): CompiledTable {
   ]);
   return {
     table,
+    tagOptions: { laneHeader: table.laneHeader, baggageKey: table.baggageKey },
     revision: table.revision,
     services,
     knownLanes,

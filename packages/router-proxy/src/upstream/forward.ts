@@ -65,6 +65,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   status = 0;
   /** The response head did not come in time. */
   expired = false;
+  /** Runs when the attempt is over, before the outcome is handed on (the endpoint's in-flight count). */
+  onSettled: (() => void) | undefined;
   private controller: Dispatcher.DispatchController | undefined;
   private deadline: Deadline | undefined;
   private headed = false;
@@ -91,7 +93,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     private readonly settle: Settle,
   ) {
     // The request's switch stops the attempt at any time: the client gone, the request's deadline.
-    request.on('abort', this.abort);
+    request.onAbort(this.abort);
     if (body !== null && !Buffer.isBuffer(body)) body.once('end', () => this.startDeadline());
     else this.startDeadline();
   }
@@ -154,8 +156,9 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     this.deadline?.clear();
-    this.request.off('abort', this.abort);
+    this.request.offAbort(this.abort);
     this.res.off('drain', this.resume);
+    this.onSettled?.();
     this.settle(outcome);
   }
 }
@@ -163,7 +166,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 /**
  * One attempt: streams the request to `target` and the response back, with no buffering either way.
  * `decorate` adds this hop's headers (provenance, cookies) to the response head. No response head
- * within `headersTimeoutMs` of the request being sent fails the attempt as a `timeout`.
+ * within `headersTimeoutMs` of the request being sent fails the attempt as a `timeout`. `onSettled`
+ * runs when the attempt is over, however it ended.
  */
 export function forwardOnce(
   runtime: ProxyRuntime,
@@ -172,6 +176,7 @@ export function forwardOnce(
   target: ForwardTarget,
   decorate: (headers: OutgoingHttpHeaders, status: number) => void,
   signal: AbortSwitch,
+  onSettled?: () => void,
 ): Promise<ForwardOutcome> {
   const body = target.body !== undefined ? target.body : requestHasBody(req) ? req : null;
   return new Promise((settle) => {
@@ -185,15 +190,21 @@ export function forwardOnce(
       body,
       settle,
     );
-    runtime.dispatcher.dispatch(
-      {
-        origin: target.origin,
-        path: target.path,
-        method: target.method as Dispatcher.HttpMethod,
-        headers: target.headers,
-        body,
-      },
-      relay,
-    );
+    relay.onSettled = onSettled;
+    try {
+      runtime.dispatcher.dispatch(
+        {
+          origin: target.origin,
+          path: target.path,
+          method: target.method as Dispatcher.HttpMethod,
+          headers: target.headers,
+          body,
+        },
+        relay,
+      );
+    } catch (error) {
+      onSettled?.();
+      throw error;
+    }
   });
 }

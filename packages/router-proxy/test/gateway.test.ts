@@ -1,3 +1,4 @@
+import { Agent } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GraylaneProxy } from '../src/index.js';
 import { metricValue, send, startProxy, startUpstream, table, type Upstream } from './helpers.js';
@@ -197,6 +198,31 @@ describe('gateway: entrypoints and lane assignment', () => {
     expect(body.headers['x-forwarded-proto']).toBe('http');
     expect(body.headers['x-forwarded-host']).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(body.headers.via).toMatch(/^1\.1 graylane-[0-9a-f]+$/);
+  });
+
+  it('writes Forwarded and Via per request, the Host changing on one kept-alive connection', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const seen = [];
+      for (const host of ['a.example', 'a.example', '[::1]:8080', 'a.example']) {
+        const reply = await send(`${proxy.url('gateway')}/api`, { agent, headers: { host } });
+        seen.push(reply.json<{ headers: Record<string, string> }>().headers);
+      }
+      expect(seen.map((h) => h.forwarded)).toEqual([
+        'for=127.0.0.1;proto=http;host=a.example',
+        'for=127.0.0.1;proto=http;host=a.example',
+        'for=127.0.0.1;proto=http;host="[::1]:8080"',
+        'for=127.0.0.1;proto=http;host=a.example',
+      ]);
+      const earlier = await send(`${proxy.url('gateway')}/api`, {
+        agent,
+        headers: { via: '1.0 lb, 1.1 edge' },
+      });
+      const via = earlier.json<{ headers: Record<string, string> }>().headers.via;
+      expect(via).toBe(`1.0 lb, 1.1 edge, 1.1 ${proxy.runtime.viaToken}`);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('answers 508 to a request that already passed this proxy too often', async () => {

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBin, startUpstream, tempDir, type Upstream } from './helpers.js';
+import { rawExchange } from './raw-socket.js';
 
 const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
@@ -151,5 +152,35 @@ describe('graylane-proxy bin', () => {
     const { code } = await run.exit;
     expect(code).toBe(0);
     await expect(request(`${gateway}/`)).rejects.toThrow();
+  });
+
+  it('parses strictly under node --insecure-http-parser: what the guard no longer scans is refused', async () => {
+    const run = await runBin(
+      ['--route-table', tableFile, '--gateway', '127.0.0.1:0'],
+      { NODE_OPTIONS: '--insecure-http-parser' },
+      1,
+    );
+    try {
+      const port = Number(new URL(run.listeners.gateway!).port);
+      const heads = [
+        'GET / HTTP/1.1\r\nHost: a\r\nX-Bad: a\x00b\r\n\r\n',
+        'GET / HTTP/1.1\r\nHost: a\r\nX-Bad: a\x7fb\r\n\r\n',
+        'GET / HTTP/1.1\r\nHost: a\r\nX(bad): b\r\n\r\n',
+        'GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n',
+      ];
+      for (const head of heads) {
+        const reply = await rawExchange(port, head);
+        expect(reply.status, JSON.stringify(head)).toBe(400);
+        expect(reply.headers['x-graylane-error']).toBe('GRAYLANE_ERR_MALFORMED_REQUEST');
+      }
+      const fine = await rawExchange(
+        port,
+        'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Ok: a\tb\xe9\r\n\r\n',
+      );
+      expect(fine.status).toBe(200);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exit;
+    }
   });
 });

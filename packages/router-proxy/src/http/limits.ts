@@ -45,6 +45,9 @@ export function serverOptions(limits: ServerLimits): ServerOptions {
     connectionsCheckingInterval: Math.min(1_000, Math.max(50, limits.headersTimeoutMs / 4)),
     // The request guard answers a missing Host itself, with a code.
     requireHostHeader: false,
+    // Strict parsing even under `node --insecure-http-parser`: llhttp then refuses every character
+    // a header name, value or target may not hold, and the guard does not scan them again.
+    insecureHTTPParser: false,
   };
 }
 

@@ -4,6 +4,7 @@ import {
   type LaneTag,
   readLaneTag,
   recordCarrier,
+  STABLE,
   type TagOptions,
   writeLaneTag,
 } from '@graylane/lane-core';
@@ -35,5 +36,9 @@ export function tagForwarded(request: {
   lane: string;
   headers: Record<string, string | string[]>;
 }) {
-  writeLaneTag(recordCarrier(request.headers), request.lane, tagOptionsOf(request.table));
+  const { headers, lane, table } = request;
+  const options = table.tagOptions;
+  // A stable request that carries no tag (most requests) has nothing to write or remove.
+  if (lane === STABLE && headers[options.laneHeader] === undefined && !headers.baggage) return;
+  writeLaneTag(recordCarrier(headers), lane, options);
 }

@@ -39,6 +39,9 @@ export interface Availability {
   unavailableReason(set: EndpointSetView, service: string): FallbackReason;
 }
 
+const NO_FALLBACKS: FallbackStep[] = [];
+Object.freeze(NO_FALLBACKS);
+
 export const everyEndpointAvailable: Availability = {
   available: (set) => set.endpoints,
   unavailableReason: () => 'ejected',
@@ -54,17 +57,19 @@ export function resolveRoute(
   requestedLane: string,
   availability: Availability = everyEndpointAvailable,
 ): Resolution {
-  const fallbacks: FallbackStep[] = [];
-  const visited = new Set<string>();
+  // Made only when the walk leaves the requested set: most requests are served by it (issue 21).
+  let fallbacks: FallbackStep[] = NO_FALLBACKS;
+  let visited: Set<string> | undefined;
   let set: EndpointSetView = service.sets.get(requestedLane) ?? service.sets.get(STABLE)!;
   if (set.lane !== requestedLane) {
     if (requestedLane !== STABLE)
-      fallbacks.push({ from: requestedLane, to: STABLE, reason: 'absent' });
+      fallbacks = [{ from: requestedLane, to: STABLE, reason: 'absent' }];
   }
   for (;;) {
-    visited.add(set.lane);
     const endpoints = availability.available(set, service.name);
     if (endpoints.length > 0) return { ok: true, set, endpoints, fallbacks };
+    visited ??= new Set();
+    visited.add(set.lane);
     const reason: FallbackReason =
       set.endpoints.length === 0 ? 'absent' : availability.unavailableReason(set, service.name);
     const next: EndpointSetView | undefined =
@@ -76,7 +81,7 @@ export function resolveRoute(
           : `lane ${set.lane} of service ${service.name} has no available endpoint and no fallback`;
       return { ok: false, service: service.name, lane: requestedLane, fallbacks, reason: why };
     }
-    fallbacks.push({ from: set.lane, to: next.lane, reason });
+    fallbacks = [...fallbacks, { from: set.lane, to: next.lane, reason }];
     set = next;
   }
 }

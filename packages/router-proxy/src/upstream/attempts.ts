@@ -71,10 +71,11 @@ export async function attemptEndpoints<O>(
   kind: AttemptKind<O>,
 ): Promise<Attempted<O>> {
   runtime.budget.recordRequest(service.name);
-  const tried = new Map<string, FallbackReason>();
+  // Made on a retry only.
+  let tried: Map<string, FallbackReason> | undefined;
   let last: { target: AttemptTarget; outcome: O } | undefined;
   for (;;) {
-    const availability = tried.size === 0 ? runtime.health : excludingTried(runtime.health, tried);
+    const availability = tried ? excludingTried(runtime.health, tried) : runtime.health;
     const resolution = resolveRoute(service, lane, availability);
     if (!resolution.ok) {
       if (!last) return { ok: false, reason: resolution.reason };
@@ -89,12 +90,9 @@ export async function attemptEndpoints<O>(
     const verdict = kind.judge(outcome);
     recordOutlier(runtime, service.name, target, verdict);
     const retry =
-      'failure' in verdict &&
-      verdict.retry &&
-      tried.size === 0 &&
-      runtime.budget.tryRetry(service.name);
+      'failure' in verdict && verdict.retry && !tried && runtime.budget.tryRetry(service.name);
     if (!retry) break;
-    tried.set(endpoint, fallbackReasonOf(verdict.failure));
+    tried = new Map([[endpoint, fallbackReasonOf(verdict.failure)]]);
   }
   const table = runtime.tables.current;
   for (const step of last.target.fallbacks) {

@@ -11,8 +11,20 @@ export class EndpointHealth implements Availability {
   ) {}
 
   available(set: EndpointSetView, service: string): readonly string[] {
-    return set.endpoints.filter(
-      (e) => !this.checks.isUnhealthy(service, e) && !this.outliers.isEjected(service, set.lane, e),
+    const { endpoints, lane } = set;
+    for (const endpoint of endpoints) {
+      if (!this.usable(service, lane, endpoint)) {
+        return endpoints.filter((e) => this.usable(service, lane, e));
+      }
+    }
+    // Every endpoint usable (the usual case): the set's own list, no copy per request.
+    return endpoints;
+  }
+
+  private usable(service: string, lane: string, endpoint: string): boolean {
+    return (
+      !this.checks.isUnhealthy(service, endpoint) &&
+      !this.outliers.isEjected(service, lane, endpoint)
     );
   }
 

@@ -70,12 +70,12 @@ export class GraylaneProxy {
   readonly runtime: ProxyRuntime;
   readonly logger: Logger;
   private readonly servers = new Map<ListenerKind, Server>();
-  private readonly active = new Set<ServerResponse>();
-  /** Every response's `close` listener, called with the response as `this`: no closure per request. */
-  private readonly forgetOnClose = ((active: Set<ServerResponse>) =>
-    function forget(this: ServerResponse) {
-      active.delete(this);
-    })(this.active);
+  /** Forwarding requests not yet answered or closed: what a drain waits for. */
+  private active = 0;
+  /** Every response's `close` listener (a response closes once): no closure per request. */
+  private readonly settled = () => {
+    this.active -= 1;
+  };
   private readonly tunnels: Tunnels;
   private source: RouteTableSource | undefined;
   private draining = false;
@@ -148,8 +148,8 @@ export class GraylaneProxy {
     const onRefused = this.refusedOn(kind);
     const server = createServer(serverOptions(limits), (req, res) => {
       if (kind !== 'admin') {
-        this.active.add(res);
-        res.on('close', this.forgetOnClose);
+        this.active += 1;
+        res.on('close', this.settled);
       }
       if (this.draining) res.shouldKeepAlive = false;
       if (guardRequest(req, res, limits, onRefused)) handlers.request(req, res);
@@ -270,7 +270,7 @@ export class GraylaneProxy {
     );
     for (const server of traffic) server.closeIdleConnections();
     const deadline = Date.now() + drainTimeoutMs;
-    while ((this.active.size > 0 || this.tunnels.size > 0) && Date.now() < deadline) {
+    while ((this.active > 0 || this.tunnels.size > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 25));
       for (const server of traffic) server.closeIdleConnections();
     }

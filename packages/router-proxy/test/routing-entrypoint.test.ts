@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileTable } from '../src/routing/compiled-table.js';
 import { hostWithoutPort, matchEntrypoint, pathHasPrefix } from '../src/routing/entrypoint.js';
-import { serviceFromHost } from '../src/routing/service-host.js';
+import { serviceForHost, serviceFromHost } from '../src/routing/service-host.js';
 
 type EntrypointInput = NonNullable<RouteTableInput['entrypoints']>[number];
 
@@ -363,5 +363,39 @@ describe('serviceFromHost', () => {
     expect(serviceFromHost('API.example.org:443', options)).toBe('api');
     expect(serviceFromHost('api.example.org.evil.com', options)).toBeUndefined();
     expect(serviceFromHost('api.github.com', options)).toBeUndefined();
+  });
+});
+
+describe('serviceForHost (kept per table, by host)', () => {
+  const table = tableOf([{ name: 'web' }]);
+
+  it('answers a host asked again, or among more hosts than it keeps, as serviceFromHost does', () => {
+    const hosts = [
+      'web',
+      'WEB:8080',
+      'web.shop.svc',
+      'web.corp.internal',
+      'api.github.com',
+      '10.0.0.1',
+    ];
+    const expected = (host: string) => {
+      const name = serviceFromHost(host, { serviceDomains: ['corp.internal'] });
+      return name === undefined ? undefined : table.services.get(name)?.name;
+    };
+    for (let round = 0; round < 3; round++) {
+      for (const host of hosts) {
+        expect(serviceForHost(table, host, ['corp.internal'])?.name, host).toBe(expected(host));
+      }
+      // Past what the memo keeps: it starts afresh and still answers.
+      for (let i = 0; i < 1100; i++)
+        serviceForHost(table, `client-${i}.example`, ['corp.internal']);
+    }
+    expect(serviceForHost(table, undefined, [])).toBeUndefined();
+  });
+
+  it('answers again when asked with other service domains', () => {
+    expect(serviceForHost(table, 'web.corp.internal', ['corp.internal'])?.name).toBe('web');
+    expect(serviceForHost(table, 'web.corp.internal', [])).toBeUndefined();
+    expect(serviceForHost(table, 'web.corp.internal', ['corp.internal'])?.name).toBe('web');
   });
 });

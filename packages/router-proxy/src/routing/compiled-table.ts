@@ -73,6 +73,11 @@ export interface CompiledTable {
   origins: ReadonlySet<string>;
   /** The `hosts:` the table gives services, lower case, to the service's name. */
   serviceHosts: ReadonlyMap<string, string>;
+  /** What `serviceForHost` found for a host, kept with the table it was found in (null: none). */
+  hostMemo: {
+    serviceDomains: readonly string[] | undefined;
+    services: Map<string, ServiceView | null>;
+  };
 }
 
 export enum HostRank {
@@ -184,6 +189,7 @@ export function compileTable(table: RouteTable): CompiledTable {
     entrypoints,
     origins,
     serviceHosts,
+    hostMemo: { serviceDomains: undefined, services: new Map() },
   };
 }
 

@@ -14,8 +14,9 @@ export class AbortSwitch {
   }
 
   offAbort(listener: () => void): void {
-    const at = this.listeners.indexOf(listener);
-    if (at !== -1) this.listeners.splice(at, 1);
+    const at = this.listeners.lastIndexOf(listener);
+    if (at === this.listeners.length - 1) this.listeners.pop();
+    else if (at !== -1) this.listeners.splice(at, 1);
   }
 
   abort(): void {

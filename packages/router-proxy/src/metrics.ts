@@ -8,6 +8,7 @@ import {
 } from './hot-metrics.js';
 
 type RequestLabel = 'listener' | 'service' | 'lane' | 'version' | 'code';
+type FallbackLabel = 'service' | 'from_lane' | 'to_lane' | 'reason';
 
 /** What one listener × service × lane × version keeps: counts by status, and its duration series. */
 interface RequestSeries {
@@ -55,12 +56,29 @@ export class ProxyMetrics {
     this.registry,
   );
 
-  readonly fallbacks = new Counter({
+  readonly fallbacks: Counter<FallbackLabel> = new Counter({
     name: 'graylane_fallbacks_total',
     help: 'Requests served by another lane than the one they asked for, by reason.',
     labelNames: ['service', 'from_lane', 'to_lane', 'reason'] as const,
     registers: [this.registry],
+    collect: (): void => this.fellBack.drainInto(this.fallbacks),
   });
+  private readonly fellBack = new Tally<FallbackLabel>();
+  private readonly fallbackSeries = new LabelIndex<TallySeries>();
+
+  /** One step of a request's fallback walk (a swimlane's usual path: a service with no canary). */
+  recordFallback(service: string, fromLane: string, toLane: string, reason: string): void {
+    const series =
+      this.fallbackSeries.get(service, fromLane, toLane, reason) ??
+      this.fallbackSeries.set(
+        service,
+        fromLane,
+        toLane,
+        reason,
+        this.fellBack.series({ service, from_lane: fromLane, to_lane: toLane, reason }),
+      );
+    series.count++;
+  }
 
   readonly laneAssignments: Counter<'entrypoint' | 'lane' | 'reason'> = new Counter({
     name: 'graylane_lane_assignments_total',

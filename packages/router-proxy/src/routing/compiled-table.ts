@@ -25,6 +25,8 @@ export interface EndpointSetView {
   key: string;
   /** `service=lane`, the `x-lane-served` hop of a request this set serves in its own lane. */
   hop: string;
+  /** `service=lane;fallback=<reason>` by reason, for a request a fallback brought here; made on use. */
+  fallbackHops: Map<string, string>;
 }
 
 export interface ServiceView {
@@ -152,6 +154,7 @@ export function compileTable(table: RouteTable): CompiledTable {
       fallback: 'none',
       key: `${name}/${STABLE}`,
       hop: formatHop(name, STABLE),
+      fallbackHops: new Map(),
     });
     for (const [lane, set] of Object.entries(service.lanes)) {
       knownLanes.add(lane);
@@ -162,6 +165,7 @@ export function compileTable(table: RouteTable): CompiledTable {
         fallback: set.fallback,
         key: `${name}/${lane}`,
         hop: formatHop(name, lane),
+        fallbackHops: new Map(),
       });
     }
     for (const set of sets.values()) for (const origin of set.endpoints) origins.add(origin);

@@ -37,6 +37,17 @@ export function provenance(
   return formatHop(service, servedLane, fallbacks.at(-1)?.reason);
 }
 
+/** `provenance` for a set reached by a fallback, made once per set and reason. */
+function fallbackHop(service: string, set: EndpointSetView, fallbacks: readonly FallbackStep[]) {
+  const reason = fallbacks.at(-1)!.reason;
+  let hop = set.fallbackHops.get(reason);
+  if (hop === undefined) {
+    hop = provenance(service, set.lane, fallbacks);
+    set.fallbackHops.set(reason, hop);
+  }
+  return hop;
+}
+
 function fallbackReasonOf(failure: UpstreamFailure): FallbackReason {
   if (failure === 'timeout' || failure === 'connect_timeout') return 'timeout';
   return failure === 'tls_error' ? 'tls_error' : 'connect_error';
@@ -83,7 +94,7 @@ export async function attemptEndpoints<O>(
     }
     const { set, endpoints, fallbacks } = resolution;
     const endpoint = runtime.balancer.pick(endpoints, service.loadBalancing, set.key)!;
-    const hop = fallbacks.length === 0 ? set.hop : provenance(service.name, set.lane, fallbacks);
+    const hop = fallbacks.length === 0 ? set.hop : fallbackHop(service.name, set, fallbacks);
     const target = { endpoint, set, fallbacks, hop };
     const outcome = await kind.send(target, runtime.balancer.begin(endpoint));
     last = { target, outcome };
@@ -96,12 +107,12 @@ export async function attemptEndpoints<O>(
   }
   const table = runtime.tables.current;
   for (const step of last.target.fallbacks) {
-    runtime.metrics.fallbacks.inc({
-      service: service.name,
-      from_lane: laneLabel(table, step.from),
-      to_lane: laneLabel(table, step.to),
-      reason: step.reason,
-    });
+    runtime.metrics.recordFallback(
+      service.name,
+      laneLabel(table, step.from),
+      laneLabel(table, step.to),
+      step.reason,
+    );
   }
   return { ok: true, ...last };
 }

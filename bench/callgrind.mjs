@@ -22,7 +22,8 @@ const MAX_SETTLE_RUNS = 12;
 
 /**
  * Starts `node script ...args` under callgrind (it prints `{"port": N}` on its first stdout line),
- * sends `requests` to `path` over `connections` connections (8) with `headers`, stops it with SIGTERM and returns
+ * sends `requests` to `path` over `connections` connections (8) with `headers` (and `method`, `body`),
+ * stops it with SIGTERM and returns
  * the instructions it executed.
  *
  * With `warmup`, the server starts with instrumentation off, gets `warmup` requests first (start-up,
@@ -42,6 +43,8 @@ export async function instructionsFor({
   requests,
   path,
   headers = [],
+  method = 'GET',
+  body,
   warmup = 0,
   connections = 8,
   collectGarbage = false,
@@ -89,6 +92,8 @@ export async function instructionsFor({
         '-a',
         String(count),
         ...headers.flatMap((h) => ['-H', h]),
+        ...(method === 'GET' ? [] : ['-m', method]),
+        ...(body === undefined ? [] : ['-b', body]),
         `http://127.0.0.1:${port}${path}`,
       ],
       { stdio: 'ignore' },

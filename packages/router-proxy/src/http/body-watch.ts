@@ -66,14 +66,17 @@ export class BodyWatcher {
   }
 
   private forget(entry: Watched): void {
+    // The timer stays until a tick finds nothing to watch: stopping it whenever the last body
+    // arrived cost a timer per request on a quiet listener (issue 21).
     this.watched.delete(entry);
-    if (this.watched.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
   }
 
   private check(): void {
+    if (this.watched.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      return;
+    }
     const now = Date.now();
     for (const entry of this.watched) {
       const { req } = entry;

@@ -62,6 +62,40 @@ export function readLaneTag(
   return { lane: STABLE, source: 'none', invalid: headerInvalid || fromBaggage === null };
 }
 
+/** The tag of a request with neither a lane header nor baggage: most requests. */
+const UNTAGGED: Readonly<LaneTag> = Object.freeze({ lane: STABLE, source: 'none', invalid: false });
+/** Tags read from a lane header alone, by its value: a service or proxy sees a handful of lanes. */
+const tagsByHeader = new Map<string, Readonly<LaneTag>>();
+/** Bounds the cache whatever values clients send; a full cache starts over. */
+const MAX_CACHED_TAGS = 256;
+
+/**
+ * `readLaneTag` for the request path: a request with no baggage gets one frozen tag per lane-header
+ * value, since reading and validating it again for every request of a lane was a regular expression
+ * per request (the SDK's and the proxy's hot paths). Without baggage the tag does not depend on the
+ * baggage key; with baggage, which varies per request, the tag is read each time.
+ */
+export function readLaneTagOnce(
+  laneHeaderValue: HeaderValue,
+  baggageValue: HeaderValue,
+  options: TagOptions = defaultTagOptions,
+): Readonly<LaneTag> {
+  if (
+    baggageValue !== undefined ||
+    (laneHeaderValue !== undefined && typeof laneHeaderValue !== 'string')
+  ) {
+    return readLaneTag(laneHeaderValue, baggageValue, options);
+  }
+  if (laneHeaderValue === undefined) return UNTAGGED;
+  let tag = tagsByHeader.get(laneHeaderValue);
+  if (tag === undefined) {
+    tag = Object.freeze(readLaneTag(laneHeaderValue, undefined, options));
+    if (tagsByHeader.size >= MAX_CACHED_TAGS) tagsByHeader.clear();
+    tagsByHeader.set(laneHeaderValue, tag);
+  }
+  return tag;
+}
+
 /** A minimal view of a header map, so the same code serves node:http, undici and plain objects. */
 export interface HeaderCarrier {
   get(name: string): HeaderValue;

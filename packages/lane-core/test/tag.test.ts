@@ -5,6 +5,7 @@ import {
   type HeaderCarrier,
   readLaneTag,
   readLaneTagFrom,
+  readLaneTagOnce,
   recordCarrier,
   removeLaneTag,
   type TagOptions,
@@ -218,5 +219,41 @@ describe('writeLaneTag / removeLaneTag', () => {
         expect(readLaneTag(undefined, headers.baggage).lane).toBe(lane);
       }),
     );
+  });
+});
+
+describe('readLaneTagOnce', () => {
+  const values = fc.option(
+    fc.oneof(
+      fc.constantFrom('gray', ' gray ', 'stable', '', 'a,b', 'Bad_Lane', 'x'.repeat(70)),
+      fc.array(fc.constantFrom('gray', 'blue'), { maxLength: 2 }),
+    ),
+    { nil: undefined },
+  );
+  const baggages = fc.option(fc.constantFrom('lane=blue', 'k=v', 'lane=%20', ''), {
+    nil: undefined,
+  });
+
+  it('reads what readLaneTag reads, asked once or again, and hands back frozen tags', () => {
+    fc.assert(
+      fc.property(values, baggages, (header, baggage) => {
+        const expected = readLaneTag(header, baggage);
+        for (let i = 0; i < 2; i++) {
+          const tag = readLaneTagOnce(header, baggage);
+          expect(tag).toEqual(expected);
+          if (baggage === undefined && typeof header !== 'object') {
+            expect(Object.isFrozen(tag)).toBe(true);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('answers rightly past the number of header values it keeps', () => {
+    for (let i = 0; i < 600; i++) {
+      expect(readLaneTagOnce(`lane-${i}`, undefined).lane).toBe(`lane-${i}`);
+    }
+    expect(readLaneTagOnce('lane-3', undefined)).toEqual(readLaneTag('lane-3', undefined));
   });
 });

@@ -3,12 +3,11 @@ import { IncomingMessage } from 'node:http';
 import {
   BAGGAGE_HEADER,
   joinHeaderValues,
-  type LaneTag,
-  readLaneTag,
+  readLaneTagOnce,
   STABLE,
   setBaggageValue,
 } from '@graylane/lane-core';
-import { getConfig, type SdkOptions } from '../config.js';
+import { getConfig } from '../config.js';
 import {
   applyInContext,
   bindEmitterTo,
@@ -86,7 +85,11 @@ export function applyWithIncoming<T>(
 
 function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
   const options = getConfig();
-  const tag = readTag(req.headers, options);
+  const tag = readLaneTagOnce(
+    req.headers[options.laneHeader],
+    req.headers[BAGGAGE_HEADER],
+    options,
+  );
   if (tag.invalid) countInvalidLane('inbound');
   if (tag.source === 'header' || tag.invalid) agreeOtelBaggage(req, tag.lane, options.baggageKey);
   // Only a Node response can relay provenance; without one nothing is collected.
@@ -103,34 +106,6 @@ function enterRequest(req: Marked, res: OutgoingLike | undefined): LaneContext {
     trackTaggedRequest(res, store);
   }
   return store;
-}
-
-/** The tag of a request with neither a lane header nor baggage: most requests of a service. */
-const UNTAGGED: LaneTag = Object.freeze({ lane: STABLE, source: 'none', invalid: false });
-/** Tags read from a lane header alone, by its value: a service sees a handful of lanes. */
-const tagsByHeader = new Map<string, LaneTag>();
-/** Bounds the cache whatever values clients send; a full cache starts over. */
-const MAX_CACHED_TAGS = 256;
-
-/**
- * The request's tag, one frozen object per header value: reading and validating it again for every
- * request of a lane was a regular expression per request. With baggage, which varies per request, the
- * tag is read each time.
- */
-function readTag(headers: IncomingLike['headers'], options: SdkOptions): LaneTag {
-  const header = headers[options.laneHeader];
-  const baggage = headers[BAGGAGE_HEADER];
-  if (baggage !== undefined || (header !== undefined && typeof header !== 'string')) {
-    return readLaneTag(header, baggage, options);
-  }
-  if (header === undefined) return UNTAGGED;
-  let tag = tagsByHeader.get(header);
-  if (tag === undefined) {
-    tag = Object.freeze(readLaneTag(header, undefined, options));
-    if (tagsByHeader.size >= MAX_CACHED_TAGS) tagsByHeader.clear();
-    tagsByHeader.set(header, tag);
-  }
-  return tag;
 }
 
 /**

@@ -3,7 +3,7 @@ import {
   defaultTagOptions,
   isStable,
   type LaneTag,
-  readLaneTag,
+  readLaneTagOnce,
   recordCarrier,
   serializeBaggageMember,
   type TagOptions,
@@ -26,34 +26,8 @@ export function readRequestLane(
   req: IncomingMessage,
   listener: ListenerName,
 ): LaneTag {
-  const header = req.headers[options.laneHeader];
-  const { baggage } = req.headers;
-  const tag =
-    baggage === undefined && (header === undefined || typeof header === 'string')
-      ? tagOfHeader(header)
-      : readLaneTag(header, baggage, options);
+  const tag = readLaneTagOnce(req.headers[options.laneHeader], req.headers.baggage, options);
   if (tag.invalid) runtime.metrics.invalidLane.inc({ listener });
-  return tag;
-}
-
-const UNTAGGED: LaneTag = Object.freeze(readLaneTag(undefined, undefined));
-/** Lane header values come from clients: the memo is emptied when it holds this many. */
-const MEMO_LIMIT = 256;
-const tagsByHeader = new Map<string, LaneTag>();
-
-/**
- * The tag of a request with a lane header and no baggage, the usual tagged request: one frozen tag
- * per header value, since validating the lane name (a regular expression) showed per request
- * (issue 21). Without baggage the tag does not depend on the table's baggage key.
- */
-function tagOfHeader(header: string | undefined): LaneTag {
-  if (header === undefined) return UNTAGGED;
-  let tag = tagsByHeader.get(header);
-  if (!tag) {
-    tag = Object.freeze(readLaneTag(header, undefined));
-    if (tagsByHeader.size >= MEMO_LIMIT) tagsByHeader.clear();
-    tagsByHeader.set(header, tag);
-  }
   return tag;
 }
 
@@ -65,7 +39,6 @@ export function tagForwarded(request: {
 }) {
   const { headers, lane, table } = request;
   const options = table.tagOptions;
-  // A stable request that carries no tag (most requests) has nothing to write or remove.
   if (headers.baggage === undefined) {
     // No baggage to keep (most requests): the tag is the lane header and a baggage of our entry.
     if (isStable(lane)) {

@@ -182,9 +182,11 @@ export function checkRequestHead(
       hosts += 1;
       if (!isHostValue(value)) return malformed('invalid Host');
     } else if (namedAs(name, 'content-length')) {
-      contentLengths = [...(contentLengths ?? []), value];
+      contentLengths ??= [];
+      contentLengths.push(value);
     } else if (namedAs(name, 'transfer-encoding')) {
-      transferEncodings = [...(transferEncodings ?? []), value];
+      transferEncodings ??= [];
+      transferEncodings.push(value);
     }
   }
   if (hosts > 1) return malformed('Host repeated');

@@ -39,8 +39,7 @@ export interface Availability {
   unavailableReason(set: EndpointSetView, service: string): FallbackReason;
 }
 
-const NO_FALLBACKS: FallbackStep[] = [];
-Object.freeze(NO_FALLBACKS);
+const NO_FALLBACKS: readonly FallbackStep[] = Object.freeze([]);
 
 export const everyEndpointAvailable: Availability = {
   available: (set) => set.endpoints,
@@ -58,7 +57,7 @@ export function resolveRoute(
   availability: Availability = everyEndpointAvailable,
 ): Resolution {
   // Made only when the walk leaves the requested set: most requests are served by it (issue 21).
-  let fallbacks: FallbackStep[] = NO_FALLBACKS;
+  let fallbacks: readonly FallbackStep[] = NO_FALLBACKS;
   let visited: Set<string> | undefined;
   let set: EndpointSetView = service.sets.get(requestedLane) ?? service.sets.get(STABLE)!;
   if (set.lane !== requestedLane) {

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { BoundedMemo } from '../bounded-memo.js';
 import { AddressRanges } from '../http/addresses.js';
 import { hostWithoutPort } from '../routing/entrypoint.js';
 
@@ -25,17 +26,11 @@ export function addressesItself(host: string, defaultPort: number, own: OwnAddre
   const addresses = own();
   let answers = answered.get(addresses);
   if (!answers) {
-    answers = new Map();
+    answers = new BoundedMemo(MEMO_LIMIT);
     answered.set(addresses, answers);
   }
   const key = `${defaultPort} ${host}`;
-  let answer = answers.get(key);
-  if (answer === undefined) {
-    answer = isOwnAddress(host, defaultPort, addresses);
-    if (answers.size >= MEMO_LIMIT) answers.clear();
-    answers.set(key, answer);
-  }
-  return answer;
+  return answers.get(key) ?? answers.set(key, isOwnAddress(host, defaultPort, addresses));
 }
 
 /**
@@ -44,8 +39,7 @@ export function addressesItself(host: string, defaultPort: number, own: OwnAddre
  * 0.7 % of a call (issue 21). A host's answer for a wildcard listener follows the machine's
  * interfaces as they were when it was first asked.
  */
-const answered = new WeakMap<readonly AddressInfo[], Map<string, boolean>>();
-/** Hosts come from clients: the memo is emptied when it holds this many. */
+const answered = new WeakMap<readonly AddressInfo[], BoundedMemo<string, boolean>>();
 const MEMO_LIMIT = 1024;
 
 function isOwnAddress(

@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { BoundedMemo } from '../bounded-memo.js';
 
 /** `10.0.0.0/8`, `fd00::/8`, or one address (a /32 or /128). */
 export function parseCidr(
@@ -23,7 +24,7 @@ export class AddressRanges {
    * Answers by address: `BlockList.check` builds a SocketAddress per call, which cost about 3 % of
    * a small request at the gateway (a CPU profile, issue 21), and a proxy sees few distinct peers.
    */
-  private readonly verdicts = new Map<string, boolean>();
+  private readonly verdicts = new BoundedMemo<string, boolean>(REMEMBERED_PEERS);
   readonly empty: boolean;
 
   constructor(cidrs: readonly string[]) {
@@ -37,13 +38,7 @@ export class AddressRanges {
 
   has(address: string | undefined): boolean {
     if (!address || this.empty) return false;
-    let verdict = this.verdicts.get(address);
-    if (verdict === undefined) {
-      if (this.verdicts.size >= REMEMBERED_PEERS) this.verdicts.clear();
-      verdict = this.check(address);
-      this.verdicts.set(address, verdict);
-    }
-    return verdict;
+    return this.verdicts.get(address) ?? this.verdicts.set(address, this.check(address));
   }
 
   private check(address: string): boolean {

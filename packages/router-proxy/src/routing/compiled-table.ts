@@ -8,6 +8,7 @@ import type {
   TagOptions,
 } from '@graylane/lane-core';
 import { formatHop, STABLE } from '@graylane/lane-core';
+import { BoundedMemo } from '../bounded-memo.js';
 
 /**
  * A route table prepared for the hot path: regexes compiled, entrypoints ordered, endpoint sets keyed
@@ -78,7 +79,7 @@ export interface CompiledTable {
   /** What `serviceForHost` found for a host, kept with the table it was found in (null: none). */
   hostMemo: {
     serviceDomains: readonly string[] | undefined;
-    services: Map<string, ServiceView | null>;
+    services: BoundedMemo<string, ServiceView | null>;
   };
 }
 
@@ -193,7 +194,8 @@ export function compileTable(table: RouteTable): CompiledTable {
     entrypoints,
     origins,
     serviceHosts,
-    hostMemo: { serviceDomains: undefined, services: new Map() },
+    // Hosts come from clients: a table keeps at most this many answers.
+    hostMemo: { serviceDomains: undefined, services: new BoundedMemo(1024) },
   };
 }
 

@@ -33,9 +33,6 @@ export function serviceFromHost(
   return undefined;
 }
 
-/** Hosts come from clients: a table's memo is emptied when it holds this many. */
-const MEMO_LIMIT = 1024;
-
 /**
  * The table's service for a host, per `serviceFromHost`. Answers are kept per table and service
  * domains, by host: a sidecar is asked on every call, mostly for the same few hosts, and working it
@@ -55,9 +52,10 @@ export function serviceForHost(
   let service = memo.services.get(host);
   if (service === undefined) {
     const name = serviceFromHost(host, { serviceDomains, hosts: table.serviceHosts });
-    service = (name === undefined ? undefined : table.services.get(name)) ?? null;
-    if (memo.services.size >= MEMO_LIMIT) memo.services.clear();
-    memo.services.set(host, service);
+    service = memo.services.set(
+      host,
+      (name === undefined ? undefined : table.services.get(name)) ?? null,
+    );
   }
   return service ?? undefined;
 }

@@ -44,6 +44,54 @@ describe('ProcessSupervisor', () => {
     expect(runningApps()).toEqual([]);
   });
 
+  it('never shows a failed or exited process without its reason, not even between two turns', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const supervisor = new ProcessSupervisor(pino({ level: 'silent' }), () => {}, dir);
+    const seen: string[] = [];
+    let watching = true;
+    // Every turn of the event loop, as the release machine may read the records at any of them.
+    const watch = () => {
+      for (const record of supervisor.list()) {
+        if (record.health === 'failed' && !record.message) seen.push(`${record.id} failed`);
+        if (record.health === 'ready' && record.pid === undefined) seen.push(`${record.id} ready`);
+      }
+      if (watching) setImmediate(watch);
+    };
+    watch();
+    const never = await spec(dir);
+    supervisor.ensure('never.gray.0', {
+      ...never,
+      env: { ...never.env, FAIL_START: '1' },
+      readyTimeoutMs: 300,
+      logFile: join(dir, 'never.log'),
+    });
+    const crashing = await spec(dir);
+    supervisor.ensure('crash.gray.0', { ...crashing, env: { ...crashing.env, CRASH_AFTER: '0' } });
+    const failed = await until(
+      async () => supervisor.get('never.gray.0'),
+      (r) => r?.health === 'failed',
+      10_000,
+    );
+    expect(failed?.message).toContain('not ready within 300 ms');
+    expect(failed?.message).toContain('boom: cannot reach the database');
+    const crash = await until(
+      async () => supervisor.get('crash.gray.0'),
+      (r) => r?.health === 'ready',
+      10_000,
+    );
+    await fetch(`http://127.0.0.1:${crash!.spec.port}/`).catch(() => undefined);
+    const exited = await until(
+      async () => supervisor.get('crash.gray.0'),
+      (r) => r?.restarts === 1 && r.message?.includes('exited') === true,
+      10_000,
+    );
+    expect(exited?.health).not.toBe('ready');
+    watching = false;
+    await supervisor.close(true);
+    expect(seen).toEqual([]);
+  });
+
   it('adopts a running process by pid and start time, and a pid reused by another process is not ours', async () => {
     const dir = tempDir();
     dirs.push(dir);

@@ -386,11 +386,17 @@ export class ProcessSupervisor {
     record.restarts += 1;
     const delay = this.backoff(record);
     this.nextStart.set(record.id, Date.now() + delay);
-    const output = await lastLines(record.spec.logFile, 4);
+    // Health and reason change in the same turn as the pid: a reader between two turns must never
+    // see a process that is gone still called ready, or a failure without its reason.
     const status = how === undefined ? 'exited' : `exited (${how})`;
-    record.message = `pid ${pid} ${status}; restarting in ${delay} ms${output ? `; last output:\n${output}` : ''}`;
+    const message = `pid ${pid} ${status}; restarting in ${delay} ms`;
+    record.message = message;
     if (record.health !== 'failed') record.health = 'unready';
     this.logger.warn({ process: record.id, pid, how }, 'process exited; restarting');
+    this.changed();
+    const output = await lastLines(record.spec.logFile, 4);
+    if (!output || this.records.get(record.id) !== record || record.message !== message) return;
+    record.message = `${message}; last output:\n${output}`;
     this.changed();
   }
 
@@ -412,8 +418,10 @@ export class ProcessSupervisor {
       }
       const since = this.startedAt.get(record.id) ?? now;
       if (record.health === 'starting' && now - since > record.spec.readyTimeoutMs) {
-        record.health = 'failed';
+        // The output is read first, so that the failure and its reason appear in the same turn.
         const output = await lastLines(record.spec.logFile);
+        if (this.records.get(record.id) !== record || record.health !== 'starting') return;
+        record.health = 'failed';
         record.message = `not ready within ${record.spec.readyTimeoutMs} ms (GET ${record.spec.readyPath} on port ${record.spec.port})${output ? `; last output:\n${output}` : ''}`;
         this.changed();
       }

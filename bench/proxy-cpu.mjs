@@ -16,6 +16,8 @@
 //            with --baseline packages/router-proxy/dist, the same build without them)
 //            --upstream-host NAME (graylane's endpoint written with a host name, e.g. localhost;
 //            with --baseline packages/router-proxy/dist, the same build with the IP)
+//            --table SxL (graylane's table: S services of L lanes, sent `--lane lane-7`; with
+//            --baseline packages/router-proxy/dist, the same build with 1 service of L lanes)
 import { fork } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -43,6 +45,7 @@ const { values } = parseArgs({
     baseline: { type: 'string' },
     'node-flags': { type: 'string' },
     'upstream-host': { type: 'string' },
+    table: { type: 'string' },
   },
 });
 
@@ -128,13 +131,18 @@ async function main() {
       GRAYLANES.includes(name) && values['upstream-host']
         ? upstreamUrl.replace('127.0.0.1', values['upstream-host'])
         : upstreamUrl;
-    const child = await startChild('serve.mjs', [name, endpoint], prof);
+    const env =
+      GRAYLANES.includes(name) && values.table
+        ? { ...process.env, GRAYLANE_BENCH_TABLE: values.table }
+        : process.env;
+    const child = await startChild('serve.mjs', [name, endpoint], prof, env);
     targets.push({ name, sidecar: name === PRODUCT_OUTBOUND, ...child });
   }
   if (values.baseline) {
     // The same gateway from another build (a copy of dist/ from before a change), interleaved
     // with this one: a before/after from one run.
     const env = { ...process.env, GRAYLANE_PROXY_DIST: values.baseline };
+    if (values.table) env.GRAYLANE_BENCH_TABLE = `1x${values.table.split('x')[1]}`;
     const child = await startChild('serve.mjs', [GRAYLANE, upstreamUrl], [], env);
     targets.push({ name: BASELINE, sidecar: GRAYLANE === PRODUCT_OUTBOUND, ...child });
     names.push(BASELINE);

@@ -11,7 +11,8 @@
 //   env: ONLY (forwarder names, comma-separated), LANE (an x-lane to send), RUNS (3), WARMUP (20000),
 //   REQUESTS (2000), CONNECTIONS (1), BODY (bytes: POSTs of that size to the upstream's echo route
 //   instead of small GETs), BASELINE (another build of packages/router-proxy, e.g.
-//   packages/router-proxy/dist-baseline: adds its gateway row), OUT (report file)
+//   packages/router-proxy/dist-baseline: adds its gateway row), TABLE (<services>x<lanes>: the
+//   graylane rows route by a table that size, bench/forwarders/graylane-proxy.mjs), OUT (report file)
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,7 +59,7 @@ async function run([name, forwarder, env], upstreamUrl, dir, round) {
     out,
     script: 'bench/forwarders/serve.mjs',
     args: [forwarder, upstreamUrl],
-    env,
+    env: process.env.TABLE ? { ...env, GRAYLANE_BENCH_TABLE: process.env.TABLE } : env,
     warmup: WARMUP,
     connections: CONNECTIONS,
     collectGarbage: true,
@@ -110,7 +111,17 @@ const rows = VARIANTS.map(([name], i) => ({
 }));
 const floor = rows.find((r) => r.name === FLOOR);
 const vsFloor = (x) => (floor ? `${(x / median(floor.runs)).toFixed(2)}×` : '—');
-const shownEnv = ['ONLY', 'LANE', 'BODY', 'RUNS', 'WARMUP', 'REQUESTS', 'CONNECTIONS', 'BASELINE']
+const shownEnv = [
+  'ONLY',
+  'LANE',
+  'TABLE',
+  'BODY',
+  'RUNS',
+  'WARMUP',
+  'REQUESTS',
+  'CONNECTIONS',
+  'BASELINE',
+]
   .filter((k) => process.env[k])
   .map((k) => `${k}=${process.env[k]} `)
   .join('');

@@ -65,7 +65,9 @@ export async function startListener(listener, upstreamUrl) {
     initialTable: parseRouteTable({
       apiVersion: 'graylane/v1',
       revision: 1,
-      services: { [SERVICE]: { stable: { endpoints: [upstreamUrl] } } },
+      services: process.env.GRAYLANE_BENCH_TABLE
+        ? largeServices(process.env.GRAYLANE_BENCH_TABLE, upstreamUrl)
+        : { [SERVICE]: { stable: { endpoints: [upstreamUrl] } } },
       entrypoints: [
         { name: SERVICE, match: { pathPrefix: '/' }, service: SERVICE, clientLanes: 'any' },
       ],
@@ -74,4 +76,26 @@ export async function startListener(listener, upstreamUrl) {
   });
   await proxy.start();
   return proxy.address(listener).port;
+}
+
+/**
+ * GRAYLANE_BENCH_TABLE=<services>x<lanes>: `bench` and services `svc-1`… of `lanes` lanes each, to
+ * weigh the size of the table alone (send `x-lane: lane-7`; compare 1x10 with 100x10). Lane 7 of
+ * `bench` is the upstream, and its stable the same upstream written as `localhost` (a service's
+ * endpoints must differ); every other endpoint is a port nothing listens on, never asked.
+ */
+function largeServices(size, upstreamUrl) {
+  const [count, laneCount] = size.split('x').map(Number);
+  const upstream = new URL(upstreamUrl);
+  const unused = (n) => `http://127.0.0.1:${20000 + n}`;
+  const services = {};
+  for (let s = 0; s < count; s++) {
+    const lanes = {};
+    for (let l = 0; l < laneCount; l++) {
+      lanes[`lane-${l}`] = { endpoints: [s === 0 && l === 7 ? upstreamUrl : unused(l)] };
+    }
+    const stable = s === 0 ? `http://localhost:${upstream.port}` : unused(laneCount);
+    services[s === 0 ? SERVICE : `svc-${s}`] = { stable: { endpoints: [stable] }, lanes };
+  }
+  return services;
 }

@@ -2,6 +2,7 @@ import { Agent } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GraylaneProxy } from '../src/index.js';
 import { metricValue, send, startProxy, startUpstream, table, type Upstream } from './helpers.js';
+import { rawConnect } from './raw-socket.js';
 import { referenceBucket } from './sticky-reference.js';
 
 type Echo = { upstream: string; headers: Record<string, string> };
@@ -242,5 +243,48 @@ describe('gateway: entrypoints and lane assignment', () => {
     const body = (await res.json()) as { body: string; method: string };
     expect(body.method).toBe('POST');
     expect(body.body.length).toBe(payload.length);
+  });
+
+  it('forwards a request body intact however the reads split it from its head', async () => {
+    const port = Number(new URL(proxy.url('gateway')).port);
+    const post = (body: string, framing: 'length' | 'chunked' = 'length') =>
+      `POST /api/upload HTTP/1.1\r\nHost: a\r\n${framing === 'length' ? `Content-Length: ${body.length}` : 'Transfer-Encoding: chunked'}\r\n\r\n`;
+    const chunk = (body: string) => `${body.length.toString(16)}\r\n${body}\r\n`;
+    const one = 'a'.repeat(1000);
+    const two = 'b'.repeat(700);
+    // Each case: what is written, in writes 30 ms apart; the bodies the upstream must have got.
+    const cases: Array<[string, string[], string[]]> = [
+      ['whole with its head', [post(one) + one], [one]],
+      [
+        'head and part of it, then the rest',
+        [post(one) + one.slice(0, 300), one.slice(300)],
+        [one],
+      ],
+      ['head, then the body', [post(one), one], [one]],
+      ['two requests in one write', [post(one) + one + post(two) + two], [one, two]],
+      ['chunked, the last chunk later', [post('', 'chunked') + chunk(one), '0\r\n\r\n'], [one]],
+      ['chunked, whole with its head', [`${post('', 'chunked')}${chunk(two)}0\r\n\r\n`], [two]],
+    ];
+    for (const [name, writes, bodies] of cases) {
+      const socket = await rawConnect(port);
+      let text = '';
+      const echoed = () => [...text.matchAll(/"body":"([ab]*)"/g)].map((m) => m[1]);
+      const answered = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2_000);
+        socket.on('data', (data: Buffer) => {
+          text += data.toString('latin1');
+          if (echoed().length < bodies.length) return;
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      for (const [i, bytes] of writes.entries()) {
+        if (i > 0) await new Promise((resolve) => setTimeout(resolve, 30));
+        socket.write(bytes);
+      }
+      await answered;
+      socket.destroy();
+      expect(echoed(), name).toEqual(bodies);
+    }
   });
 });

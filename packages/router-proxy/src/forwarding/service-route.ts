@@ -86,8 +86,22 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 const STOPPED = Symbol('stopped');
 
 /**
- * A body that a retry can send again: none, or one small enough to have been kept in memory. Its
- * reading ends when the signal stops (deadline, stall, client gone), and what was read is dropped.
+ * The body, if all of it came with the head: by the first microtask after the request event the
+ * parser has pushed what the same read held, so a small body of known length is waiting whole in
+ * the request's buffer. Sent from memory, it goes out with the head (undici streams a body in
+ * writes of its own) and may be sent again, as a kept body may.
+ */
+function arrivedBody(req: IncomingMessage, length: number, capBytes: number): Buffer | undefined {
+  if (req.readableDidRead || length > capBytes || req.readableLength > capBytes) return undefined;
+  if (req.readableLength !== length && !req.complete) return undefined;
+  const body: Buffer | null = req.read();
+  return body ?? Buffer.alloc(0);
+}
+
+/**
+ * A body that a retry can send again: none, one that came with the head (`arrivedBody`), or one
+ * small enough to have been kept in memory. Its reading ends when the signal stops (deadline,
+ * stall, client gone), and what was read is dropped. Otherwise (undefined) the body is streamed.
  */
 function replayableBody(
   req: IncomingMessage,
@@ -98,7 +112,7 @@ function replayableBody(
   if (!requestHasBody(req)) return Promise.resolve(null);
   const length = Number(req.headers['content-length']);
   if (!maySendTwice || !Number.isFinite(length) || length > capBytes) {
-    return Promise.resolve(undefined);
+    return Promise.resolve(capBytes).then((cap) => arrivedBody(req, length, cap));
   }
   return new Promise((resolve) => {
     let chunks: Buffer[] = [];

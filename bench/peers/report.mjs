@@ -50,7 +50,7 @@ function bodyTable(rows, at) {
       return `| ${r.name} | ${fmt(r.rps)} | ${ratio(r.rps, floorOf(r)?.rps)} | ${fmt(r.rps * mb, 1)} | ${fmt(r.coresPer1000, 3)} | ${ratio(r.perCore, floorOf(r)?.perCore)} |`;
     }),
     '',
-    'Closed loop (wrk, as above). Response bodies: a GET answered with 1 KiB or 1 MiB. Request bodies: a POST of 1 KiB or 1 MiB (`Content-Length`), which the upstream (nginx) reads whole before answering the small body; graylane streams a POST upstream (it buffers only bodies it may send twice).',
+    'Closed loop (wrk, as above). Response bodies: a GET answered with 1 KiB or 1 MiB. Request bodies: a POST of 1 KiB or 1 MiB (`Content-Length`), which the upstream (nginx) reads whole before answering the small body; graylane sends a body that came whole with its head (the 1 KiB one, as wrk writes it) from memory, and streams a larger POST upstream (it keeps only bodies it may send twice).',
   ];
 }
 

@@ -1,4 +1,5 @@
 export * from './baggage.js';
+export * from './bounded-memo.js';
 export * from './errors.js';
 export * from './lane.js';
 export * from './route-table/load.js';

@@ -1,4 +1,5 @@
 import { getBaggageValue, joinHeaderValues, setBaggageValue } from './baggage.js';
+import { BoundedMemo } from './bounded-memo.js';
 import { isStable, isValidLaneName, STABLE } from './lane.js';
 
 export const DEFAULT_LANE_HEADER = 'x-lane';
@@ -65,9 +66,7 @@ export function readLaneTag(
 /** The tag of a request with neither a lane header nor baggage: most requests. */
 const UNTAGGED: Readonly<LaneTag> = Object.freeze({ lane: STABLE, source: 'none', invalid: false });
 /** Tags read from a lane header alone, by its value: a service or proxy sees a handful of lanes. */
-const tagsByHeader = new Map<string, Readonly<LaneTag>>();
-/** Bounds the cache whatever values clients send; a full cache starts over. */
-const MAX_CACHED_TAGS = 256;
+const tagsByHeader = new BoundedMemo<string, Readonly<LaneTag>>(256);
 
 /**
  * `readLaneTag` for the request path: a request with no baggage gets one frozen tag per lane-header
@@ -87,13 +86,13 @@ export function readLaneTagOnce(
     return readLaneTag(laneHeaderValue, baggageValue, options);
   }
   if (laneHeaderValue === undefined) return UNTAGGED;
-  let tag = tagsByHeader.get(laneHeaderValue);
-  if (tag === undefined) {
-    tag = Object.freeze(readLaneTag(laneHeaderValue, undefined, options));
-    if (tagsByHeader.size >= MAX_CACHED_TAGS) tagsByHeader.clear();
-    tagsByHeader.set(laneHeaderValue, tag);
-  }
-  return tag;
+  return (
+    tagsByHeader.get(laneHeaderValue) ??
+    tagsByHeader.set(
+      laneHeaderValue,
+      Object.freeze(readLaneTag(laneHeaderValue, undefined, options)),
+    )
+  );
 }
 
 /** A minimal view of a header map, so the same code serves node:http, undici and plain objects. */

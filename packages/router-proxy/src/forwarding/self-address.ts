@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { BoundedMemo } from '../bounded-memo.js';
+import { BoundedMemo } from '@graylane/lane-core';
 import { AddressRanges } from '../http/addresses.js';
 import { hostWithoutPort } from '../routing/entrypoint.js';
 

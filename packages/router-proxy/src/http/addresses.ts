@@ -1,5 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { BoundedMemo } from '../bounded-memo.js';
+import { BoundedMemo } from '@graylane/lane-core';
 
 /** `10.0.0.0/8`, `fd00::/8`, or one address (a /32 or /128). */
 export function parseCidr(

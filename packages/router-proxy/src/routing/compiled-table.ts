@@ -7,8 +7,7 @@ import type {
   StringMatch,
   TagOptions,
 } from '@graylane/lane-core';
-import { formatHop, STABLE } from '@graylane/lane-core';
-import { BoundedMemo } from '../bounded-memo.js';
+import { BoundedMemo, formatHop, STABLE } from '@graylane/lane-core';
 
 /**
  * A route table prepared for the hot path: regexes compiled, entrypoints ordered, endpoint sets keyed

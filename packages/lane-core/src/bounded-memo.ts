@@ -1,6 +1,7 @@
 /**
- * Answers kept by key on the request path, for keys that come from clients (hosts, peer addresses):
- * when it holds `limit` of them it starts afresh, so a client sending new keys cannot grow it.
+ * Answers kept by key on the request path, for keys that come from clients (hosts, peer addresses,
+ * lane header values): when it holds `limit` of them it starts afresh, so a client sending new keys
+ * cannot grow it.
  */
 export class BoundedMemo<K, V> {
   private readonly answers = new Map<K, V>();

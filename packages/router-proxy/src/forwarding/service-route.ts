@@ -88,8 +88,9 @@ const STOPPED = Symbol('stopped');
 /**
  * The body, if all of it came with the head: by the first microtask after the request event the
  * parser has pushed what the same read held, so a small body of known length is waiting whole in
- * the request's buffer. Sent from memory, it goes out with the head (undici streams a body in
- * writes of its own) and may be sent again, as a kept body may.
+ * the request's buffer. Sent from memory, it needs no wrapper stream and no stream pump in undici
+ * (whose objects, kept across scavenges, cost mark-compacts under load), and may be sent again, as
+ * a kept body may.
  */
 function arrivedBody(req: IncomingMessage, length: number, capBytes: number): Buffer | undefined {
   if (req.readableDidRead || length > capBytes || req.readableLength > capBytes) return undefined;
@@ -112,7 +113,7 @@ function replayableBody(
   if (!requestHasBody(req)) return Promise.resolve(null);
   const length = Number(req.headers['content-length']);
   if (!maySendTwice || !Number.isFinite(length) || length > capBytes) {
-    return Promise.resolve(capBytes).then((cap) => arrivedBody(req, length, cap));
+    return Promise.resolve().then(() => arrivedBody(req, length, capBytes));
   }
   return new Promise((resolve) => {
     let chunks: Buffer[] = [];

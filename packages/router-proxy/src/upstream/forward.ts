@@ -57,9 +57,10 @@ type Settle = (outcome: ForwardOutcome) => void;
  *
  * It also keeps the attempt's response-headers deadline, on the runtime's deadline queue (exact to
  * the millisecond, without a Node timer per request): undici runs its own on a coarse timer (a
- * 499 ms tick; a 300 ms timeout answered after 1024-1038 ms), which stays set as a backstop. The time counts from when the request is sent: at once for a request whose body is
- * none or in memory (a new connection's connect time included, which the connect timeout bounds),
- * and from the end of a streamed body, as undici counts from the last body byte written.
+ * 499 ms tick; a 300 ms timeout answered after 1024-1038 ms), which stays set as a backstop. The
+ * time counts from when the request is sent: at once for a request whose body is none or in memory
+ * (a new connection's connect time included, which the connect timeout bounds), and from the end
+ * of a streamed body, as undici counts from the last body byte written.
  */
 class ResponseRelay implements Dispatcher.DispatchHandler {
   status = 0;
